@@ -1,0 +1,1 @@
+"""rcstatus: RingCentral phone presence in Slack."""

@@ -1,0 +1,184 @@
+"""The `rcstatus-bot` command line: parses arguments and runs the chosen subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Sequence
+from pathlib import Path
+from typing import TextIO
+from urllib.parse import urlsplit
+
+from bot.errors import BotError
+from bot.sim.company import build_company
+from bot.sim.limits import TimeScale
+from bot.sim.ringcentral import RingCentralSimulator
+from bot.sim.slack import SlackSimulator
+
+log = logging.getLogger("rcstatus.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rcstatus-bot",
+        description="RingCentral phone presence in Slack.",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much to log (default INFO)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sim = commands.add_parser(
+        "sim",
+        help="run the RingCentral and Slack simulators",
+        description=(
+            "Start both simulators with a synthetic company, write an env file the bot can use "
+            "unchanged, print one JSON line with their URLs, and run until interrupted."
+        ),
+    )
+    sim.add_argument("--users", type=_positive_int, default=25, help="people on both sides")
+    sim.add_argument("--seed", type=int, default=1, help="seed of the synthetic company")
+    sim.add_argument("--host", default="127.0.0.1", help="address both simulators bind")
+    sim.add_argument("--rc-port", type=_port, default=8901, help="RingCentral simulator port")
+    sim.add_argument("--slack-port", type=_port, default=8902, help="Slack simulator port")
+    sim.add_argument(
+        "--app-url",
+        default="http://127.0.0.1:3000",
+        help="where the bot's HTTP endpoints live (OAuth redirect, request URL)",
+    )
+    sim.add_argument(
+        "--time-scale",
+        type=_positive_float,
+        default=1.0,
+        help="divide every enforced duration (rate windows, TTLs, timeouts) by this factor",
+    )
+    sim.add_argument(
+        "--env-file",
+        type=Path,
+        default=Path("sim.env"),
+        help="where to write the bot's settings for these simulators (default sim.env)",
+    )
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a whole number above 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be a number above 0")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 65536:
+        raise argparse.ArgumentTypeError("must be a port between 0 and 65535 (0 picks a free one)")
+    return value
+
+
+def run_cli(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "sim":
+            return asyncio.run(run_simulators(args, out))
+    except BotError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def simulator_env(
+    rc: RingCentralSimulator, slack: SlackSimulator, *, app_url: str, time_scale: TimeScale
+) -> dict[str, str]:
+    """The settings that point an unmodified bot at these simulators."""
+    app_port = urlsplit(app_url).port or 3000
+    return {
+        "RC_SERVER_URL": rc.url,
+        "RC_CLIENT_ID": rc.client_id,
+        "RC_CLIENT_SECRET": rc.client_secret,
+        "RC_JWT": rc.jwt,
+        "SLACK_API_URL": slack.url + "/api/",
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_APP_TOKEN": slack.app_token,
+        "SLACK_SIGNING_SECRET": slack.signing_secret,
+        "SLACK_CLIENT_ID": slack.client_id,
+        "SLACK_CLIENT_SECRET": slack.client_secret,
+        "PORT": str(app_port),
+        # The simulators shorten Slack's and RingCentral's minute; the bot's budgets follow.
+        "RATE_WINDOW_SECONDS": f"{time_scale.seconds(60):g}",
+    }
+
+
+def write_env_file(path: Path, env: dict[str, str]) -> None:
+    lines = [
+        "# Written by `rcstatus-bot sim`: settings that point the bot at the simulators.",
+        "# Remove SLACK_APP_TOKEN to use HTTP mode (requests signed with SLACK_SIGNING_SECRET).",
+    ]
+    lines += [f"{key}={value}" for key, value in env.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+
+
+async def run_simulators(args: argparse.Namespace, out: TextIO) -> int:
+    company = build_company(args.users, args.seed)
+    time_scale = TimeScale(args.time_scale)
+    rc = RingCentralSimulator(company, time_scale=time_scale, host=args.host, port=args.rc_port)
+    slack = SlackSimulator(
+        company, time_scale=time_scale, host=args.host, port=args.slack_port, app_url=args.app_url
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await _start(rc.start(), "RingCentral", args.rc_port)
+        await _start(slack.start(), "Slack", args.slack_port)
+        env = simulator_env(rc, slack, app_url=args.app_url, time_scale=time_scale)
+        write_env_file(args.env_file, env)
+        ready = {
+            "ringcentral_url": rc.url,
+            "slack_url": slack.url,
+            "slack_api_url": env["SLACK_API_URL"],
+            "ringcentral_control": rc.url + "/_sim/",
+            "slack_control": slack.url + "/_sim/",
+            "env_file": str(args.env_file),
+            "users": args.users,
+            "seed": args.seed,
+            "time_scale": args.time_scale,
+            "app_url": args.app_url,
+        }
+        print(json.dumps(ready), file=out, flush=True)
+        log.info("simulators running; Ctrl-C to stop")
+        await stop.wait()
+        log.info("stopping simulators")
+    finally:
+        await slack.stop()
+        await rc.stop()
+    return 0
+
+
+async def _start(starting: Awaitable[None], name: str, port: int) -> None:
+    try:
+        await starting
+    except OSError as exc:
+        raise BotError(f"cannot start the {name} simulator on port {port}: {exc.strerror}") from exc

@@ -1,0 +1,255 @@
+"""Typed settings from the environment and an optional .env file; the only reader of os.environ."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+from bot.errors import ConfigError
+
+RC_CONSOLE: Final = "the RingCentral Developer Console (https://developers.ringcentral.com/console)"
+SLACK_APP_PAGE: Final = "your Slack app's page (https://api.slack.com/apps)"
+DEFAULT_DATABASE_FILE: Final = "rcstatus.db"
+
+
+class Secret:
+    """A credential that never shows itself in repr, str or logs; `reveal()` is the only way out."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
+        raise ValueError("expected an http(s) URL such as https://platform.ringcentral.com")
+    return value
+
+
+def _api_url(value: str) -> str:
+    _url(value)
+    return value if value.endswith("/") else value + "/"
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 0 < port < 65536:
+        raise ValueError("expected a TCP port between 1 and 65535")
+    return port
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("expected a whole number above 0")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("expected a number above 0")
+    return number
+
+
+def _prefixed(*prefixes: str) -> Callable[[str], Secret]:
+    def parse(value: str) -> Secret:
+        if not value.startswith(prefixes):
+            raise ValueError(f"expected a token starting with {' or '.join(prefixes)}")
+        return Secret(value)
+
+    return parse
+
+
+def _database_url(value: str) -> str:
+    if "://" not in value:
+        raise ValueError("expected a SQLAlchemy URL such as postgresql+asyncpg://user@host/db")
+    scheme = value.split("://", 1)[0]
+    if scheme in ("postgres", "postgresql"):
+        # Hosting platforms hand out plain postgres:// URLs; the async engine needs a driver.
+        return "postgresql+asyncpg://" + value.split("://", 1)[1]
+    return value
+
+
+def _env(
+    name: str,
+    source: str,
+    parse: Callable[[str], Any] = str,
+    *,
+    default: Any = None,
+) -> Any:
+    """Declare a setting: its variable, where its value comes from, how to parse it."""
+    return field(default=default, metadata={"env": name, "source": source, "parse": parse})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the bot can be told; credentials are `Secret`s and nothing changes after start."""
+
+    rc_server_url: str = _env(
+        "RC_SERVER_URL",
+        "RingCentral's API server; keep the default unless you use a partner brand",
+        _url,
+        default="https://platform.ringcentral.com",
+    )
+    rc_client_id: str | None = _env("RC_CLIENT_ID", f"the app's Credentials page in {RC_CONSOLE}")
+    rc_client_secret: Secret | None = _env(
+        "RC_CLIENT_SECRET", f"the app's Credentials page in {RC_CONSOLE}", Secret
+    )
+    rc_jwt: Secret | None = _env(
+        "RC_JWT", f"Credentials → JWT credentials in {RC_CONSOLE} (create one for this app)", Secret
+    )
+    slack_bot_token: Secret | None = _env(
+        "SLACK_BOT_TOKEN",
+        f"OAuth & Permissions → Bot User OAuth Token on {SLACK_APP_PAGE}",
+        _prefixed("xoxb-"),
+    )
+    slack_app_token: Secret | None = _env(
+        "SLACK_APP_TOKEN",
+        f"Basic Information → App-Level Tokens (scope connections:write) on {SLACK_APP_PAGE}; "
+        "set it to use Socket Mode, leave it empty for HTTP mode",
+        _prefixed("xapp-"),
+    )
+    slack_signing_secret: Secret | None = _env(
+        "SLACK_SIGNING_SECRET", f"Basic Information → Signing Secret on {SLACK_APP_PAGE}", Secret
+    )
+    slack_client_id: str | None = _env(
+        "SLACK_CLIENT_ID", f"Basic Information → App Credentials → Client ID on {SLACK_APP_PAGE}"
+    )
+    slack_client_secret: Secret | None = _env(
+        "SLACK_CLIENT_SECRET",
+        f"Basic Information → App Credentials → Client Secret on {SLACK_APP_PAGE}",
+        Secret,
+    )
+    slack_api_url: str = _env(
+        "SLACK_API_URL",
+        "Slack's Web API base; keep the default unless you run the simulator",
+        _api_url,
+        default="https://slack.com/api/",
+    )
+    database_url: str = _env(
+        "DATABASE_URL",
+        "your database; unset means a SQLite file in the working directory",
+        _database_url,
+        default=f"sqlite+aiosqlite:///{DEFAULT_DATABASE_FILE}",
+    )
+    port: int = _env(
+        "PORT",
+        "the port the bot's HTTP endpoints listen on (your platform may set it)",
+        _port,
+        default=3000,
+    )
+    rate_window_seconds: float = _env(
+        "RATE_WINDOW_SECONDS",
+        "the length of the window every per-minute budget refers to; "
+        "only the simulators' time scaling shortens it",
+        _positive_float,
+        default=60.0,
+    )
+    slack_profile_writes_per_minute: int = _env(
+        "SLACK_PROFILE_WRITES_PER_MINUTE",
+        "Slack's Tier 3 limit for users.profile.set per workspace",
+        _positive_int,
+        default=50,
+    )
+    slack_writes_per_profile_per_minute: int = _env(
+        "SLACK_WRITES_PER_PROFILE_PER_MINUTE",
+        "Slack's limit of profile updates per user per token",
+        _positive_int,
+        default=10,
+    )
+    slack_admin_profiles_per_minute: int = _env(
+        "SLACK_ADMIN_PROFILES_PER_MINUTE",
+        "Slack's limit of distinct profiles one admin token may set",
+        _positive_int,
+        default=30,
+    )
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        env_file: str | Path | None = ".env",
+    ) -> Settings:
+        """Read the process environment over an optional .env file (the environment wins).
+
+        Every problem is collected so one failed start names all of them.
+        """
+        values: dict[str, str] = {}
+        if env_file is not None and Path(env_file).is_file():
+            values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+
+        parsed: dict[str, Any] = {}
+        problems: list[str] = []
+        for spec in fields(cls):
+            meta = spec.metadata
+            raw = values.get(meta["env"], "").strip()
+            if not raw:
+                continue
+            try:
+                parsed[spec.name] = meta["parse"](raw)
+            except ValueError as exc:
+                # The value itself stays out of the message: it may be a secret.
+                problems.append(
+                    f"{meta['env']} is malformed ({exc}); it comes from {meta['source']}."
+                )
+        if problems:
+            raise ConfigError(problems)
+        return cls(**parsed)
+
+    def missing_for_run(self) -> list[str]:
+        """Problems that stop the bot from talking to the real services."""
+        needed = ["rc_client_id", "rc_client_secret", "rc_jwt", "slack_bot_token"]
+        if self.slack_app_token is None:
+            needed.append("slack_signing_secret")
+        problems = []
+        for spec in fields(self):
+            if spec.name in needed and not getattr(self, spec.name):
+                meta = spec.metadata
+                problems.append(f"{meta['env']} is not set; it comes from {meta['source']}.")
+        return problems
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+    @property
+    def slack_authorize_url(self) -> str:
+        """Slack's OAuth page beside the Web API (slack.com/api/ → slack.com/oauth/v2/authorize)."""
+        base = self.slack_api_url.removesuffix("/").removesuffix("/api")
+        return f"{base}/oauth/v2/authorize"
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(variable, default, where the value comes from) for every setting, for docs and `--help`."""
+    rows = []
+    for spec in fields(Settings):
+        default = "" if spec.default is None else str(spec.default)
+        rows.append((spec.metadata["env"], default, spec.metadata["source"]))
+    return rows

@@ -1,0 +1,16 @@
+"""The bot's own error types: what crosses a boundary is one of these, never an SDK exception."""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Base of every error the bot raises on purpose; its message is safe to log and show."""
+
+
+class ConfigError(BotError):
+    """The configuration is missing or malformed; the message names each variable and its source."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(f"rcstatus cannot start; fix the configuration:\n{lines}")

@@ -1,0 +1,1 @@
+"""RingCentral side: auth, directory, presence snapshot and WebSocket subscription."""

@@ -1,0 +1,1 @@
+"""Simulators of RingCentral and Slack for tests, benchmarks and the demo."""

@@ -1,0 +1,1 @@
+"""Slack side: Bolt app, status writer, scheduler, notifier and Block Kit."""
