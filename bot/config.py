@@ -77,6 +77,13 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def _id_list(value: str) -> tuple[str, ...]:
+    ids = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not all(part.isdigit() for part in ids):
+        raise ValueError("expected extension ids (digits) separated by commas")
+    return ids
+
+
 def _prefixed(*prefixes: str) -> Callable[[str], Secret]:
     def parse(value: str) -> Secret:
         if not value.startswith(prefixes):
@@ -188,6 +195,27 @@ class Settings:
         "Slack's limit of distinct profiles one admin token may set",
         _positive_int,
         default=30,
+    )
+
+    presence_snapshot_seconds: float = _env(
+        "PRESENCE_SNAPSHOT_SECONDS",
+        "how often everyone's presence is re-read over REST as a safety net (the WebSocket "
+        "subscription carries every change in between)",
+        _positive_float,
+        default=600.0,
+    )
+    directory_refresh_seconds: float = _env(
+        "DIRECTORY_REFRESH_SECONDS",
+        "how often the RingCentral user list is re-read (it is also re-read on change events)",
+        _positive_float,
+        default=3600.0,
+    )
+    rc_detailed_extensions: tuple[str, ...] = _env(
+        "RC_DETAILED_EXTENSIONS",
+        "comma-separated extension ids that get a detailed presence filter (call start times); "
+        "everyone else is covered by the account-wide filter",
+        _id_list,
+        default=(),
     )
 
     @classmethod

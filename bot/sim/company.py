@@ -134,7 +134,10 @@ def build_company(
         return account_id + 1000 * int(number), number
 
     kinds: list[Literal["both", "slack", "rc", "disabled"]] = (
-        ["both"] * users + ["slack"] * slack_only + ["rc"] * ringcentral_only + ["disabled"] * disabled
+        ["both"] * users
+        + ["slack"] * slack_only
+        + ["rc"] * ringcentral_only
+        + ["disabled"] * disabled
     )
     for index, kind in enumerate(kinds):
         first, last, email = new_name()
