@@ -6,20 +6,25 @@ import random
 from dataclasses import dataclass, field
 from typing import Literal
 
-FIRST_NAMES = (
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+FIRST_NAMES = _words(
     "Alice Bob Carol Dave Erin Frank Grace Heidi Ivan Judy Mallory Niaj Olivia Peggy Rupert "
     "Sybil Trent Victor Walter Yasmin Zoe Aaron Bianca Caleb Delia Emil Fatima Gustavo Hana "
     "Igor Jasmine Kenji Leila Marco Nadia Oscar Priya Quentin Rosa Samir Tomas Uma Vera Wen "
     "Xavier Yusuf Zara Amara Bruno Chloe Dmitri Elena Felix Gita Hugo Ines Jonas Kira Luca "
     "Maya Noah Omar Paula Rafael Sofia Theo Ulla Viktor Willa"
-).split()
-LAST_NAMES = (
+)
+LAST_NAMES = _words(
     "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez "
     "Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris "
     "Sanchez Clark Ramirez Lewis Robinson Walker Young Allen King Wright Scott Torres Nguyen Hill "
     "Flores Green Adams Nelson Baker Hall Rivera Campbell Mitchell Carter Roberts Kowalski Novak "
     "Tanaka Sato Okafor Haddad Larsen Virtanen Rossi Schmidt Dubois Silva"
-).split()
+)
 
 Role = Literal["member", "admin", "owner"]
 
@@ -40,7 +45,7 @@ class Person:
 
     @property
     def rc_email(self) -> str:
-        """The email as RingCentral stores it (some admins type capitals; matching must not care)."""
+        """The email as RingCentral stores it: admins type capitals, matching must not care."""
         if not self.rc_email_capitalised:
             return self.email
         local, _, domain = self.email.partition("@")
@@ -133,7 +138,7 @@ def build_company(
         next_extension_number += 1
         return account_id + 1000 * int(number), number
 
-    kinds: list[Literal["both", "slack", "rc", "disabled"]] = (
+    kinds: list[str] = (
         ["both"] * users
         + ["slack"] * slack_only
         + ["rc"] * ringcentral_only
@@ -169,14 +174,14 @@ def build_company(
     system_kinds = ("Department", "IvrMenu", "Announcement", "Voicemail", "ParkLocation")
     systems = []
     for index in range(system_extensions):
-        kind = system_kinds[index % len(system_kinds)]
+        system_kind = system_kinds[index % len(system_kinds)]
         number = str(900 + index)
         systems.append(
             SystemExtension(
                 extension_id=account_id + 1000 * int(number) + 7,
                 extension_number=number,
-                name=f"{kind} {number}",
-                type=kind,
+                name=f"{system_kind} {number}",
+                type=system_kind,
             )
         )
     return Company(
