@@ -76,6 +76,7 @@ class PresencePipeline:
         restored = await self.coordinator.restore()
         if restored:
             log.info("restored the last known presence of %d extensions", restored)
+        supervisor.start("ringcentral-token", self.client.keep_token_fresh)
         supervisor.start("ringcentral-subscriber", self.subscriber.run, stop=self.subscriber.stop)
         supervisor.start("presence-snapshots", self.coordinator.run_snapshots)
         supervisor.start("ringcentral-directory", self.coordinator.run_directory)

@@ -103,14 +103,18 @@ class Supervisor:
             for result in results:
                 if isinstance(result, BaseException):
                     log.warning("a task's stop hook failed: %s", result)
+        # Tasks with a stop hook get the grace period to finish; the rest are cancelled now.
+        polite_tasks = [e.task for e in entries if e.task is not None and e.stop is not None]
+        for entry in entries:
+            if entry.task is not None and entry.stop is None:
+                entry.task.cancel()
+        if polite_tasks:
+            _done, pending = await asyncio.wait(polite_tasks, timeout=grace / 2)
+            for task in pending:
+                task.cancel()
         tasks = [entry.task for entry in entries if entry.task is not None]
-        if not tasks:
-            return
-        _done, pending = await asyncio.wait(tasks, timeout=grace / 2)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=grace / 2)
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace / 2)
         for entry in entries:
             finished = entry.task
             if finished is None or not finished.done() or finished.cancelled():

@@ -115,6 +115,7 @@ class ClientStats:
     retries: int = 0
     logins: int = 0
     refreshes: int = 0
+    unauthorized: int = 0
 
 
 class RingCentralClient:
@@ -232,6 +233,16 @@ class RingCentralClient:
             if remaining <= self._token_lifetime * (1 - REFRESH_AT_SHARE_OF_LIFETIME):
                 await self._replace_token(refresh=True)
 
+    async def keep_token_fresh(self) -> None:
+        """Refresh ahead of expiry even while idle, so a reconnect never waits on a dead token."""
+        await self.login()
+        while True:
+            refresh_at = self._token_expires_at - self._token_lifetime * (
+                1 - REFRESH_AT_SHARE_OF_LIFETIME
+            )
+            await self._sleep(max(0.05, refresh_at - self._clock()))
+            await self._ensure_fresh_token()
+
     async def _recover_from_401(self) -> None:
         """A token died under us (revoked, expired out of band): refresh, or log in again."""
         async with self._auth_lock:
@@ -285,6 +296,7 @@ class RingCentralClient:
             if exc.status != 401:
                 raise
             log.warning("RingCentral rejected our access token; renewing it")
+            self.stats.unauthorized += 1
             await self._recover_from_401()
             return await self._send(method, path, action)
 

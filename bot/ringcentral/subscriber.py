@@ -60,6 +60,7 @@ class SubscriberHealth:
     recoveries: int = 0
     failed_recoveries: int = 0
     skipped_frames: int = 0
+    heartbeats_sent: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +72,7 @@ class SubscriberHealth:
             "recoveries": self.recoveries,
             "failed_recoveries": self.failed_recoveries,
             "skipped_frames": self.skipped_frames,
+            "heartbeats_sent": self.heartbeats_sent,
         }
 
 
@@ -323,6 +325,7 @@ class Subscriber:
         while True:
             await asyncio.sleep(interval)
             await socket.send(json.dumps([{"type": "Heartbeat", "messageId": str(uuid.uuid4())}]))
+            self.health.heartbeats_sent += 1
 
     async def _receive(self, socket: ClientConnection) -> None:
         async for raw in socket:

@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -103,6 +104,8 @@ class AuthService:
     _by_access: dict[str, OAuthSession] = field(default_factory=dict)
     _by_refresh: dict[str, OAuthSession] = field(default_factory=dict)
     _ws_tokens: dict[str, _WsToken] = field(default_factory=dict)
+    # Every credential handed out, newest last, so tests can prove none of them reached a log.
+    issued: deque[str] = field(default_factory=lambda: deque(maxlen=10_000))
 
     # ---- client authentication -----------------------------------------------------------------
 
@@ -168,6 +171,7 @@ class AuthService:
         session.refresh_expires = now + self.time_scale.seconds(refresh_ttl)
         self._by_access[session.access_token] = session
         self._by_refresh[session.refresh_token] = session
+        self.issued.extend((session.access_token, session.refresh_token))
         return {
             "access_token": session.access_token,
             "token_type": "bearer",
@@ -218,6 +222,7 @@ class AuthService:
         for token in expired:
             del self._ws_tokens[token]
         token = secrets.token_urlsafe(32)
+        self.issued.append(token)
         self._ws_tokens[token] = _WsToken(session, now + self.time_scale.seconds(self.ws_token_ttl))
         return {
             "ws_access_token": token,

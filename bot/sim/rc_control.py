@@ -73,6 +73,7 @@ class ControlApi:
             web.post("/_sim/extensions/{id}/disable", wrap(self.disable)),
             web.post("/_sim/extensions/{id}/enable", wrap(self.enable)),
             web.post("/_sim/ws/drop", wrap(self.drop)),
+            web.post("/_sim/ws/send", wrap(self.send_frame)),
             web.post("/_sim/tokens/expire", wrap(self.expire_tokens)),
             web.post("/_sim/tokens/revoke", wrap(self.revoke_tokens)),
             web.get("/_sim/faults", wrap(self.list_faults)),
@@ -178,6 +179,13 @@ class ControlApi:
         if error is not None and not isinstance(error, str):
             raise ControlError("error must be a string such as WSG-903")
         return json_response({"dropped": await self._sim.drop_sockets(error)})
+
+    async def send_frame(self, request: web.Request) -> web.StreamResponse:
+        body = await _json_object(request)
+        frame = body.get("frame")
+        if not isinstance(frame, str):
+            raise ControlError("frame must be a string, sent to every socket as it is")
+        return json_response({"sent": self._sim.send_raw_frame(frame)})
 
     async def expire_tokens(self, request: web.Request) -> web.StreamResponse:
         return json_response({"expired": self._sim.expire_tokens()})

@@ -397,6 +397,12 @@ class Gateway:
         await asyncio.gather(*(c.finished.wait() for c in connections))
         return len(connections)
 
+    def send_raw(self, frame: str) -> int:
+        """Send `frame` verbatim to every socket: how tests show the bot survives garbage."""
+        for connection in self._connections:
+            connection.send(frame)
+        return len(self._connections)
+
     async def shutdown(self) -> None:
         connections = list(self._connections)
         for connection in connections:

@@ -225,6 +225,14 @@ class RingCentralSimulator:
 
     # ---- faults, tokens, sockets ---------------------------------------------------------------
 
+    def issued_secrets(self) -> set[str]:
+        """The app's credentials and every token issued so far (for log-leak tests)."""
+        return {self.client_secret, self.jwt, *self._auth.issued}
+
+    def send_raw_frame(self, frame: str) -> int:
+        """Send one frame, exactly as given (malformed on purpose), to every gateway socket."""
+        return self._gateway.send_raw(frame)
+
     async def drop_sockets(self, error: str | None = None) -> int:
         """Drop every gateway socket, sending that Error first if given; returns once all are gone.
 

@@ -53,7 +53,7 @@ def test_sim_prints_urls_writes_env_and_stops_cleanly(tmp_path: Path) -> None:
         assert oct(env_file.stat().st_mode & 0o777) == "0o600"
 
         extensions = _get(ready["ringcentral_control"] + "extensions")
-        users = _get(ready["slack_control"] + "users")
+        users = _get(ready["slack_control"] + "users")["users"]
         rc_emails = {e["email"].lower() for e in extensions if e["type"] == "User"}
         slack_emails = {u["email"] for u in users}
         assert len(rc_emails & slack_emails) == 50

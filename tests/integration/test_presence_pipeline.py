@@ -1,0 +1,374 @@
+"""The presence pipeline against the RingCentral simulator, through the real SDK and sockets."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.app import PresencePipeline
+from bot.config import Settings
+from bot.presence import Availability, Transition
+from bot.ringcentral.subscriber import LinkState
+from bot.sim.company import Company, build_company
+from bot.sim.limits import TimeScale
+from bot.sim.ringcentral import RingCentralSimulator
+from bot.supervisor import Supervisor
+from tests.helpers import ControlClient, wait_until
+
+pytestmark = pytest.mark.asyncio
+
+
+@dataclass
+class Recorder:
+    """A transition consumer that remembers what it was told, as the Slack side will be told."""
+
+    transitions: list[Transition] = field(default_factory=list)
+
+    async def on_transition(self, transition: Transition) -> None:
+        self.transitions.append(transition)
+
+    def of(self, extension_id: str) -> list[tuple[Availability | None, Availability]]:
+        """Changes of one extension after it was first seen (the snapshot introduces everyone)."""
+        return [
+            (t.old, t.new)
+            for t in self.transitions
+            if t.extension_id == extension_id and t.old is not None
+        ]
+
+
+@dataclass
+class Harness:
+    company: Company
+    sim: RingCentralSimulator
+    control: ControlClient
+    pipeline: PresencePipeline
+    supervisor: Supervisor
+    recorder: Recorder
+    scale: TimeScale
+
+    @property
+    def subscriber_state(self) -> LinkState:
+        return self.pipeline.subscriber.health.state
+
+    def person(self, index: int) -> str:
+        """The index-th enabled user who starts out available (the simulator seeds some as busy)."""
+        book = self.pipeline.coordinator.book
+        available = [
+            str(p.extension_id)
+            for p in self.company.rc_users
+            if p.extension_status == "Enabled"
+            and (known := book.get(str(p.extension_id))) is not None
+            and known.availability is Availability.AVAILABLE
+        ]
+        return available[index]
+
+    async def sim_presence(self) -> dict[str, dict[str, Any]]:
+        rows = await self.control.get("extensions")
+        return {str(row["id"]): row["presence"] for row in rows}
+
+    async def settled(self) -> None:
+        """Connected and the first snapshot applied."""
+        await wait_until(
+            lambda: (
+                self.subscriber_state is LinkState.CONNECTED
+                and self.pipeline.coordinator.snapshot_done.is_set()
+            ),
+            message="subscriber connected and snapshot applied",
+        )
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def capture_logs() -> Iterator[list[logging.LogRecord]]:
+    """Every record any logger emits while the block runs, at DEBUG and above."""
+    handler = _ListHandler()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield handler.records
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
+def assert_no_credentials_in(records: list[logging.LogRecord], secrets: set[str]) -> None:
+    """No client secret, JWT, access, refresh or WebSocket token in any log line of the run."""
+    assert records, "the pipeline logged nothing at all"
+    text = "\n".join(record.getMessage() for record in records)
+    leaked = [secret for secret in secrets if secret in text]
+    assert not leaked, f"{len(leaked)} credentials reached the logs"
+    assert "access_token=" not in text.replace("access_token=[redacted]", "")
+
+
+def settings_for(sim: RingCentralSimulator, scale: TimeScale, **extra: str) -> Settings:
+    return Settings.from_env(
+        {
+            "RC_SERVER_URL": sim.url,
+            "RC_CLIENT_ID": sim.client_id,
+            "RC_CLIENT_SECRET": sim.client_secret,
+            "RC_JWT": sim.jwt,
+            "RATE_WINDOW_SECONDS": str(scale.seconds(60)),
+            **extra,
+        },
+        env_file=None,
+    )
+
+
+@contextlib.asynccontextmanager
+async def start_harness(
+    users: int = 20, scale: float = 60.0, sim_options: dict[str, Any] | None = None, **extra: str
+) -> AsyncIterator[Harness]:
+    company = build_company(users, seed=7)
+    time_scale = TimeScale(scale)
+    sim = RingCentralSimulator(company, time_scale=time_scale, **(sim_options or {}))
+    await sim.start()
+    recorder = Recorder()
+    supervisor = Supervisor(backoff_base=0.05, backoff_cap=0.5)
+    async with aiohttp.ClientSession() as session:
+        pipeline = PresencePipeline.build(
+            settings_for(sim, time_scale, **extra), consumers=[recorder]
+        )
+        pipeline.subscriber._backoff_base = 0.05  # reconnect quickly; the sim compresses time
+        harness = Harness(
+            company, sim, ControlClient(sim.url, session), pipeline, supervisor, recorder,
+            time_scale,
+        )  # fmt: skip
+        with capture_logs() as records:
+            try:
+                await pipeline.start(supervisor)
+                await harness.settled()
+                yield harness
+            finally:
+                await supervisor.stop()
+                await sim.stop()
+        assert_no_credentials_in(records, sim.issued_secrets())
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    async with start_harness() as h:
+        yield h
+
+
+async def call(h: Harness, extension_id: str, state: str) -> None:
+    await h.control.post(f"extensions/{extension_id}/call", {"state": state})
+
+
+async def test_bootstrap_of_5000_users_reads_pages_not_extensions() -> None:
+    async with start_harness(users=5000, scale=60.0) as h:
+        stats = await h.control.get("stats")
+        requests = stats["requests"]
+        list_pages = requests.get("GET /restapi/v1.0/account/~/extension", 0)
+        presence_pages = requests.get("GET /restapi/v1.0/account/~/presence", 0)
+        assert 1 <= list_pages <= 5
+        assert 1 <= presence_pages <= 5
+        per_extension = [k for k in requests if "{id}" in k]
+        assert per_extension == []
+        assert len(h.pipeline.directory) >= 5000
+        assert len(h.pipeline.coordinator.book) >= 5000
+
+
+async def test_a_call_yields_exactly_the_transitions_the_policy_needs(harness: Harness) -> None:
+    alice = harness.person(3)
+    for state in ("ringing", "connected", "hold", "connected", "ended"):
+        await call(harness, alice, state)
+    await wait_until(
+        lambda: harness.recorder.of(alice)[-1:] == [(Availability.ON_CALL, Availability.AVAILABLE)],
+        message="the call to end",
+    )
+    assert harness.recorder.of(alice) == [
+        (Availability.AVAILABLE, Availability.RINGING),
+        (Availability.RINGING, Availability.ON_CALL),
+        (Availability.ON_CALL, Availability.AVAILABLE),
+    ]
+
+
+async def test_presence_fields_reach_the_coordinator(harness: Harness) -> None:
+    bob = harness.person(4)
+    await harness.control.post(f"extensions/{bob}/presence", {"dndStatus": "DoNotAcceptAnyCalls"})
+    await wait_until(
+        lambda: harness.recorder.of(bob) == [(Availability.AVAILABLE, Availability.DND)]
+    )
+    await harness.control.post(f"extensions/{bob}/presence", {"meetingStatus": "Connected"})
+    await wait_until(
+        lambda: harness.recorder.of(bob)[-1] == (Availability.DND, Availability.IN_MEETING)
+    )
+    await harness.control.post(f"extensions/{bob}/presence", {"allowSeeMyPresence": False})
+    await wait_until(lambda: harness.recorder.of(bob)[-1][1] is Availability.HIDDEN)
+
+
+@pytest.mark.parametrize("error", [None, "WSG-903"])
+async def test_drop_recovers_with_wsc_and_loses_nothing(
+    harness: Harness, error: str | None
+) -> None:
+    carol, dave = harness.person(5), harness.person(6)
+    await call(harness, carol, "connected")
+    await wait_until(lambda: bool(harness.recorder.of(carol)), message="carol on a call")
+    connections = harness.pipeline.subscriber.health.connections
+    # Stop the bot from reconnecting for a moment, so changes happen while it is away.
+    await harness.control.post(
+        "faults", {"path": "/restapi/oauth/wstoken", "status": 503, "count": 1}
+    )
+    await harness.control.post("ws/drop", {"error": error} if error else {})
+    await call(harness, carol, "ended")
+    await call(harness, dave, "ringing")
+    await call(harness, dave, "connected")
+    await wait_until(
+        lambda: harness.recorder.of(dave)[-1:] == [(Availability.RINGING, Availability.ON_CALL)],
+        message="the missed changes to be replayed",
+    )
+    health = harness.pipeline.subscriber.health
+    assert health.recoveries == 1
+    assert health.connections == connections + 1
+    assert harness.recorder.of(carol) == [
+        (Availability.AVAILABLE, Availability.ON_CALL),
+        (Availability.ON_CALL, Availability.AVAILABLE),
+    ]
+    assert harness.recorder.of(dave) == [
+        (Availability.AVAILABLE, Availability.RINGING),
+        (Availability.RINGING, Availability.ON_CALL),
+    ]
+    # A clean recovery needs no snapshot.
+    assert harness.pipeline.coordinator.stats.snapshots == 1
+
+
+async def _assert_state_matches_sim(h: Harness) -> None:
+    async def matches() -> bool:
+        sim = await h.sim_presence()
+        for extension_id, presence in sim.items():
+            known = h.pipeline.coordinator.book.get(extension_id)
+            if known is None:
+                return False
+            if presence.get("telephonyStatus") and (
+                known.telephony_status is None
+                or known.telephony_status.value != presence["telephonyStatus"]
+            ):
+                return False
+        return True
+
+    await wait_until(matches, timeout=15, message="the bot's presence to equal the simulator's")
+
+
+async def test_recovery_with_a_new_oauth_session_fails_then_resubscribes_and_snapshots(
+    harness: Harness,
+) -> None:
+    erin = harness.person(7)
+    # A revoked session forces a JWT login: the wsc belongs to the old session (WSG-1003).
+    await harness.control.post("tokens/revoke")
+    await harness.control.post("ws/drop")
+    await call(harness, erin, "connected")
+    await wait_until(lambda: harness.pipeline.subscriber.health.failed_recoveries == 1)
+    assert harness.pipeline.client.stats.logins == 2  # the refresh token died with the session
+    await wait_until(lambda: harness.pipeline.coordinator.stats.snapshots >= 2)
+    await _assert_state_matches_sim(harness)
+    assert harness.recorder.of(erin)[-1] == (Availability.AVAILABLE, Availability.ON_CALL)
+
+
+async def test_reconnect_after_the_recovery_window_starts_a_new_session() -> None:
+    async with start_harness(scale=600.0) as h:
+        frank = h.person(8)
+        before = h.pipeline.subscriber.health.connections
+        # Keep the bot out longer than the (scaled) 180 s recovery window.
+        await h.control.post(
+            "faults", {"path": "/restapi/oauth/wstoken", "status": 503, "count": 12}
+        )
+        await h.control.post("ws/drop")
+        await call(h, frank, "connected")
+        await wait_until(
+            lambda: (
+                h.pipeline.subscriber.health.connections > before
+                and h.subscriber_state is LinkState.CONNECTED
+            ),
+            timeout=30,
+            message="a new session",
+        )
+        await wait_until(lambda: h.pipeline.coordinator.stats.snapshots >= 2)
+        await _assert_state_matches_sim(h)
+        assert h.recorder.of(frank)[-1] == (Availability.AVAILABLE, Availability.ON_CALL)
+
+
+async def test_heartbeats_keep_an_idle_connection_open() -> None:
+    async with start_harness(scale=3600.0) as h:
+        subscriber = h.pipeline.subscriber
+        before = h.sim.stats()["sockets_opened"]
+        # Two scaled hours are four times the gateway's 30-minute idle timeout; the heartbeat
+        # interval is at most a third of it, so 12 heartbeats mean two hours have passed.
+        await wait_until(lambda: subscriber.health.heartbeats_sent >= 12, timeout=30)
+        assert subscriber.health.connections == 1
+        assert h.sim.stats()["sockets_opened"] == before
+        assert subscriber.health.state is LinkState.CONNECTED
+
+
+async def test_access_token_expiry_is_refreshed_without_a_gap(harness: Harness) -> None:
+    grace = harness.person(9)
+    refreshes = harness.pipeline.client.stats.refreshes
+    await harness.control.post("tokens/expire")
+    await harness.control.post("ws/drop")
+    await call(harness, grace, "connected")
+    await wait_until(lambda: bool(harness.recorder.of(grace)), message="delivery after expiry")
+    assert harness.pipeline.client.stats.refreshes > refreshes or (
+        harness.pipeline.client.stats.logins >= 1
+    )
+    assert harness.pipeline.subscriber.health.recoveries >= 1
+
+
+async def test_tokens_are_refreshed_before_they_expire() -> None:
+    # At this scale an access token lives one second: the bot must refresh early, every time.
+    async with start_harness(scale=3600.0) as h:
+        client = h.pipeline.client
+        await wait_until(lambda: client.stats.refreshes >= 3, message="three refreshes")
+        await h.pipeline.coordinator.snapshot()
+        judy = h.person(2)
+        await call(h, judy, "connected")
+        await wait_until(lambda: bool(h.recorder.of(judy)), message="delivery across refreshes")
+        assert client.stats.unauthorized == 0
+        assert client.stats.logins == 1
+
+
+async def test_snapshot_429_waits_retry_after_and_sends_nothing_meanwhile(
+    harness: Harness,
+) -> None:
+    await harness.control.post("stats/reset")
+    await harness.control.post(
+        "faults",
+        {"path": "/restapi/v1.0/account/~/presence", "status": 429, "count": 1, "retry_after": 1},
+    )
+    await harness.pipeline.coordinator.snapshot()
+    stats = await harness.control.get("stats")
+    assert stats["requests"]["GET /restapi/v1.0/account/~/presence"] == 2
+    assert harness.pipeline.client.stats.rate_limited == 1
+
+
+@pytest.mark.parametrize(
+    "frame",
+    ["not-json", "{}", "[]", "[1, 2]", '[{"type": "Mystery"}, {}]',
+     '[{"type": "ServerNotification"}]',
+     '[{"type": "ServerNotification"}, {"body": {"extensionId": "x", "telephonyStatus": "Nope"}}]'],
+)  # fmt: skip
+async def test_malformed_frames_are_skipped_and_delivery_continues(
+    harness: Harness, frame: str
+) -> None:
+    ivan = harness.person(11)
+    assert await harness.control.post("ws/send", {"frame": frame}) == {"sent": 1}
+    await call(harness, ivan, "connected")
+    await wait_until(lambda: bool(harness.recorder.of(ivan)), message="ivan's call")
+    assert harness.recorder.of(ivan)[-1][1] is Availability.ON_CALL, harness.recorder.transitions
+    subscriber = harness.pipeline.subscriber
+    assert subscriber.health.connections == 1
+    assert subscriber.health.skipped_frames + harness.pipeline.coordinator.stats.malformed >= 1
