@@ -1,4 +1,4 @@
-"""Console entry point: hands the command line to the CLI and turns its result into an exit status."""
+"""Console entry point: hands the command line to the CLI and returns its exit status."""
 
 from __future__ import annotations
 
