@@ -67,7 +67,9 @@ def test_malformed_values_fail_together_without_echoing_them() -> None:
 
 def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
-    env_file.write_text("PORT=4000\nRC_CLIENT_ID=from-file\n# a comment\nSLACK_API_URL=http://x/api\n")
+    env_file.write_text(
+        "PORT=4000\nRC_CLIENT_ID=from-file\n# a comment\nSLACK_API_URL=http://x/api\n"
+    )
     settings = Settings.from_env({"PORT": "5000"}, env_file=env_file)
     assert settings.port == 5000
     assert settings.rc_client_id == "from-file"
