@@ -1,0 +1,160 @@
+"""The engine's lifecycle, Bolt's stores on the same engine, and the transaction queries run in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Final, Self, TypeVar
+
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.store import migrations, schema
+from bot.store.engine import FAILURES, build_engine, describe, failure, parse_url
+from bot.store.records import StoreError
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+CHUNK: Final = 1000
+"""Rows or ids per statement: under every driver's bound-parameter limit, even with 16 columns."""
+DEFAULT_OAUTH_STATE_SECONDS: Final = 600
+"""Bolt's own default lifetime of an OAuth state."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def chunks(items: Sequence[_T], size: int = CHUNK) -> Iterable[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class ConcurrentChange(StoreError):
+    """A uniqueness rule stopped a write that raced with another replica's."""
+
+
+class StoreBase:
+    """The engine's lifecycle, Bolt's stores on it, and the transaction every query runs in."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        client_id: str | None = None,
+        echo: bool = False,
+        oauth_state_seconds: int = DEFAULT_OAUTH_STATE_SECONDS,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._url = parse_url(database_url)
+        self._client_id = client_id
+        self._echo = echo
+        self._oauth_state_seconds = oauth_state_seconds
+        self._clock = clock
+        self._engine: AsyncEngine | None = None
+        self._installation_store: AsyncSQLAlchemyInstallationStore | None = None
+        self._oauth_state_store: AsyncSQLAlchemyOAuthStateStore | None = None
+
+    # ----------------------------------------------------------------------------- lifecycle
+
+    @property
+    def location(self) -> str:
+        """Where the data lives, safe to log: host and database, or the SQLite file."""
+        return describe(self._url)
+
+    async def open(self) -> None:
+        """Connect and bring the schema up to date; a second call does nothing."""
+        if self._engine is not None:
+            return
+        engine = build_engine(self._url, echo=self._echo)
+        try:
+            version = await migrations.upgrade(engine)
+        except StoreError:
+            await engine.dispose()
+            raise
+        except FAILURES as exc:
+            await engine.dispose()
+            raise failure(self._url, "opening the database", exc) from exc
+        self._engine = engine
+        if self._client_id is not None:
+            self._installation_store = AsyncSQLAlchemyInstallationStore(
+                client_id=self._client_id,
+                engine=engine,
+                bots_table_name=schema.SLACK_BOTS,
+                installations_table_name=schema.SLACK_INSTALLATIONS,
+                logger=logging.getLogger("bot.store.installations"),
+            )
+        self._oauth_state_store = AsyncSQLAlchemyOAuthStateStore(
+            expiration_seconds=self._oauth_state_seconds,
+            engine=engine,
+            logger=logging.getLogger("bot.store.oauth_state"),
+            table_name=schema.SLACK_OAUTH_STATES,
+        )
+        log.info("store open: %s, schema version %d", self.location, version)
+
+    async def close(self) -> None:
+        """Close every pooled connection; the store can be opened again."""
+        engine, self._engine = self._engine, None
+        self._installation_store = None
+        self._oauth_state_store = None
+        if engine is not None:
+            await engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The open engine, for the few callers that need a connection of their own."""
+        if self._engine is None:
+            raise StoreError("the store is not open; call open() first")
+        return self._engine
+
+    @property
+    def installation_store(self) -> AsyncSQLAlchemyInstallationStore:
+        """Bolt's installation store (bot and user tokens) on this database."""
+        self.engine  # noqa: B018 - raises the clear "not open" error
+        if self._installation_store is None:
+            raise StoreError("the installation store needs the Slack app's client id")
+        return self._installation_store
+
+    @property
+    def oauth_state_store(self) -> AsyncSQLAlchemyOAuthStateStore:
+        """Bolt's OAuth state store on this database."""
+        self.engine  # noqa: B018 - raises the clear "not open" error
+        assert self._oauth_state_store is not None
+        return self._oauth_state_store
+
+    @asynccontextmanager
+    async def _transaction(self, doing: str) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except IntegrityError as exc:
+            raise ConcurrentChange(f"{doing} collided with another change") from exc
+        except DBAPIError as exc:
+            raise failure(self._url, doing, exc) from exc
+        except StatementError as exc:
+            # A value our types refused (a naive datetime): the caller's bug, not the database's.
+            if isinstance(exc.orig, ValueError | TypeError):
+                raise exc.orig from None
+            raise failure(self._url, doing, exc) from exc
+        except FAILURES as exc:
+            raise failure(self._url, doing, exc) from exc
+
+    def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)

@@ -1,0 +1,243 @@
+"""Versioned schema migrations: an ordered list of steps, each applied once and recorded.
+
+Each step spells out its tables as they were when it was written instead of reusing `schema`'s
+declarations: a later change to those must not rewrite what an old step did. Every step of one
+upgrade runs in one transaction (both databases have transactional DDL), so a failed upgrade
+leaves the previous version intact. On PostgreSQL the transaction first takes an advisory lock,
+so replicas that start together migrate one after the other; SQLite's write lock does the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.store import schema
+from bot.store.records import StoreError
+from bot.store.schema import UTCDateTime  # how datetimes bind, which every step shares
+
+# Column sizes as the steps below wrote them; changing schema.py must not change history.
+SLACK_ID: Final = 32
+STATUS_TEXT: Final = 200
+EMOJI: Final = 128
+
+MIGRATION_LOCK_KEY: Final = 0x7263_7374_6D69_6772
+"""pg_advisory_xact_lock key ("rcstmigr"); any bigint unlikely to collide with other apps."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _v1_core(conn: Connection) -> None:
+    frozen = MetaData()
+    Table(
+        "rcstatus_links",
+        frozen,
+        Column("team_id", String(SLACK_ID), primary_key=True),
+        Column("user_id", String(SLACK_ID), primary_key=True),
+        Column("extension_id", String(SLACK_ID), nullable=False),
+        Column("source", String(16), nullable=False),
+        Column("linked_at", UTCDateTime, nullable=False),
+        Index("rcstatus_links_extension", "team_id", "extension_id", unique=True),
+    )
+    Table(
+        "rcstatus_preferences",
+        frozen,
+        Column("team_id", String(SLACK_ID), primary_key=True),
+        Column("user_id", String(SLACK_ID), primary_key=True),
+        Column("sync_enabled", Boolean, nullable=False, server_default=text("true")),
+        Column("paused", Boolean, nullable=False, server_default=text("false")),
+        Column("policy", String(16), nullable=False, server_default="respect"),
+        Column("call_text", String(STATUS_TEXT)),
+        Column("call_emoji", String(EMOJI)),
+        Column("meeting_text", String(STATUS_TEXT)),
+        Column("meeting_emoji", String(EMOJI)),
+        Column("updated_at", UTCDateTime, nullable=False),
+    )
+    Table(
+        "rcstatus_stars",
+        frozen,
+        Column("team_id", String(SLACK_ID), primary_key=True),
+        Column("user_id", String(SLACK_ID), primary_key=True),
+        Column("starred_id", String(SLACK_ID), primary_key=True),
+        Column("position", Integer, nullable=False),
+    )
+    Table(
+        "rcstatus_workspace_defaults",
+        frozen,
+        Column("team_id", String(SLACK_ID), primary_key=True),
+        Column("call_text", String(STATUS_TEXT)),
+        Column("call_emoji", String(EMOJI)),
+        Column("meeting_text", String(STATUS_TEXT)),
+        Column("meeting_emoji", String(EMOJI)),
+        Column("updated_at", UTCDateTime, nullable=False),
+    )
+    Table(
+        "rcstatus_claims",
+        frozen,
+        Column("team_id", String(SLACK_ID), primary_key=True),
+        Column("user_id", String(SLACK_ID), primary_key=True),
+        Column("saved_text", String(STATUS_TEXT), nullable=False),
+        Column("saved_emoji", String(EMOJI), nullable=False),
+        Column("saved_expiration", Integer, nullable=False),
+        Column("written_text", String(STATUS_TEXT), nullable=False),
+        Column("written_emoji", String(EMOJI), nullable=False),
+        Column("written_expiration", Integer, nullable=False),
+        Column("written_at", UTCDateTime, nullable=False),
+        Column("claimed_at", UTCDateTime, nullable=False),
+        Column("state", String(16), nullable=False),
+        Index("rcstatus_claims_state", "state"),
+    )
+    Table(
+        "rcstatus_presence",
+        frozen,
+        Column("extension_id", String(SLACK_ID), primary_key=True),
+        Column("availability_since", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+        Column("presence_status", String(32)),
+        Column("user_status", String(32)),
+        Column("telephony_status", String(32)),
+        Column("aggregated_telephony_status", String(32)),
+        Column("dnd_status", String(64)),
+        Column("dnd_status_personal", String(64)),
+        Column("meeting_status", String(32)),
+        Column("allow_see_my_presence", Boolean),
+        Column("active_calls", Integer),
+        Column("call_direction", String(16)),
+        Column("on_call_since", UTCDateTime),
+    )
+    # Bolt's tables come from slack_sdk's own builders so its queries always match them;
+    # checkfirst keeps the rows of a deployment that created them before rcstatus managed them.
+    AsyncSQLAlchemyInstallationStore.build_installations_table(frozen, schema.SLACK_INSTALLATIONS)
+    AsyncSQLAlchemyInstallationStore.build_bots_table(frozen, schema.SLACK_BOTS)
+    AsyncSQLAlchemyOAuthStateStore.build_oauth_states_table(frozen, schema.SLACK_OAUTH_STATES)
+    frozen.create_all(conn, checkfirst=True)
+
+
+def _v2_watches(conn: Connection) -> None:
+    frozen = MetaData()
+    Table(
+        "rcstatus_watches",
+        frozen,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("team_id", String(SLACK_ID), nullable=False),
+        Column("watcher_id", String(SLACK_ID), nullable=False),
+        Column("target_id", String(SLACK_ID), nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("expires_at", UTCDateTime, nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("busy_since", UTCDateTime),
+        Column("fired_at", UTCDateTime),
+        Column("expiry_reported_at", UTCDateTime),
+        Index(
+            "rcstatus_watches_one_active",
+            "team_id",
+            "watcher_id",
+            "target_id",
+            unique=True,
+            postgresql_where=text("state = 'active'"),
+            sqlite_where=text("state = 'active'"),
+        ),
+        Index("rcstatus_watches_watcher", "team_id", "watcher_id", "state"),
+        Index("rcstatus_watches_target", "team_id", "target_id", "state"),
+        Index("rcstatus_watches_expiry", "state", "expires_at"),
+    )
+    frozen.create_all(conn)
+
+
+def _v3_disconnected_notice(conn: Connection) -> None:
+    column_type = UTCDateTime().compile(dialect=conn.dialect)
+    conn.exec_driver_sql(
+        "ALTER TABLE rcstatus_preferences ADD COLUMN disconnected_notified_at " + column_type
+    )
+
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(
+        1,
+        "links, preferences, stars, workspace defaults, saved statuses, presence, Slack installs",
+        _v1_core,
+    ),
+    Migration(2, "watches for /rcstatus notify", _v2_watches),
+    Migration(3, "remember when a person was asked to reconnect Slack", _v3_disconnected_notice),
+)
+LATEST_VERSION: Final = MIGRATIONS[-1].version
+
+
+def _applied_version(conn: Connection) -> int:
+    if not inspect(conn).has_table(schema.SCHEMA_VERSION):
+        return 0
+    found = conn.execute(select(func.max(schema.schema_version.c.version))).scalar_one()
+    return int(found or 0)
+
+
+def _upgrade(conn: Connection, steps: Sequence[Migration], target: int) -> int:
+    schema.schema_version.create(conn, checkfirst=True)
+    current = _applied_version(conn)
+    known = steps[-1].version
+    if current > known:
+        raise StoreError(
+            f"the database schema is at version {current}, newer than this rcstatus knows "
+            f"({known}); upgrade rcstatus before starting it against this database"
+        )
+    for migration in steps:
+        if current < migration.version <= target:
+            migration.apply(conn)
+            conn.execute(
+                insert(schema.schema_version).values(
+                    version=migration.version,
+                    description=migration.description,
+                    applied_at=datetime.now(UTC),
+                )
+            )
+            current = migration.version
+    return current
+
+
+async def upgrade(
+    engine: AsyncEngine,
+    *,
+    target: int | None = None,
+    steps: Sequence[Migration] = MIGRATIONS,
+) -> int:
+    """Apply every step above the database's version up to `target` (default: all); returns the
+    version reached. `steps` is for tests that need a step of their own."""
+    last = steps[-1].version
+    goal = last if target is None else target
+    if not 0 <= goal <= last:
+        raise ValueError(f"target must be between 0 and {last}")
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK_KEY)))
+        return await conn.run_sync(_upgrade, steps, goal)
+
+
+async def applied_version(engine: AsyncEngine) -> int:
+    """The version recorded in the database (0 for an empty one)."""
+    async with engine.begin() as conn:
+        return await conn.run_sync(_applied_version)

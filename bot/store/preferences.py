@@ -1,0 +1,151 @@
+"""Each person's choices (sync, policy, wording, stars) and each workspace's default wording."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final, Unpack
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.store import schema
+from bot.store.base import StoreBase
+from bot.store.records import (
+    STATUS_POLICIES,
+    PreferenceChanges,
+    Preferences,
+    WorkspaceDefaultChanges,
+    WorkspaceDefaults,
+)
+
+_PREFERENCE_COLUMNS: Final = frozenset(
+    {
+        "sync_enabled",
+        "paused",
+        "policy",
+        "call_text",
+        "call_emoji",
+        "meeting_text",
+        "meeting_emoji",
+        "disconnected_notified_at",
+    }
+)
+_DEFAULT_COLUMNS: Final = frozenset({"call_text", "call_emoji", "meeting_text", "meeting_emoji"})
+
+
+class PreferenceRepository(StoreBase):
+    """Per-person preferences and stars, per-workspace default wording."""
+
+    async def preferences(self, team_id: str, user_id: str) -> Preferences:
+        """The person's preferences; the defaults for someone who never changed any."""
+        async with self._transaction("reading preferences") as conn:
+            return await self._read_preferences(conn, team_id, user_id)
+
+    async def update_preferences(
+        self, team_id: str, user_id: str, **changes: Unpack[PreferenceChanges]
+    ) -> Preferences:
+        """Change the named fields (None resets a text or emoji to the default); returns all."""
+        unknown = set(changes) - _PREFERENCE_COLUMNS - {"starred"}
+        if unknown:
+            raise TypeError(f"unknown preference fields: {', '.join(sorted(unknown))}")
+        if "policy" in changes and changes["policy"] not in STATUS_POLICIES:
+            raise ValueError(f"policy must be one of {STATUS_POLICIES}, not {changes['policy']!r}")
+        columns: dict[str, Any] = {k: v for k, v in changes.items() if k in _PREFERENCE_COLUMNS}
+        starred = changes.get("starred")
+        if isinstance(starred, str):
+            raise TypeError("starred takes a sequence of Slack user ids, not one string")
+        table = schema.preferences
+        now = self._clock()
+        async with self._transaction("saving preferences") as conn:
+            statement = self._insert(table).values(
+                team_id=team_id, user_id=user_id, updated_at=now, **columns
+            )
+            await conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[table.c.team_id, table.c.user_id],
+                    set_={**columns, "updated_at": now},
+                )
+            )
+            if starred is not None:
+                await self._replace_stars(conn, team_id, user_id, starred)
+            return await self._read_preferences(conn, team_id, user_id)
+
+    async def _replace_stars(
+        self, conn: AsyncConnection, team_id: str, user_id: str, starred: Sequence[str]
+    ) -> None:
+        stars = schema.stars
+        await conn.execute(
+            delete(stars).where(stars.c.team_id == team_id, stars.c.user_id == user_id)
+        )
+        unique = list(dict.fromkeys(starred))
+        if unique:
+            await conn.execute(
+                insert(stars),
+                [
+                    {"team_id": team_id, "user_id": user_id, "starred_id": star, "position": i}
+                    for i, star in enumerate(unique)
+                ],
+            )
+
+    async def _read_preferences(
+        self, conn: AsyncConnection, team_id: str, user_id: str
+    ) -> Preferences:
+        table, stars = schema.preferences, schema.stars
+        row = (
+            await conn.execute(
+                select(table).where(table.c.team_id == team_id, table.c.user_id == user_id)
+            )
+        ).first()
+        starred = tuple(
+            (
+                await conn.execute(
+                    select(stars.c.starred_id)
+                    .where(stars.c.team_id == team_id, stars.c.user_id == user_id)
+                    .order_by(stars.c.position)
+                )
+            ).scalars()
+        )
+        if row is None:
+            return Preferences(team_id, user_id, starred=starred)
+        return Preferences(
+            team_id=team_id,
+            user_id=user_id,
+            sync_enabled=bool(row.sync_enabled),
+            paused=bool(row.paused),
+            policy=row.policy,
+            call_text=row.call_text,
+            call_emoji=row.call_emoji,
+            meeting_text=row.meeting_text,
+            meeting_emoji=row.meeting_emoji,
+            starred=starred,
+            disconnected_notified_at=row.disconnected_notified_at,
+        )
+
+    async def workspace_defaults(self, team_id: str) -> WorkspaceDefaults:
+        """The workspace's status wording; all None until an admin sets some."""
+        table = schema.workspace_defaults
+        async with self._transaction("reading workspace defaults") as conn:
+            row = (await conn.execute(select(table).where(table.c.team_id == team_id))).first()
+        if row is None:
+            return WorkspaceDefaults(team_id)
+        return WorkspaceDefaults(
+            team_id, row.call_text, row.call_emoji, row.meeting_text, row.meeting_emoji
+        )
+
+    async def update_workspace_defaults(
+        self, team_id: str, **changes: Unpack[WorkspaceDefaultChanges]
+    ) -> WorkspaceDefaults:
+        unknown = set(changes) - _DEFAULT_COLUMNS
+        if unknown:
+            raise TypeError(f"unknown workspace default fields: {', '.join(sorted(unknown))}")
+        columns: dict[str, Any] = dict(changes)
+        table = schema.workspace_defaults
+        now = self._clock()
+        async with self._transaction("saving workspace defaults") as conn:
+            statement = self._insert(table).values(team_id=team_id, updated_at=now, **columns)
+            await conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[table.c.team_id], set_={**columns, "updated_at": now}
+                )
+            )
+        return await self.workspace_defaults(team_id)

@@ -1,0 +1,166 @@
+"""The store's vocabulary: the plain values that go in and come out, and the errors it raises."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Literal, TypedDict, get_args
+
+from bot.errors import BotError
+
+LinkSource = Literal["auto", "manual"]
+StatusPolicy = Literal["respect", "replace"]
+ClaimState = Literal["claimed", "released"]
+WatchState = Literal["active", "fired", "expired", "cancelled"]
+
+LINK_SOURCES: Final[tuple[LinkSource, ...]] = get_args(LinkSource)
+STATUS_POLICIES: Final[tuple[StatusPolicy, ...]] = get_args(StatusPolicy)
+
+
+class StoreError(BotError):
+    """The database cannot be reached or used; the message names the host, never a password."""
+
+
+class LinkConflict(BotError):
+    """The extension already belongs to someone else in this workspace."""
+
+    def __init__(self, extension_id: str, holder: Link) -> None:
+        self.extension_id = extension_id
+        self.holder = holder
+        super().__init__(
+            f"extension {extension_id} is already linked to <@{holder.user_id}> "
+            f"({holder.source} link)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One Slack user's RingCentral extension in one workspace."""
+
+    team_id: str
+    user_id: str
+    extension_id: str
+    source: LinkSource
+    linked_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AutoLinkConflict:
+    """An extension that automatic linking could not give to anyone."""
+
+    extension_id: str
+    wanted_by: tuple[str, ...]
+    """The Slack users the matching proposed for this extension."""
+    held_by: str | None = None
+    """The Slack user whose manual link holds the extension, if that is the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What `Store.sync_auto_links` changed; a changed extension shows in both lists."""
+
+    added: tuple[Link, ...] = ()
+    removed: tuple[Link, ...] = ()
+    conflicts: tuple[AutoLinkConflict, ...] = ()
+    unchanged: int = 0
+
+    def __bool__(self) -> bool:
+        """True when any link changed."""
+        return bool(self.added or self.removed)
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """One person's choices; None texts and emoji mean "use the workspace default"."""
+
+    team_id: str
+    user_id: str
+    sync_enabled: bool = True
+    paused: bool = False
+    policy: StatusPolicy = "respect"
+    call_text: str | None = None
+    call_emoji: str | None = None
+    meeting_text: str | None = None
+    meeting_emoji: str | None = None
+    starred: tuple[str, ...] = ()
+    """Slack users this person follows, in the order they were starred."""
+    disconnected_notified_at: datetime | None = None
+    """When we told them their Slack token stopped working, so the DM goes out once."""
+
+
+class PreferenceChanges(TypedDict, total=False):
+    """The fields `Store.update_preferences` may change; absent keys stay as they are."""
+
+    sync_enabled: bool
+    paused: bool
+    policy: StatusPolicy
+    call_text: str | None
+    call_emoji: str | None
+    meeting_text: str | None
+    meeting_emoji: str | None
+    starred: Sequence[str]
+    disconnected_notified_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceDefaults:
+    """A workspace's own wording for the statuses; None means the bot's built-in text."""
+
+    team_id: str
+    call_text: str | None = None
+    call_emoji: str | None = None
+    meeting_text: str | None = None
+    meeting_emoji: str | None = None
+
+
+class WorkspaceDefaultChanges(TypedDict, total=False):
+    """The fields `Store.update_workspace_defaults` may change."""
+
+    call_text: str | None
+    call_emoji: str | None
+    meeting_text: str | None
+    meeting_emoji: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SlackStatus:
+    """A Slack custom status as `users.profile.set` takes it; expiration 0 means never."""
+
+    text: str = ""
+    emoji: str = ""
+    expiration: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The status writer's hold on someone's status: what was there before, and what we wrote."""
+
+    team_id: str
+    user_id: str
+    saved: SlackStatus
+    written: SlackStatus
+    written_at: datetime
+    claimed_at: datetime
+    state: ClaimState
+
+    @property
+    def active(self) -> bool:
+        return self.state == "claimed"
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """A "tell me when this person is free" request: one watcher, one target, fired at most once."""
+
+    id: int
+    team_id: str
+    watcher_id: str
+    target_id: str
+    created_at: datetime
+    expires_at: datetime
+    state: WatchState
+    busy_since: datetime | None = None
+    """When the target became busy, so the DM can say how long they were."""
+    fired_at: datetime | None = None
+    expiry_reported_at: datetime | None = None

@@ -1,0 +1,181 @@
+"""The tables as the latest migration leaves them; queries are written against these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+SLACK_ID: Final = 32
+"""Slack team and user ids, RingCentral extension ids: short opaque strings."""
+STATUS_TEXT: Final = 200
+"""Slack allows 100 characters of status text; room for multi-byte counting differences."""
+EMOJI: Final = 128
+"""Custom emoji names run to 100 characters, plus colons and a skin-tone suffix."""
+
+# The names Bolt's SQLAlchemy stores use by default; kept so existing deployments' rows are found.
+SLACK_INSTALLATIONS: Final = "slack_installations"
+SLACK_BOTS: Final = "slack_bots"
+SLACK_OAUTH_STATES: Final = "slack_oauth_states"
+SCHEMA_VERSION: Final = "rcstatus_schema_version"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out on every dialect.
+
+    PostgreSQL keeps the zone (timestamptz); SQLite keeps none, so UTC is stored naive and the zone
+    is put back on the way out. Naive input is refused: its meaning would depend on the host.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"the store takes timezone-aware datetimes only, got {value!r}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+schema_version = Table(
+    SCHEMA_VERSION,
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", String(200), nullable=False),
+    Column("applied_at", UTCDateTime, nullable=False),
+)
+
+links = Table(
+    "rcstatus_links",
+    metadata,
+    Column("team_id", String(SLACK_ID), primary_key=True),
+    Column("user_id", String(SLACK_ID), primary_key=True),
+    Column("extension_id", String(SLACK_ID), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("linked_at", UTCDateTime, nullable=False),
+    Index("rcstatus_links_extension", "team_id", "extension_id", unique=True),
+)
+
+preferences = Table(
+    "rcstatus_preferences",
+    metadata,
+    Column("team_id", String(SLACK_ID), primary_key=True),
+    Column("user_id", String(SLACK_ID), primary_key=True),
+    Column("sync_enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
+    Column("policy", String(16), nullable=False, server_default="respect"),
+    Column("call_text", String(STATUS_TEXT)),
+    Column("call_emoji", String(EMOJI)),
+    Column("meeting_text", String(STATUS_TEXT)),
+    Column("meeting_emoji", String(EMOJI)),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("disconnected_notified_at", UTCDateTime),
+)
+
+stars = Table(
+    "rcstatus_stars",
+    metadata,
+    Column("team_id", String(SLACK_ID), primary_key=True),
+    Column("user_id", String(SLACK_ID), primary_key=True),
+    Column("starred_id", String(SLACK_ID), primary_key=True),
+    Column("position", Integer, nullable=False),
+)
+
+workspace_defaults = Table(
+    "rcstatus_workspace_defaults",
+    metadata,
+    Column("team_id", String(SLACK_ID), primary_key=True),
+    Column("call_text", String(STATUS_TEXT)),
+    Column("call_emoji", String(EMOJI)),
+    Column("meeting_text", String(STATUS_TEXT)),
+    Column("meeting_emoji", String(EMOJI)),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+claims = Table(
+    "rcstatus_claims",
+    metadata,
+    Column("team_id", String(SLACK_ID), primary_key=True),
+    Column("user_id", String(SLACK_ID), primary_key=True),
+    Column("saved_text", String(STATUS_TEXT), nullable=False),
+    Column("saved_emoji", String(EMOJI), nullable=False),
+    Column("saved_expiration", Integer, nullable=False),
+    Column("written_text", String(STATUS_TEXT), nullable=False),
+    Column("written_emoji", String(EMOJI), nullable=False),
+    Column("written_expiration", Integer, nullable=False),
+    Column("written_at", UTCDateTime, nullable=False),
+    Column("claimed_at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),
+    Index("rcstatus_claims_state", "state"),
+)
+
+presence = Table(
+    "rcstatus_presence",
+    metadata,
+    Column("extension_id", String(SLACK_ID), primary_key=True),
+    Column("availability_since", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("presence_status", String(32)),
+    Column("user_status", String(32)),
+    Column("telephony_status", String(32)),
+    Column("aggregated_telephony_status", String(32)),
+    Column("dnd_status", String(64)),
+    Column("dnd_status_personal", String(64)),
+    Column("meeting_status", String(32)),
+    Column("allow_see_my_presence", Boolean),
+    Column("active_calls", Integer),
+    Column("call_direction", String(16)),
+    Column("on_call_since", UTCDateTime),
+)
+
+watches = Table(
+    "rcstatus_watches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("team_id", String(SLACK_ID), nullable=False),
+    Column("watcher_id", String(SLACK_ID), nullable=False),
+    Column("target_id", String(SLACK_ID), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("busy_since", UTCDateTime),
+    Column("fired_at", UTCDateTime),
+    Column("expiry_reported_at", UTCDateTime),
+    # At most one active watch per (watcher, target): re-adding one extends it instead.
+    Index(
+        "rcstatus_watches_one_active",
+        "team_id",
+        "watcher_id",
+        "target_id",
+        unique=True,
+        postgresql_where=text("state = 'active'"),
+        sqlite_where=text("state = 'active'"),
+    ),
+    Index("rcstatus_watches_watcher", "team_id", "watcher_id", "state"),
+    Index("rcstatus_watches_target", "team_id", "target_id", "state"),
+    Index("rcstatus_watches_expiry", "state", "expires_at"),
+)

@@ -1,0 +1,25 @@
+"""The store the bot uses: one object with every repository, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from bot.store.claims import ClaimRepository
+from bot.store.links import LinkRepository
+from bot.store.preferences import PreferenceRepository
+from bot.store.presence import PresenceRepository
+from bot.store.watches import WatchRepository
+
+
+class Store(
+    LinkRepository,
+    PreferenceRepository,
+    ClaimRepository,
+    WatchRepository,
+    PresenceRepository,
+):
+    """Links, preferences, saved statuses, watches, last known presence and Slack installations.
+
+    SQLite by default, PostgreSQL when the URL names it. `open()` connects and migrates the
+    schema; every method takes its own short transaction, so one store may be shared by any
+    number of tasks. Datetimes go in and come out timezone-aware in UTC. It implements
+    `bot.sync.PresenceMemory`.
+    """
