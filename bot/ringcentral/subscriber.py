@@ -61,6 +61,7 @@ class SubscriberHealth:
     failed_recoveries: int = 0
     skipped_frames: int = 0
     heartbeats_sent: int = 0
+    last_recovery_error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +74,7 @@ class SubscriberHealth:
             "failed_recoveries": self.failed_recoveries,
             "skipped_frames": self.skipped_frames,
             "heartbeats_sent": self.heartbeats_sent,
+            "last_recovery_error": self.last_recovery_error,
         }
 
 
@@ -268,6 +270,7 @@ class Subscriber:
             return SessionStart.RECOVERED
         if recovering:
             self.health.failed_recoveries += 1
+            self.health.last_recovery_error = str(body.get("recoveryErrorCode") or "unknown")
             log.warning(
                 "RingCentral WebSocket recovery failed (%s); re-subscribing, re-reading presence",
                 body.get("recoveryErrorCode", "no recoveryState"),

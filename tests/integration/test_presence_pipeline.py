@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -265,11 +266,8 @@ async def _assert_state_matches_sim(h: Harness) -> None:
     await wait_until(matches, timeout=15, message="the bot's presence to equal the simulator's")
 
 
-async def test_recovery_with_a_new_oauth_session_fails_then_resubscribes_and_snapshots(
-    harness: Harness,
-) -> None:
+async def test_revoked_session_logs_in_with_the_jwt_and_repairs_state(harness: Harness) -> None:
     erin = harness.person(7)
-    # A revoked session forces a JWT login: the wsc belongs to the old session (WSG-1003).
     await harness.control.post("tokens/revoke")
     await harness.control.post("ws/drop")
     await call(harness, erin, "connected")
@@ -278,6 +276,46 @@ async def test_recovery_with_a_new_oauth_session_fails_then_resubscribes_and_sna
     await wait_until(lambda: harness.pipeline.coordinator.stats.snapshots >= 2)
     await _assert_state_matches_sim(harness)
     assert harness.recorder.of(erin)[-1] == (Availability.AVAILABLE, Availability.ON_CALL)
+
+
+async def test_recovery_with_a_new_oauth_session_fails_then_resubscribes_and_snapshots(
+    harness: Harness,
+) -> None:
+    leo = harness.person(8)
+    # The refresh is refused, so the bot logs in with its JWT: a new OAuth session, whose
+    # WebSocket cannot recover the old one's context (WSG-1003).
+    await harness.control.post("tokens/expire")
+    await harness.control.post(
+        "faults", {"path": "/restapi/oauth/token", "status": 400, "count": 1}
+    )
+    await harness.control.post("ws/drop")
+    await call(harness, leo, "connected")
+    await wait_until(lambda: harness.pipeline.subscriber.health.failed_recoveries == 1)
+    assert harness.pipeline.subscriber.health.last_recovery_error == "WSG-1003"
+    assert harness.pipeline.client.stats.logins == 2
+    await wait_until(lambda: harness.pipeline.coordinator.stats.snapshots >= 2)
+    await _assert_state_matches_sim(harness)
+    assert harness.recorder.of(leo)[-1] == (Availability.AVAILABLE, Availability.ON_CALL)
+
+
+async def test_recovery_the_gateway_calls_too_late_fails_then_resubscribes_and_snapshots() -> None:
+    # The simulator's clock jumps past its recovery window while ours does not, so the bot tries
+    # to recover and the gateway answers Failed / WSG-1005.
+    offset = [0.0]
+    sim_clock = lambda: time.monotonic() + offset[0]  # noqa: E731
+    async with start_harness(sim_options={"clock": sim_clock}) as h:
+        kate = h.person(1)
+        await h.control.post(
+            "faults", {"path": "/restapi/oauth/wstoken", "status": 503, "count": 1}
+        )
+        await h.control.post("ws/drop")
+        offset[0] = h.scale.seconds(400)
+        await call(h, kate, "connected")
+        await wait_until(lambda: h.pipeline.subscriber.health.failed_recoveries == 1)
+        assert h.pipeline.subscriber.health.last_recovery_error == "WSG-1005"
+        await wait_until(lambda: h.pipeline.coordinator.stats.snapshots >= 2)
+        await _assert_state_matches_sim(h)
+        assert h.recorder.of(kate)[-1] == (Availability.AVAILABLE, Availability.ON_CALL)
 
 
 async def test_reconnect_after_the_recovery_window_starts_a_new_session() -> None:
