@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,7 +20,9 @@ from bot.ringcentral.subscriber import LinkState
 from bot.sim.company import Company, build_company
 from bot.sim.limits import TimeScale
 from bot.sim.ringcentral import RingCentralSimulator
+from bot.store import Store
 from bot.supervisor import Supervisor
+from bot.sync import PresenceMemory
 from tests.helpers import ControlClient, wait_until
 
 pytestmark = pytest.mark.asyncio
@@ -133,17 +136,24 @@ def settings_for(sim: RingCentralSimulator, scale: TimeScale, **extra: str) -> S
 
 @contextlib.asynccontextmanager
 async def start_harness(
-    users: int = 20, scale: float = 60.0, sim_options: dict[str, Any] | None = None, **extra: str
+    users: int = 20,
+    scale: float = 60.0,
+    sim_options: dict[str, Any] | None = None,
+    memory: PresenceMemory | None = None,
+    sim: RingCentralSimulator | None = None,
+    **extra: str,
 ) -> AsyncIterator[Harness]:
     company = build_company(users, seed=7)
     time_scale = TimeScale(scale)
-    sim = RingCentralSimulator(company, time_scale=time_scale, **(sim_options or {}))
-    await sim.start()
+    own_sim = sim is None
+    if sim is None:
+        sim = RingCentralSimulator(company, time_scale=time_scale, **(sim_options or {}))
+        await sim.start()
     recorder = Recorder()
     supervisor = Supervisor(backoff_base=0.05, backoff_cap=0.5)
     async with aiohttp.ClientSession() as session:
         pipeline = PresencePipeline.build(
-            settings_for(sim, time_scale, **extra), consumers=[recorder]
+            settings_for(sim, time_scale, **extra), consumers=[recorder], memory=memory
         )
         pipeline.subscriber._backoff_base = 0.05  # reconnect quickly; the sim compresses time
         harness = Harness(
@@ -157,7 +167,8 @@ async def start_harness(
                 yield harness
             finally:
                 await supervisor.stop()
-                await sim.stop()
+                if own_sim:
+                    await sim.stop()
         assert_no_credentials_in(records, sim.issued_secrets())
 
 
@@ -410,3 +421,41 @@ async def test_malformed_frames_are_skipped_and_delivery_continues(
     subscriber = harness.pipeline.subscriber
     assert subscriber.health.connections == 1
     assert subscriber.health.skipped_frames + harness.pipeline.coordinator.stats.malformed >= 1
+
+
+async def test_directory_follows_extension_list_notifications(harness: Harness) -> None:
+    directory = harness.pipeline.directory
+    before = len(directory)
+    added = await harness.control.post(
+        "extensions", {"firstName": "Ada", "lastName": "Byron", "email": "Ada.Byron@Example.com"}
+    )
+    await wait_until(lambda: directory.by_email("ada.byron@example.com") is not None)
+    assert len(directory) == before + 1
+    await harness.control.post(f"extensions/{added['id']}/disable")
+    await wait_until(lambda: directory.by_email("ada.byron@example.com") is None)
+    assert len(directory) == before
+
+
+async def test_last_known_presence_survives_a_restart(tmp_path: Path) -> None:
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    await store.open()
+    try:
+        company = build_company(20, seed=7)
+        sim = RingCentralSimulator(company, time_scale=TimeScale(60.0))
+        await sim.start()
+        try:
+            async with start_harness(memory=store, sim=sim) as first:
+                mia = first.person(0)
+                await call(first, mia, "connected")
+                await wait_until(lambda: bool(first.recorder.of(mia)))
+            # Stopped: the presence was flushed on the way out. A new process restores it.
+            async with start_harness(memory=store, sim=sim) as second:
+                known = second.pipeline.coordinator.book.get(mia)
+                assert known is not None
+                assert known.availability is Availability.ON_CALL
+                # Restored state is not news: no transition for Mia on the second start.
+                assert [t for t in second.recorder.transitions if t.extension_id == mia] == []
+        finally:
+            await sim.stop()
+    finally:
+        await store.close()
