@@ -1,5 +1,6 @@
 """The bot's durable state: links, preferences, saved statuses, watches, presence, installations."""
 
+from bot.policy import SlackStatus
 from bot.store.migrations import LATEST_VERSION
 from bot.store.records import (
     AutoLinkConflict,
@@ -10,7 +11,6 @@ from bot.store.records import (
     LinkSource,
     PreferenceChanges,
     Preferences,
-    SlackStatus,
     StatusPolicy,
     StoreError,
     SyncReport,

@@ -6,9 +6,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, case, select, update
 
+from bot.policy import SlackStatus
 from bot.store import schema
 from bot.store.base import StoreBase
-from bot.store.records import Claim, SlackStatus
+from bot.store.records import Claim
 
 
 class ClaimRepository(StoreBase):

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Final, Literal, TypedDict, get_args
 
 from bot.errors import BotError
+from bot.policy import SlackStatus
 
 LinkSource = Literal["auto", "manual"]
 StatusPolicy = Literal["respect", "replace"]
@@ -121,15 +122,6 @@ class WorkspaceDefaultChanges(TypedDict, total=False):
     call_emoji: str | None
     meeting_text: str | None
     meeting_emoji: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class SlackStatus:
-    """A Slack custom status as `users.profile.set` takes it; expiration 0 means never."""
-
-    text: str = ""
-    emoji: str = ""
-    expiration: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,98 @@
+"""The workspace's people from users.list: ids, emails, roles and the status each profile shows."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.policy import SlackStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SlackPerson:
+    id: str
+    team_id: str
+    name: str
+    email: str | None
+    is_admin: bool
+    is_owner: bool
+    status: SlackStatus
+
+    @classmethod
+    def from_member(cls, member: dict[str, Any], team_id: str) -> SlackPerson | None:
+        """A human member, or None for bots, Slackbot and deactivated accounts."""
+        if member.get("deleted") or member.get("is_bot") or member.get("id") == "USLACKBOT":
+            return None
+        user_id = member.get("id")
+        if not isinstance(user_id, str):
+            return None
+        profile = member.get("profile") if isinstance(member.get("profile"), dict) else {}
+        email = profile.get("email") if isinstance(profile, dict) else None
+        return cls(
+            id=user_id,
+            team_id=str(member.get("team_id") or team_id),
+            name=str(profile.get("real_name") or member.get("real_name") or member.get("name")),
+            email=email.strip().casefold() if isinstance(email, str) and email.strip() else None,
+            is_admin=bool(member.get("is_admin")),
+            is_owner=bool(member.get("is_owner")),
+            status=status_of(profile if isinstance(profile, dict) else {}),
+        )
+
+
+def status_of(profile: dict[str, Any]) -> SlackStatus:
+    expiration = profile.get("status_expiration")
+    return SlackStatus(
+        text=str(profile.get("status_text") or ""),
+        emoji=str(profile.get("status_emoji") or ""),
+        expiration=int(expiration) if isinstance(expiration, int | float) else 0,
+    )
+
+
+class SlackPeople:
+    """Everyone in one workspace, read with users.list (Tier 2, so in pages of 1,000)."""
+
+    def __init__(self, client: AsyncWebClient, team_id: str) -> None:
+        self._client = client
+        self.team_id = team_id
+        self._people: dict[str, SlackPerson] = {}
+        self._by_email: dict[str, SlackPerson] = {}
+
+    async def refresh(self) -> int:
+        people: dict[str, SlackPerson] = {}
+        cursor: str | None = None
+        while True:
+            try:
+                response = await self._client.users_list(limit=1000, cursor=cursor)
+            except SlackApiError as exc:
+                log.warning("users.list failed: %s", exc.response.get("error"))
+                raise
+            for member in response.get("members") or []:
+                person = SlackPerson.from_member(member, self.team_id)
+                if person is not None:
+                    people[person.id] = person
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        self._people = people
+        self._by_email = {p.email: p for p in people.values() if p.email}
+        log.info("Slack directory: %d people", len(people))
+        return len(people)
+
+    def get(self, user_id: str) -> SlackPerson | None:
+        return self._people.get(user_id)
+
+    def by_email(self, email: str) -> SlackPerson | None:
+        return self._by_email.get(email.strip().casefold())
+
+    def __iter__(self) -> Iterator[SlackPerson]:
+        return iter(self._people.values())
+
+    def __len__(self) -> int:
+        return len(self._people)
