@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
-from bot.config import Settings
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import Secret, Settings
 from bot.errors import ConfigError
+from bot.mapping import link_by_email
+from bot.presence import Presence
 from bot.ringcentral.client import RingCentralClient
 from bot.ringcentral.directory import Directory
-from bot.ringcentral.subscriber import Subscriber
+from bot.ringcentral.subscriber import LinkState, Subscriber
+from bot.slack.app import BotIdentity, SlackApp, UserTokens
+from bot.slack.call_model import CallLengthModel
+from bot.slack.people import SlackPeople
+from bot.slack.scheduler import Desire, SendOutcome, StatusScheduler
+from bot.slack.status import StatusWriter
+from bot.store import Store
 from bot.supervisor import Supervisor
 from bot.sync import PresenceCoordinator, PresenceMemory, TransitionConsumer
 
@@ -66,18 +82,269 @@ class PresencePipeline:
         return cls(client, directory, coordinator, subscriber)
 
     async def start(self, supervisor: Supervisor) -> None:
-        """Log in and list users first (a bad credential fails here, loudly), then run the tasks.
+        await self.prepare()
+        self.start_tasks(supervisor)
 
-        The subscription comes before the first snapshot so no change falls between them: the
-        subscriber asks for a snapshot as soon as it has subscribed.
-        """
+    async def prepare(self) -> None:
+        """Log in and list users first: a bad credential fails here, loudly."""
         await self.client.login()
         await self.directory.refresh()
         restored = await self.coordinator.restore()
         if restored:
             log.info("restored the last known presence of %d extensions", restored)
+
+    def start_tasks(self, supervisor: Supervisor) -> None:
+        """The subscription comes before the first snapshot so no change falls between them:
+        the subscriber asks for a snapshot as soon as it has subscribed."""
         supervisor.start("ringcentral-token", self.client.keep_token_fresh)
         supervisor.start("ringcentral-subscriber", self.subscriber.run, stop=self.subscriber.stop)
         supervisor.start("presence-snapshots", self.coordinator.run_snapshots)
         supervisor.start("ringcentral-directory", self.coordinator.run_directory)
         supervisor.start("presence-persistence", self.coordinator.run_persistence)
+
+
+class Bot:
+    """The whole bot: presence pipeline, status writer, Slack app and HTTP server, supervised."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store,
+        identity: BotIdentity,
+        slack: SlackApp,
+        writer: StatusWriter,
+        pipeline: PresencePipeline,
+        people: SlackPeople,
+        supervisor: Supervisor,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.identity = identity
+        self.slack = slack
+        self.writer = writer
+        self.pipeline = pipeline
+        self.people = people
+        self.supervisor = supervisor
+        self._runner: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self.http_port: int | None = None
+
+    @classmethod
+    async def create(cls, settings: Settings) -> Bot:
+        """Check the configuration, open the store and learn who our bot token is."""
+        problems = settings.missing_for_run()
+        if problems:
+            raise ConfigError(problems)
+        bot_token = settings.slack_bot_token
+        assert bot_token is not None
+        store = Store(settings.database_url, client_id=settings.slack_client_id)
+        await store.open()
+        try:
+            lookup = AsyncWebClient(base_url=settings.slack_api_url)
+            try:
+                identity = await BotIdentity.discover(lookup, bot_token.reveal())
+            except SlackApiError as exc:
+                raise ConfigError(
+                    [
+                        f"SLACK_BOT_TOKEN was refused by Slack ({exc.response.get('error')}); "
+                        "copy it again from OAuth & Permissions on your Slack app's page."
+                    ]
+                ) from None
+            return cls._assemble(settings, store, identity)
+        except BaseException:
+            await store.close()
+            raise
+
+    @classmethod
+    def _assemble(cls, settings: Settings, store: Store, identity: BotIdentity) -> Bot:
+        tokens = UserTokens(store.installation_store, identity.team_id)
+        slack = SlackApp(
+            identity=identity,
+            api_url=settings.slack_api_url,
+            signing_secret=_reveal(settings.slack_signing_secret),
+            client_id=settings.slack_client_id,
+            client_secret=_reveal(settings.slack_client_secret),
+            authorize_url=settings.slack_authorize_url,
+            redirect_url=(settings.public_url.rstrip("/") + "/slack/oauth_redirect")
+            if settings.public_url
+            else None,
+            installations=store.installation_store,
+            oauth_states=store.oauth_state_store,
+            tokens=tokens,
+            socket_mode=settings.socket_mode,
+        )
+        # The simulators compress time; every duration the scheduler keeps follows the window.
+        scale = settings.rate_window_seconds / 60.0
+        admin_token = _reveal(settings.slack_admin_user_token)
+
+        def scheduler(send: Callable[[Desire, int], Awaitable[SendOutcome]]) -> StatusScheduler:
+            return StatusScheduler(
+                send,
+                writes_per_window=settings.slack_profile_writes_per_minute,
+                writes_per_profile=settings.slack_writes_per_profile_per_minute,
+                distinct_profiles=settings.slack_admin_profiles_per_minute if admin_token else None,
+                window=settings.rate_window_seconds,
+                status_ttl=settings.status_ttl_seconds,
+                call_debounce=settings.call_debounce_seconds,
+                gap_hold=5.0 * scale,
+                extend_lead=30.0 * scale,
+                release_grace=5.0 * scale,
+                min_horizon=20.0 * scale,
+                call_model=CallLengthModel(prior_mean=240.0 * scale, longest=86_400.0 * scale),
+                meeting_model=CallLengthModel(prior_mean=1800.0 * scale, longest=86_400.0 * scale),
+            )
+
+        notices = TokenLostNotice(store, slack, identity.team_id, settings.connect_url)
+        writer = StatusWriter(
+            team_id=identity.team_id,
+            store=store,
+            client=AsyncWebClient(base_url=settings.slack_api_url),
+            tokens=tokens,
+            scheduler_factory=scheduler,
+            notice=notices,
+            admin_token=admin_token,
+        )
+        slack.attach(writer)
+        pipeline = PresencePipeline.build(settings, consumers=[writer], memory=store)
+        pipeline.coordinator.add_snapshot_listener(writer)
+        people = SlackPeople(slack.client, identity.team_id)
+        return cls(
+            settings,
+            store=store,
+            identity=identity,
+            slack=slack,
+            writer=writer,
+            pipeline=pipeline,
+            people=people,
+            supervisor=Supervisor(),
+        )
+
+    async def start(self) -> None:
+        """Start in the order that loses nothing: state first, then the feeds, then the doors."""
+        await self.pipeline.prepare()
+        await self.people.refresh()
+        await self.refresh_links()
+        book = self.pipeline.coordinator.book
+        presences = {
+            extension_id: (known.availability, _busy_since(known))
+            for extension_id in book.extension_ids()
+            if (known := book.get(extension_id)) is not None
+        }
+        await self.writer.load(
+            [(link.user_id, link.extension_id) for link in await self.store.links(self.team_id)],
+            {person.id: person.status for person in self.people},
+            presences,
+        )
+        self.supervisor.start("status-scheduler", self.writer.scheduler.run)
+        self.supervisor.start("status-upkeep", self._upkeep)
+        self.pipeline.start_tasks(self.supervisor)
+        await self._serve()
+        log.info("rcstatus is running for workspace %s", self.team_id)
+
+    @property
+    def team_id(self) -> str:
+        return self.identity.team_id
+
+    async def refresh_links(self) -> None:
+        directory = self.pipeline.directory
+
+        def extension_for(email: str) -> str | None:
+            extension = directory.by_email(email)
+            return extension.id if extension is not None else None
+
+        await link_by_email(self.store, self.team_id, self.people, extension_for)
+
+    async def _upkeep(self) -> None:
+        """Claims Slack already expired, and the people mapping as both directories change."""
+        interval = self.settings.rate_window_seconds
+        mapping_every = max(1, int(self.settings.directory_refresh_seconds / interval))
+        tick = 0
+        while True:
+            await asyncio.sleep(interval)
+            await self.writer.sweep()
+            tick += 1
+            if tick % mapping_every == 0:
+                await self.people.refresh()
+                await self.refresh_links()
+                links = await self.store.links(self.team_id)
+                await self.writer.set_links([(lk.user_id, lk.extension_id) for lk in links])
+
+    async def _serve(self) -> None:
+        application = self.slack.web_application(self.health)
+        self._runner = web.AppRunner(application, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host="0.0.0.0", port=self.settings.port)
+        await site.start()
+        addresses = self._runner.addresses
+        self.http_port = int(addresses[0][1]) if addresses else self.settings.port
+        if self.settings.socket_mode:
+            app_token = _reveal(self.settings.slack_app_token)
+            self._socket = AsyncSocketModeHandler(self.slack.app, app_token)
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        subscriber = self.pipeline.subscriber.health
+        ringcentral_ok = subscriber.state is LinkState.CONNECTED
+        slack_ok = True
+        if self._socket is not None:
+            slack_ok = bool(await self._socket.client.is_connected())
+        tasks = {name: h.running for name, h in self.supervisor.health().items()}
+        return ringcentral_ok and slack_ok, {
+            "ringcentral": subscriber.as_dict(),
+            "slack": {"socket_mode": self._socket is not None, "connected": slack_ok},
+            "tasks": tasks,
+            "pending_writes": self.writer.scheduler.pending(),
+        }
+
+    async def stop(self) -> None:
+        """Everything stopped and awaited within a few seconds (SIGTERM)."""
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+        await self.supervisor.stop(grace=3.0)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.store.close()
+
+
+class TokenLostNotice:
+    """Tells a person once that their connection broke, and how to reconnect."""
+
+    def __init__(self, store: Store, slack: SlackApp, team_id: str, connect_url: str) -> None:
+        self._store = store
+        self._slack = slack
+        self._team_id = team_id
+        self._connect_url = connect_url
+
+    async def token_lost(self, user_id: str) -> None:
+        prefs = await self._store.preferences(self._team_id, user_id)
+        if prefs.disconnected_notified_at is not None:
+            return
+        text = (
+            "I can no longer update your Slack status from your phone: your connection to "
+            f"rcstatus was revoked or expired. Reconnect here: {self._connect_url}"
+        )
+        if await self._slack.direct_message(user_id, text):
+            await self._store.update_preferences(
+                self._team_id, user_id, disconnected_notified_at=datetime.now(UTC)
+            )
+
+
+def _reveal(secret: Secret | None) -> str | None:
+    return secret.reveal() if secret is not None else None
+
+
+def _busy_since(presence: Presence) -> float | None:
+    since = presence.on_call_since or presence.availability_since
+    return since.timestamp() if since is not None else None
+
+
+async def run_bot(settings: Settings, stop: asyncio.Event) -> None:
+    """`rcstatus-bot run`: start, serve until `stop` is set (SIGTERM/SIGINT), stop cleanly."""
+    bot = await Bot.create(settings)
+    try:
+        await bot.start()
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await bot.stop()

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
 
+from bot.app import run_bot
+from bot.config import Settings
 from bot.errors import BotError
+from bot.logs import configure_logging
 from bot.sim.company import build_company
 from bot.sim.limits import TimeScale
 from bot.sim.ringcentral import RingCentralSimulator
@@ -34,6 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="how much to log (default INFO)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run the bot against RingCentral and Slack",
+        description=(
+            "Run the bot with the settings from the environment and .env: the presence "
+            "subscription, the status sync and the Slack app, until SIGTERM or Ctrl-C."
+        ),
+    )
+    run.add_argument(
+        "--env-file",
+        type=Path,
+        default=Path(".env"),
+        help="settings file read under the environment (default .env)",
+    )
 
     sim = commands.add_parser(
         "sim",
@@ -91,12 +109,11 @@ def _port(text: str) -> int:
 
 def run_cli(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.log_level)
     try:
+        if args.command == "run":
+            settings = Settings.from_env(env_file=args.env_file)
+            return asyncio.run(_run_until_signalled(settings))
         if args.command == "sim":
             return asyncio.run(run_simulators(args, out))
     except BotError as exc:
@@ -105,6 +122,15 @@ def run_cli(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
     except KeyboardInterrupt:
         return 130
     raise AssertionError(f"unhandled command {args.command}")
+
+
+async def _run_until_signalled(settings: Settings) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await run_bot(settings, stop)
+    return 0
 
 
 def simulator_env(
@@ -126,6 +152,8 @@ def simulator_env(
         "PORT": str(app_port),
         # The simulators shorten Slack's and RingCentral's minute; the bot's budgets follow.
         "RATE_WINDOW_SECONDS": f"{time_scale.seconds(60):g}",
+        "STATUS_TTL_SECONDS": f"{time_scale.seconds(3600):g}",
+        "PUBLIC_URL": app_url,
     }
 
 

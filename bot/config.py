@@ -58,8 +58,8 @@ def _api_url(value: str) -> str:
 
 def _port(value: str) -> int:
     port = int(value)
-    if not 0 < port < 65536:
-        raise ValueError("expected a TCP port between 1 and 65535")
+    if not 0 <= port < 65536:
+        raise ValueError("expected a TCP port between 1 and 65535 (0 picks a free one)")
     return port
 
 
@@ -74,6 +74,13 @@ def _positive_float(value: str) -> float:
     number = float(value)
     if not number > 0:
         raise ValueError("expected a number above 0")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError("expected a number of seconds, 0 or more")
     return number
 
 
@@ -218,6 +225,32 @@ class Settings:
         default=(),
     )
 
+    status_ttl_seconds: float = _env(
+        "STATUS_TTL_SECONDS",
+        "how long each status the bot writes lives unless renewed, so a stopped bot can never "
+        "leave anyone stuck 'On a call'",
+        _positive_float,
+        default=3600.0,
+    )
+    call_debounce_seconds: float = _env(
+        "CALL_DEBOUNCE_SECONDS",
+        "how long a call must last before the bot writes 'On a call' (rings never count)",
+        _non_negative_float,
+        default=2.0,
+    )
+    public_url: str | None = _env(
+        "PUBLIC_URL",
+        "the address people's browsers reach the bot at, for the Connect link "
+        "(default http://localhost:PORT)",
+        _url,
+    )
+    slack_admin_user_token: Secret | None = _env(
+        "SLACK_ADMIN_USER_TOKEN",
+        "optional: an owner's or admin's user token (paid workspaces) that sets everyone's status; "
+        "Slack caps one token at 30 profiles a minute",
+        _prefixed("xoxp-"),
+    )
+
     @classmethod
     def from_env(
         cls,
@@ -262,6 +295,12 @@ class Settings:
                 meta = spec.metadata
                 problems.append(f"{meta['env']} is not set; it comes from {meta['source']}.")
         return problems
+
+    @property
+    def connect_url(self) -> str:
+        """Where a person starts connecting their status (Bolt's install page)."""
+        base = self.public_url or f"http://localhost:{self.port}"
+        return base.rstrip("/") + "/slack/install"
 
     @property
     def socket_mode(self) -> bool:

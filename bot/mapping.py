@@ -1,4 +1,4 @@
-"""Links Slack people to RingCentral extensions by email; reports what it cannot match, never guesses."""
+"""Links Slack people to RingCentral extensions by email; reports what it cannot match."""
 
 from __future__ import annotations
 

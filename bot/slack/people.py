@@ -33,8 +33,9 @@ class SlackPerson:
         user_id = member.get("id")
         if not isinstance(user_id, str):
             return None
-        profile = member.get("profile") if isinstance(member.get("profile"), dict) else {}
-        email = profile.get("email") if isinstance(profile, dict) else None
+        raw_profile = member.get("profile")
+        profile: dict[str, Any] = raw_profile if isinstance(raw_profile, dict) else {}
+        email = profile.get("email")
         return cls(
             id=user_id,
             team_id=str(member.get("team_id") or team_id),
@@ -42,7 +43,7 @@ class SlackPerson:
             email=email.strip().casefold() if isinstance(email, str) and email.strip() else None,
             is_admin=bool(member.get("is_admin")),
             is_owner=bool(member.get("is_owner")),
-            status=status_of(profile if isinstance(profile, dict) else {}),
+            status=status_of(profile),
         )
 
 

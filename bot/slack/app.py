@@ -1,0 +1,282 @@
+"""The Bolt app: OAuth for per-person tokens, the listeners, and the HTTP endpoints."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.async_authorize import AsyncAuthorize
+from slack_bolt.oauth.async_callback_options import (
+    AsyncCallbackOptions,
+    AsyncFailureArgs,
+    AsyncSuccessArgs,
+)
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
+from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.people import status_of
+
+log = logging.getLogger(__name__)
+
+BOT_SCOPES: Final = (
+    "commands",
+    "chat:write",
+    "im:write",
+    "users:read",
+    "users:read.email",
+    "users.profile:read",
+)
+USER_SCOPES: Final = ("users.profile:write", "users.profile:read")
+
+
+@dataclass(frozen=True, slots=True)
+class BotIdentity:
+    """Who our bot token is, from auth.test at start."""
+
+    team_id: str
+    bot_user_id: str
+    bot_id: str | None
+    bot_token: str
+
+    @classmethod
+    async def discover(cls, client: AsyncWebClient, bot_token: str) -> BotIdentity:
+        response = await client.auth_test(token=bot_token)
+        return cls(
+            team_id=str(response["team_id"]),
+            bot_user_id=str(response["user_id"]),
+            bot_id=response.get("bot_id"),
+            bot_token=bot_token,
+        )
+
+
+class UserTokens:
+    """People's own tokens from Bolt's installation store, cached until one stops working."""
+
+    def __init__(self, installations: AsyncInstallationStore, team_id: str) -> None:
+        self._installations = installations
+        self._team_id = team_id
+        self._cache: dict[str, str | None] = {}
+
+    async def user_token(self, user_id: str) -> str | None:
+        if user_id not in self._cache:
+            installation = await self._installations.async_find_installation(
+                enterprise_id=None, team_id=self._team_id, user_id=user_id
+            )
+            token = None
+            if installation is not None and installation.user_id == user_id:
+                token = installation.user_token
+            self._cache[user_id] = token
+        return self._cache[user_id]
+
+    def forget(self, user_id: str) -> None:
+        self._cache.pop(user_id, None)
+
+    async def delete(self, user_id: str) -> None:
+        self.forget(user_id)
+        await self._installations.async_delete_installation(
+            enterprise_id=None, team_id=self._team_id, user_id=user_id
+        )
+
+
+class _StaticAuthorize(AsyncAuthorize):
+    """Authorizes every request with our bot token and the person's own token, no auth.test.
+
+    Bolt's default calls auth.test once or twice per request; at a few thousand status events an
+    hour that alone would exceed auth.test's rate limit and drop events.
+    """
+
+    def __init__(self, identity: BotIdentity, tokens: UserTokens) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._identity = identity
+        self._tokens = tokens
+
+    async def __call__(
+        self,
+        *,
+        context: AsyncBoltContext,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None,
+        actor_enterprise_id: str | None = None,
+        actor_team_id: str | None = None,
+        actor_user_id: str | None = None,
+    ) -> AuthorizeResult | None:
+        if team_id is not None and team_id != self._identity.team_id:
+            log.warning("request from an unknown workspace %s ignored", team_id)
+            return None
+        user_token = await self._tokens.user_token(user_id) if user_id else None
+        return AuthorizeResult(
+            enterprise_id=enterprise_id,
+            team_id=self._identity.team_id,
+            bot_user_id=self._identity.bot_user_id,
+            bot_id=self._identity.bot_id,
+            bot_token=self._identity.bot_token,
+            user_id=user_id,
+            user_token=user_token,
+        )
+
+
+class StatusEvents(Protocol):
+    """What the status writer wants to hear from Slack."""
+
+    async def on_status_changed(self, user_id: str, status: Any) -> None: ...
+    async def token_revoked(self, user_id: str) -> None: ...
+    async def connected(self, user_id: str) -> None: ...
+
+
+HealthCheck = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+
+
+class SlackApp:
+    """Builds the AsyncApp and serves it: Socket Mode or HTTP, OAuth and /healthz either way."""
+
+    def __init__(
+        self,
+        *,
+        identity: BotIdentity,
+        api_url: str,
+        signing_secret: str | None,
+        client_id: str | None,
+        client_secret: str | None,
+        authorize_url: str,
+        redirect_url: str | None,
+        installations: AsyncInstallationStore,
+        oauth_states: AsyncOAuthStateStore,
+        tokens: UserTokens,
+        socket_mode: bool,
+    ) -> None:
+        self.identity = identity
+        self.tokens = tokens
+        self.socket_mode = socket_mode
+        self.client = AsyncWebClient(token=identity.bot_token, base_url=api_url)
+        self._events: StatusEvents | None = None
+        oauth = None
+        if client_id and client_secret:
+            oauth = AsyncOAuthSettings(
+                client_id=client_id,
+                client_secret=client_secret,
+                scopes=list(BOT_SCOPES),
+                user_scopes=list(USER_SCOPES),
+                redirect_uri=redirect_url,
+                authorization_url=authorize_url,
+                installation_store=installations,
+                state_store=oauth_states,
+                callback_options=AsyncCallbackOptions(
+                    success=self._installed, failure=self._install_failed
+                ),
+            )
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=signing_secret or "socket-mode-needs-no-signing-secret",
+            # Bolt accepts an AsyncAuthorize instance here, though its annotation says callable.
+            authorize=_StaticAuthorize(identity, tokens),  # type: ignore[arg-type]
+            oauth_settings=oauth,
+            request_verification_enabled=not socket_mode,
+            logger=logging.getLogger("rcstatus.bolt"),
+        )
+        self._register_status_listeners()
+
+    def attach(self, events: StatusEvents) -> None:
+        self._events = events
+
+    # ----------------------------------------------------------------------------- listeners
+
+    def _register_status_listeners(self) -> None:
+        app = self.app
+
+        @app.event("user_status_changed")
+        async def status_changed(event: dict[str, Any]) -> None:
+            user = event.get("user") if isinstance(event.get("user"), dict) else None
+            if user is None or self._events is None:
+                return
+            profile = user.get("profile") if isinstance(user.get("profile"), dict) else {}
+            await self._events.on_status_changed(str(user.get("id")), status_of(profile or {}))
+
+        @app.event("tokens_revoked")
+        async def tokens_revoked(event: dict[str, Any]) -> None:
+            users = ((event.get("tokens") or {}).get("oauth")) or []
+            for user_id in users:
+                await self.tokens.delete(str(user_id))
+                if self._events is not None:
+                    await self._events.token_revoked(str(user_id))
+
+        @app.event("app_uninstalled")
+        async def uninstalled() -> None:
+            log.warning("the app was uninstalled from the workspace")
+
+    async def _installed(self, args: AsyncSuccessArgs) -> BoltResponse:
+        user_id = args.installation.user_id
+        log.info("%s connected their Slack status", user_id)
+        self.tokens.forget(user_id)
+        if self._events is not None:
+            await self._events.connected(user_id)
+        return await args.default.success(args)
+
+    async def _install_failed(self, args: AsyncFailureArgs) -> BoltResponse:
+        log.warning("a Slack connection attempt failed: %s", args.reason)
+        return await args.default.failure(args)
+
+    # ----------------------------------------------------------------------------- messages
+
+    async def direct_message(
+        self, user_id: str, text: str, blocks: list[Any] | None = None
+    ) -> bool:
+        try:
+            await self.client.chat_postMessage(channel=user_id, text=text, blocks=blocks)
+        except SlackApiError as exc:
+            log.warning("could not DM %s: %s", user_id, exc.response.get("error"))
+            return False
+        return True
+
+    # ----------------------------------------------------------------------------- serving
+
+    def web_application(self, health: HealthCheck) -> web.Application:
+        """OAuth pages and /healthz always; /slack/events only in HTTP mode."""
+        application = web.Application()
+        flow = self.app.oauth_flow
+        routes = [web.get("/healthz", self._health_handler(health))]
+        if flow is not None:
+            routes += [
+                web.get(flow.install_path, self._oauth_install),
+                web.get(flow.redirect_uri_path, self._oauth_callback),
+            ]
+        if not self.socket_mode:
+            routes.append(web.post("/slack/events", self._events_handler))
+        application.add_routes(routes)
+        return application
+
+    async def _oauth_install(self, request: web.Request) -> web.Response:
+        flow = self.app.oauth_flow
+        assert flow is not None
+        response = await flow.handle_installation(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    async def _oauth_callback(self, request: web.Request) -> web.Response:
+        flow = self.app.oauth_flow
+        assert flow is not None
+        response = await flow.handle_callback(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    async def _events_handler(self, request: web.Request) -> web.Response:
+        response = await self.app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    @staticmethod
+    def _health_handler(health: HealthCheck) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            ok, details = await health()
+            details["checked_at"] = datetime.now(UTC).isoformat()
+            return web.json_response(details, status=200 if ok else 503)
+
+        return handler

@@ -1,0 +1,133 @@
+"""The whole bot, wired as `rcstatus-bot run` wires it, against both simulators in one process."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from slack_sdk.oauth.installation_store import Installation
+
+from bot.app import Bot
+from bot.cli import simulator_env
+from bot.config import Settings
+from bot.sim.company import Company, Person, build_company
+from bot.sim.limits import TimeScale
+from bot.sim.ringcentral import RingCentralSimulator
+from bot.sim.slack import SlackSimulator
+from tests.helpers import wait_until
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Sims:
+    company: Company
+    rc: RingCentralSimulator
+    slack: SlackSimulator
+    scale: TimeScale
+    port: int
+
+    @property
+    def app_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self, database: Path, **extra: str) -> dict[str, str]:
+        """The settings `rcstatus-bot sim` would write, plus a database and overrides."""
+        env = simulator_env(self.rc, self.slack, app_url=self.app_url, time_scale=self.scale)
+        env.update({"DATABASE_URL": f"sqlite+aiosqlite:///{database}", **extra})
+        return env
+
+    def settings(self, database: Path, **extra: str) -> Settings:
+        return Settings.from_env(self.env(database, **extra), env_file=None)
+
+    def people(self) -> list[Person]:
+        """People on both sides who start out available (the RC simulator seeds a few busy)."""
+        result = []
+        for person in self.company.people:
+            if person.slack_id is None or person.extension_id is None:
+                continue
+            if person.extension_status != "Enabled":
+                continue
+            presence = self.rc.presence(person.extension_id)
+            if presence.get("presenceStatus") == "Available" and presence.get(
+                "dndStatus", "TakeAllCalls"
+            ) in ("TakeAllCalls", None):
+                result.append(person)
+        return result
+
+    def profile(self, person: Person) -> dict[str, Any]:
+        assert person.slack_id is not None
+        return self.slack.user(person.slack_id)
+
+    def call(self, person: Person, state: str) -> None:
+        assert person.extension_id is not None
+        self.rc.call(person.extension_id, state)
+
+
+@contextlib.asynccontextmanager
+async def simulators(users: int = 20, scale: float = 60.0, seed: int = 7) -> AsyncIterator[Sims]:
+    company = build_company(users, seed=seed)
+    time_scale = TimeScale(scale)
+    port = free_port()
+    rc = RingCentralSimulator(company, time_scale=time_scale)
+    slack = SlackSimulator(company, time_scale=time_scale, app_url=f"http://127.0.0.1:{port}")
+    await rc.start()
+    await slack.start()
+    try:
+        yield Sims(company, rc, slack, time_scale, port)
+    finally:
+        await slack.stop()
+        await rc.stop()
+
+
+@contextlib.asynccontextmanager
+async def running_bot(sims: Sims, database: Path, **extra: str) -> AsyncIterator[Bot]:
+    bot = await Bot.create(sims.settings(database, PORT=str(sims.port), **extra))
+    try:
+        await bot.start()
+        await wait_until(
+            lambda: bot.pipeline.coordinator.snapshot_done.is_set(),
+            timeout=20,
+            message="the bot's first presence snapshot",
+        )
+        yield bot
+    finally:
+        await bot.stop()
+
+
+async def connect(sims: Sims, person: Person) -> None:
+    """The person connects their status through the real OAuth flow, as in a browser."""
+    assert person.slack_id is not None
+    outcome = await sims.slack.authorize(person.slack_id)
+    assert outcome.get("ok"), outcome
+
+
+async def connect_quickly(sims: Sims, bot: Bot, people: list[Person]) -> None:
+    """Give many people a user token at once (setup for load tests, not what is under test)."""
+    store = bot.store.installation_store
+    for person in people:
+        assert person.slack_id is not None
+        token = sims.slack.grant_user_token(person.slack_id)
+        await store.async_save(
+            Installation(
+                app_id=None,
+                enterprise_id=None,
+                team_id=bot.team_id,
+                user_id=person.slack_id,
+                user_token=token,
+                user_scopes=["users.profile:write", "users.profile:read"],
+                bot_token=bot.identity.bot_token,
+                bot_user_id=bot.identity.bot_user_id,
+            )
+        )
+    for person in people:
+        assert person.slack_id is not None
+        await bot.writer.connected(person.slack_id)

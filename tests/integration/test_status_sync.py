@@ -1,0 +1,122 @@
+"""Status sync end to end: calls in the RingCentral simulator, statuses on Slack profiles."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.sim.company import Person
+from tests.helpers import wait_until
+from tests.integration.bot_harness import Sims, connect, running_bot, simulators
+
+ON_A_CALL = ("On a call", ":telephone_receiver:")
+
+
+def shows(sims: Sims, person: Person) -> tuple[str, str]:
+    profile = sims.profile(person)
+    return profile["status_text"], profile["status_emoji"]
+
+
+def app_writes(sims: Sims, person: Person) -> list[dict[str, object]]:
+    return [w for w in sims.slack.profile_writes(user=person.slack_id) if w.get("by") != "user"]
+
+
+@pytest.fixture
+async def sims() -> AsyncIterator[Sims]:
+    async with simulators() as running:
+        yield running
+
+
+async def test_a_call_shows_on_a_call_and_the_empty_status_comes_back(
+    sims: Sims, tmp_path: Path
+) -> None:
+    async with running_bot(sims, tmp_path / "bot.db"):
+        alice = sims.people()[0]
+        await connect(sims, alice)
+        sims.call(alice, "ringing")
+        sims.call(alice, "connected")
+        await wait_until(lambda: shows(sims, alice) == ON_A_CALL, message="On a call")
+        assert sims.profile(alice)["status_expiration"] > time.time()
+        sims.call(alice, "ended")
+        await wait_until(lambda: shows(sims, alice) == ("", ""), message="status cleared")
+
+
+async def test_replace_policy_saves_and_restores_a_custom_status_with_its_expiration(
+    sims: Sims, tmp_path: Path
+) -> None:
+    async with running_bot(sims, tmp_path / "bot.db") as bot:
+        bob = sims.people()[1]
+        assert bob.slack_id is not None
+        await connect(sims, bob)
+        await bot.store.update_preferences(bot.team_id, bob.slack_id, policy="replace")
+        await bot.writer.preferences_changed(bob.slack_id)
+        lunch_ends = int(time.time()) + 7200
+        sims.slack.set_status(bob.slack_id, "Lunch", ":taco:", lunch_ends)
+        sims.call(bob, "connected")
+        await wait_until(lambda: shows(sims, bob) == ON_A_CALL, message="On a call over Lunch")
+        sims.call(bob, "ended")
+        await wait_until(lambda: shows(sims, bob) == ("Lunch", ":taco:"), message="Lunch back")
+        assert sims.profile(bob)["status_expiration"] == lunch_ends
+
+
+async def test_respect_policy_leaves_a_manual_status_alone_through_a_call(
+    sims: Sims, tmp_path: Path
+) -> None:
+    async with running_bot(sims, tmp_path / "bot.db") as bot:
+        carol = sims.people()[2]
+        assert carol.slack_id is not None
+        await connect(sims, carol)
+        sims.slack.set_status(carol.slack_id, "Focus time", ":headphones:")
+        sims.call(carol, "connected")
+        await wait_until(
+            lambda: bot.writer.explain(str(carol.slack_id)) is not None,
+            message="the reason nothing is written",
+        )
+        sims.call(carol, "ended")
+        await wait_until(lambda: bot.writer.stats.transitions >= 2)
+        await bot.writer.scheduler.drain()
+        assert shows(sims, carol) == ("Focus time", ":headphones:")
+        assert app_writes(sims, carol) == []
+
+
+async def test_a_manual_change_mid_call_is_never_overwritten_or_restored_over(
+    sims: Sims, tmp_path: Path
+) -> None:
+    async with running_bot(sims, tmp_path / "bot.db") as bot:
+        dave = sims.people()[3]
+        assert dave.slack_id is not None
+        await connect(sims, dave)
+        sims.call(dave, "connected")
+        await wait_until(lambda: shows(sims, dave) == ON_A_CALL)
+        sims.slack.set_status(dave.slack_id, "Customer escalation", ":fire:")
+        await wait_until(lambda: bot.writer.stats.manual_changes == 1)
+        sims.call(dave, "hold")
+        sims.call(dave, "connected")
+        sims.call(dave, "ended")
+        await wait_until(lambda: bot.writer.stats.transitions >= 2)
+        await bot.writer.scheduler.drain()
+        assert shows(sims, dave) == ("Customer escalation", ":fire:")
+        claim = await bot.store.claim_for(bot.team_id, dave.slack_id)
+        assert claim is None or not claim.active
+
+
+async def test_a_person_who_never_connected_gets_nothing_written_and_a_reason(
+    sims: Sims, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with running_bot(sims, tmp_path / "bot.db") as bot:
+        erin = sims.people()[4]
+        assert erin.slack_id is not None
+        sims.call(erin, "connected")
+        await wait_until(lambda: bot.writer.explain(str(erin.slack_id)) == "not connected")
+        sims.call(erin, "ended")
+        sims.call(erin, "connected")
+        await wait_until(lambda: bot.writer.stats.transitions >= 3)
+        assert shows(sims, erin) == ("", "")
+        assert app_writes(sims, erin) == []
+        lines = [r.getMessage() for r in caplog.records if "has not connected" in r.getMessage()]
+        assert len([line for line in lines if erin.slack_id in line]) == 1
