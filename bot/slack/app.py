@@ -177,7 +177,8 @@ class SlackApp:
                 ),
             )
         self.app = AsyncApp(
-            client=self.client,
+            # Tokenless: Bolt puts each request's authorized token on its own copy.
+            client=AsyncWebClient(base_url=api_url),
             signing_secret=signing_secret or "socket-mode-needs-no-signing-secret",
             # Bolt accepts an AsyncAuthorize instance here, though its annotation says callable.
             authorize=_StaticAuthorize(identity, tokens),  # type: ignore[arg-type]

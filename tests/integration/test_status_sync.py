@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot.sim.company import Person
@@ -14,6 +19,7 @@ from tests.helpers import wait_until
 from tests.integration.bot_harness import Sims, connect, running_bot, simulators
 
 ON_A_CALL = ("On a call", ":telephone_receiver:")
+REPO = Path(__file__).parents[2]
 
 
 def shows(sims: Sims, person: Person) -> tuple[str, str]:
@@ -120,3 +126,94 @@ async def test_a_person_who_never_connected_gets_nothing_written_and_a_reason(
         assert app_writes(sims, erin) == []
         lines = [r.getMessage() for r in caplog.records if "has not connected" in r.getMessage()]
         assert len([line for line in lines if erin.slack_id in line]) == 1
+
+
+class BotProcess:
+    """`rcstatus-bot run` in its own process, so it can be killed as an operator would."""
+
+    def __init__(self, sims: Sims, env_file: Path) -> None:
+        self.sims = sims
+        self.env_file = env_file
+        self.process: asyncio.subprocess.Process | None = None
+        self.log = env_file.parent / "bot.log"
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", "--env-file", str(self.env_file),
+            cwd=self.env_file.parent,
+            env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=self.log.open("ab"),
+        )  # fmt: skip
+        try:
+            await wait_until(self.healthy, timeout=30, message="the bot process to be healthy")
+        except AssertionError:
+            raise AssertionError(self.log.read_text()[-3000:]) from None
+
+    async def healthy(self) -> bool:
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(self.sims.app_url + "/healthz") as response,
+            ):
+                return response.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def terminate(self) -> int:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(self.process.wait(), timeout=15)
+        return self.process.returncode or 0
+
+
+def write_env(sims: Sims, tmp_path: Path, **extra: str) -> Path:
+    env_file = tmp_path / "bot.env"
+    env = sims.env(tmp_path / "bot.db", PORT=str(sims.port), **extra)
+    env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
+    return env_file
+
+
+async def test_killed_mid_call_then_restarted_after_the_call_restores_the_status(
+    sims: Sims, tmp_path: Path
+) -> None:
+    frank = sims.people()[5]
+    assert frank.slack_id is not None
+    bot = BotProcess(sims, write_env(sims, tmp_path))
+    await bot.start()
+    try:
+        await connect(sims, frank)
+        sims.call(frank, "connected")
+        await wait_until(lambda: shows(sims, frank) == ON_A_CALL, message="On a call")
+        await bot.kill()
+        sims.call(frank, "ended")
+        assert shows(sims, frank) == ON_A_CALL  # nobody is there to take it back
+        await bot.start()
+        await wait_until(lambda: shows(sims, frank) == ("", ""), message="the status restored")
+    finally:
+        assert await bot.terminate() == 0
+
+
+async def test_a_bot_that_dies_mid_call_leaves_a_status_that_expires_by_itself(
+    sims: Sims, tmp_path: Path
+) -> None:
+    grace = sims.people()[6]
+    assert grace.slack_id is not None
+    # A short STATUS_TTL stands in for the hour the bot normally writes.
+    bot = BotProcess(sims, write_env(sims, tmp_path, STATUS_TTL_SECONDS="3"))
+    await bot.start()
+    try:
+        await connect(sims, grace)
+        sims.call(grace, "connected")
+        await wait_until(lambda: shows(sims, grace) == ON_A_CALL, message="On a call")
+    finally:
+        await bot.kill()
+    expiration = sims.profile(grace)["status_expiration"]
+    assert 0 < expiration <= time.time() + 4
+    await wait_until(lambda: shows(sims, grace) == ("", ""), timeout=10, message="expiry")
