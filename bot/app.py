@@ -329,6 +329,14 @@ class TokenLostNotice:
                 self._team_id, user_id, disconnected_notified_at=datetime.now(UTC)
             )
 
+    async def reconnected(self, user_id: str) -> None:
+        """A later loss deserves its own notice."""
+        prefs = await self._store.preferences(self._team_id, user_id)
+        if prefs.disconnected_notified_at is not None:
+            await self._store.update_preferences(
+                self._team_id, user_id, disconnected_notified_at=None
+            )
+
 
 def _reveal(secret: Secret | None) -> str | None:
     return secret.reveal() if secret is not None else None

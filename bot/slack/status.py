@@ -63,6 +63,7 @@ class TokenSource(Protocol):
 
 class DisconnectNotice(Protocol):
     async def token_lost(self, user_id: str) -> None: ...
+    async def reconnected(self, user_id: str) -> None: ...
 
 
 @dataclass(slots=True)
@@ -236,7 +237,11 @@ class StatusWriter:
         person = self._person(user_id)
         self._tokens.forget(user_id)
         person.connected = False
+        person.blocked_reason = "not connected"
         self.scheduler.cancel(user_id)
+        self.stats.tokens_lost += 1
+        if self._notice is not None:
+            await self._notice.token_lost(user_id)
 
     async def connected(self, user_id: str) -> None:
         """The person just authorized the app: their token works now."""
@@ -244,6 +249,8 @@ class StatusWriter:
         self._tokens.forget(user_id)
         person.connected = None
         person.blocked_reason = None
+        if self._notice is not None:
+            await self._notice.reconnected(user_id)
         await self._evaluate(person)
 
     # ----------------------------------------------------------------------------- deciding

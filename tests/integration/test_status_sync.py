@@ -217,3 +217,47 @@ async def test_a_bot_that_dies_mid_call_leaves_a_status_that_expires_by_itself(
     expiration = sims.profile(grace)["status_expiration"]
     assert 0 < expiration <= time.time() + 4
     await wait_until(lambda: shows(sims, grace) == ("", ""), timeout=10, message="expiry")
+
+
+async def test_429s_and_5xx_on_profile_writes_still_converge_without_double_writes(
+    sims: Sims, tmp_path: Path
+) -> None:
+    async with running_bot(sims, tmp_path / "bot.db") as bot:
+        heidi = sims.people()[7]
+        assert heidi.slack_id is not None
+        await connect(sims, heidi)
+        # One fault at a time: the simulator keeps one injected fault per method.
+        sims.slack.inject_fault("users.profile.set", 429, count=2, retry_after=1)
+        sims.call(heidi, "connected")
+        await wait_until(lambda: shows(sims, heidi) == ON_A_CALL, timeout=20)
+        sims.slack.inject_fault("users.profile.set", 500, count=2)
+        sims.call(heidi, "ended")
+        await wait_until(lambda: shows(sims, heidi) == ("", ""), timeout=20)
+        await bot.writer.scheduler.drain()
+        written = [(w["text"], w["emoji"]) for w in app_writes(sims, heidi)]
+        assert written == [ON_A_CALL, ("", "")]
+        assert bot.writer.scheduler.stats.rate_limited == 2
+        assert bot.writer.scheduler.stats.retries >= 2
+
+
+async def test_a_revoked_token_disconnects_the_person_with_one_dm(
+    sims: Sims, tmp_path: Path
+) -> None:
+    async with running_bot(sims, tmp_path / "bot.db") as bot:
+        ivan = sims.people()[8]
+        assert ivan.slack_id is not None
+        await connect(sims, ivan)
+        sims.slack.revoke(ivan.slack_id)
+        await wait_until(lambda: bot.writer.explain(str(ivan.slack_id)) == "not connected")
+        for _ in range(2):
+            sims.call(ivan, "connected")
+            sims.call(ivan, "ended")
+        await wait_until(lambda: bot.writer.stats.transitions >= 4)
+        dms = sims.slack.messages(user=ivan.slack_id, kind="dm")
+        assert len(dms) == 1
+        assert "Reconnect here: " + sims.app_url + "/slack/install" in dms[0]["text"]
+        assert app_writes(sims, ivan) == []
+        # Connecting again works and a later loss gets its own notice.
+        await connect(sims, ivan)
+        sims.call(ivan, "connected")
+        await wait_until(lambda: shows(sims, ivan) == ON_A_CALL)
