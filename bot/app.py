@@ -17,12 +17,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import Secret, Settings
 from bot.errors import ConfigError
 from bot.mapping import link_by_email
-from bot.presence import Presence
+from bot.presence import Availability, Presence
 from bot.ringcentral.client import RingCentralClient
 from bot.ringcentral.directory import Directory
 from bot.ringcentral.subscriber import LinkState, Subscriber
+from bot.slack import blocks
 from bot.slack.app import BotIdentity, SlackApp, UserTokens
 from bot.slack.call_model import CallLengthModel
+from bot.slack.commands import RcStatusHandlers
+from bot.slack.notifier import FreeNotifier
 from bot.slack.people import SlackPeople
 from bot.slack.scheduler import Desire, SendOutcome, StatusScheduler
 from bot.slack.status import StatusWriter
@@ -117,6 +120,7 @@ class Bot:
         pipeline: PresencePipeline,
         people: SlackPeople,
         supervisor: Supervisor,
+        notifier: FreeNotifier,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -126,6 +130,8 @@ class Bot:
         self.pipeline = pipeline
         self.people = people
         self.supervisor = supervisor
+        self.notifier = notifier
+        self.handlers: RcStatusHandlers | None = None
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self.http_port: int | None = None
@@ -209,7 +215,24 @@ class Bot:
         pipeline = PresencePipeline.build(settings, consumers=[writer], memory=store)
         pipeline.coordinator.add_snapshot_listener(writer)
         people = SlackPeople(slack.client, identity.team_id)
-        return cls(
+
+        def free_text(
+            target_id: str,
+            was: Availability | None,
+            busy_since: datetime | None,
+            freed_at: datetime,
+        ) -> tuple[str, list[Any]]:
+            return blocks.free_dm(target_id, was=was, busy_since=busy_since, now=freed_at)
+
+        notifier = FreeNotifier(
+            store=store,
+            team_id=identity.team_id,
+            direct_message=slack.direct_message,
+            free_text=free_text,
+            free_debounce=settings.free_debounce_seconds,
+            expiry_interval=settings.rate_window_seconds,
+        )
+        bot = cls(
             settings,
             store=store,
             identity=identity,
@@ -218,7 +241,22 @@ class Bot:
             pipeline=pipeline,
             people=people,
             supervisor=Supervisor(),
+            notifier=notifier,
         )
+        handlers = RcStatusHandlers(
+            store=store,
+            team_id=identity.team_id,
+            presences=BotPresences(bot),
+            sync=BotSyncControl(bot, tokens),
+            client=slack.client,
+            install_url=settings.connect_url,
+            kick_watches=notifier.kick,
+        )
+        handlers.register(slack.app)
+        bot.handlers = handlers
+        writer.add_availability_listener(notifier.on_availability)
+        writer.add_availability_listener(bot.refresh_boards)
+        return bot
 
     async def start(self) -> None:
         """Start in the order that loses nothing: state first, then the feeds, then the doors."""
@@ -237,6 +275,7 @@ class Bot:
             presences,
         )
         self.supervisor.start("status-scheduler", self.writer.scheduler.run)
+        self.supervisor.start("free-notifier", self.notifier.run)
         self.supervisor.start("status-upkeep", self._upkeep)
         self.pipeline.start_tasks(self.supervisor)
         await self._serve()
@@ -305,6 +344,57 @@ class Bot:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.store.close()
+
+    async def refresh_boards(self, user_id: str, availability: Availability, since: float) -> None:
+        """Republish the Home board of everyone who starred this person."""
+        if self.handlers is None:
+            return
+        for viewer in self.handlers.viewers_of(user_id):
+            await self.handlers.publish_home(viewer)
+
+
+class BotPresences:
+    """Availability and extensions for the Slack handlers, which know nothing of RingCentral."""
+
+    def __init__(self, bot: Bot) -> None:
+        self._bot = bot
+
+    def availability(self, user_id: str) -> tuple[Availability, datetime] | None:
+        extension_id = self._bot.writer.extension_of(user_id)
+        if extension_id is None:
+            return None
+        known = self._bot.pipeline.coordinator.book.get(extension_id)
+        if known is None:
+            return None
+        return known.availability, known.on_call_since or known.availability_since
+
+    def extension_id_for_number(self, number: str) -> str | None:
+        extension = self._bot.pipeline.directory.by_number(number)
+        return extension.id if extension else None
+
+    def extension_number(self, extension_id: str) -> str | None:
+        extension = self._bot.pipeline.directory.by_id(extension_id)
+        return extension.number if extension else None
+
+    def user_for_email(self, email: str) -> str | None:
+        person = self._bot.people.by_email(email)
+        return person.id if person else None
+
+
+class BotSyncControl:
+    def __init__(self, bot: Bot, tokens: UserTokens) -> None:
+        self._bot = bot
+        self._tokens = tokens
+
+    async def preferences_changed(self, user_id: str) -> None:
+        await self._bot.writer.preferences_changed(user_id)
+
+    async def links_changed(self) -> None:
+        links = await self._bot.store.links(self._bot.team_id)
+        await self._bot.writer.set_links([(link.user_id, link.extension_id) for link in links])
+
+    async def is_connected(self, user_id: str) -> bool:
+        return await self._tokens.user_token(user_id) is not None
 
 
 class TokenLostNotice:

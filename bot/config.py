@@ -238,6 +238,13 @@ class Settings:
         _non_negative_float,
         default=2.0,
     )
+    free_debounce_seconds: float = _env(
+        "FREE_DEBOUNCE_SECONDS",
+        "how long someone must stay available before 'notify me when free' fires "
+        "(so back-to-back calls do not)",
+        _non_negative_float,
+        default=20.0,
+    )
     public_url: str | None = _env(
         "PUBLIC_URL",
         "the address people's browsers reach the bot at, for the Connect link "

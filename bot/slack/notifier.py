@@ -20,7 +20,13 @@ DirectMessage = Callable[[str, str, list[Any] | None], Awaitable[bool]]
 
 
 class FreeText(Protocol):
-    def __call__(self, target_id: str, busy_for: float | None) -> tuple[str, list[Any]]: ...
+    def __call__(
+        self,
+        target_id: str,
+        was: Availability | None,
+        busy_since: datetime | None,
+        freed_at: datetime,
+    ) -> tuple[str, list[Any]]: ...
 
 
 @dataclass(slots=True)
@@ -28,6 +34,7 @@ class _Target:
     availability: Availability
     since: float
     busy_since: float | None
+    was: Availability | None = None
 
 
 class FreeNotifier:
@@ -69,16 +76,19 @@ class FreeNotifier:
         """Someone's availability changed (or was first learned)."""
         previous = self._targets.get(user_id)
         busy_since = previous.busy_since if previous else None
+        was = previous.was if previous else None
         if availability is Availability.AVAILABLE:
             if previous is not None and previous.availability is not Availability.AVAILABLE:
                 busy_since = previous.since if busy_since is None else busy_since
-            self._targets[user_id] = _Target(availability, since, busy_since)
-            self._due[user_id] = since + self._debounce
-            self._wake.set()
+                was = previous.availability
+            self._targets[user_id] = _Target(availability, since, busy_since, was)
+            if previous is None or previous.availability is not Availability.AVAILABLE:
+                self._due[user_id] = since + self._debounce
+                self._wake.set()
         else:
             if previous is None or previous.availability is Availability.AVAILABLE:
                 busy_since = since
-            self._targets[user_id] = _Target(availability, since, busy_since)
+            self._targets[user_id] = _Target(availability, since, busy_since, availability)
             self._due.pop(user_id, None)
 
     def is_free(self, user_id: str) -> bool:
@@ -118,13 +128,16 @@ class FreeNotifier:
         watches = await self._store.watches_on(self._team_id, target_id)
         if not watches:
             return
-        busy_for = None
-        if target.busy_since is not None:
-            busy_for = max(0.0, target.since - target.busy_since)
         for watch in watches:
             if not await self._store.mark_fired(watch.id):
                 continue  # another replica (or an earlier pass) already told them
-            text, blocks = self._free_text(target_id, busy_for)
+            busy_since = (
+                datetime.fromtimestamp(target.busy_since, UTC)
+                if target.busy_since is not None
+                else watch.busy_since
+            )
+            freed_at = datetime.fromtimestamp(target.since, UTC)
+            text, blocks = self._free_text(target_id, target.was, busy_since, freed_at)
             if await self._dm(watch.watcher_id, text, blocks):
                 self.sent += 1
         target.busy_since = None

@@ -61,6 +61,9 @@ class TokenSource(Protocol):
     def forget(self, user_id: str) -> None: ...
 
 
+AvailabilityListener = Callable[[str, Availability, float], Awaitable[None]]
+
+
 class DisconnectNotice(Protocol):
     async def token_lost(self, user_id: str) -> None: ...
     async def reconnected(self, user_id: str) -> None: ...
@@ -121,7 +124,21 @@ class StatusWriter:
         self._people: dict[str, PersonState] = {}
         self._by_extension: dict[str, str] = {}
         self._lock = asyncio.Lock()
+        self._availability_listeners: list[AvailabilityListener] = []
         self.stats = WriterStats()
+
+    def add_availability_listener(self, listener: AvailabilityListener) -> None:
+        """Told each linked person's availability (by Slack id) when it changes."""
+        self._availability_listeners.append(listener)
+
+    async def _tell(self, person: PersonState, since: float) -> None:
+        if person.availability is None:
+            return
+        for listener in self._availability_listeners:
+            try:
+                await listener(person.user_id, person.availability, since)
+            except Exception:
+                log.exception("an availability listener failed; continuing")
 
     # ----------------------------------------------------------------------------- loading
 
@@ -150,6 +167,7 @@ class StatusWriter:
             person.prefs = await self._preferences(user_id)
             if person.extension_id in presences:
                 person.availability, person.busy_since = presences[person.extension_id]
+                await self._tell(person, person.busy_since or self._wall())
         await self.reconcile()
 
     async def set_links(self, links: Iterable[tuple[str, str]]) -> None:
@@ -212,6 +230,7 @@ class StatusWriter:
         busy_from = presence.on_call_since or transition.since
         person.busy_since = busy_from.timestamp()
         await self._evaluate(person)
+        await self._tell(person, transition.since.timestamp())
 
     async def on_status_changed(self, user_id: str, status: SlackStatus) -> None:
         """A `user_status_changed` event: our own write echoing back, or the person's hand."""
@@ -435,3 +454,7 @@ class StatusWriter:
 
     def person(self, user_id: str) -> PersonState | None:
         return self._people.get(user_id)
+
+    def extension_of(self, user_id: str) -> str | None:
+        person = self._people.get(user_id)
+        return person.extension_id if person else None

@@ -1,0 +1,449 @@
+"""/rcstatus, its buttons and the App Home: thin handlers from parsed requests to replies."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.policy import StatusPolicy, StatusPreferences
+from bot.presence import Availability
+from bot.slack import blocks
+from bot.slack.blocks import Message, NotifyRefusal, PersonView
+from bot.slack.command_text import (
+    MAX_ACTIVE_WATCHES,
+    Cancel,
+    Command,
+    Connect,
+    EmailTarget,
+    ExtensionTarget,
+    Help,
+    Link,
+    Lookup,
+    Me,
+    Notify,
+    Pause,
+    Resume,
+    SetPolicy,
+    SetStatusEmoji,
+    SetStatusText,
+    SetSync,
+    Settings,
+    Target,
+    Unlink,
+    UserMention,
+    Watches,
+    parse_command,
+)
+from bot.store import LinkConflict, Store
+
+log = logging.getLogger(__name__)
+
+SORRY = Message(
+    "Sorry, something went wrong on my side. Please try again in a minute.",
+    [
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": "Sorry, something went wrong on my side. Please try again in a minute.",
+            },
+        }
+    ],
+)
+
+
+class Presences(Protocol):
+    """Phone availability by Slack user and the extensions behind them (RingCentral's side)."""
+
+    def availability(self, user_id: str) -> tuple[Availability, datetime] | None: ...
+    def extension_id_for_number(self, number: str) -> str | None: ...
+    def extension_number(self, extension_id: str) -> str | None: ...
+    def user_for_email(self, email: str) -> str | None: ...
+
+
+class SyncControl(Protocol):
+    """The status writer, told when someone's choices or links change."""
+
+    async def preferences_changed(self, user_id: str) -> None: ...
+    async def links_changed(self) -> None: ...
+    def is_connected(self, user_id: str) -> Awaitable[bool]: ...
+
+
+class RcStatusHandlers:
+    """Everything /rcstatus and the App Home can do, in words a person reads."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        team_id: str,
+        presences: Presences,
+        sync: SyncControl,
+        client: AsyncWebClient,
+        install_url: str,
+        kick_watches: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._team_id = team_id
+        self._presences = presences
+        self._sync = sync
+        self._client = client
+        self._install_url = install_url
+        self._kick_watches = kick_watches
+        self._clock = clock
+        self._home_viewers: dict[str, tuple[str, ...]] = {}
+
+    # ----------------------------------------------------------------------------- Bolt
+
+    def register(self, app: AsyncApp) -> None:
+        @app.command("/rcstatus")
+        async def rcstatus(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
+            await ack()
+            reply = await self._safely(self.handle, str(command["user_id"]), command.get("text"))
+            await respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
+
+        @app.action(blocks.NOTIFY_ACTION)
+        async def notify(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+            await ack()
+            user_id, value = _clicker(body), _value(body)
+            reply = await self._safely(self.notify, user_id, UserMention(value), None)
+            await self._answer_click(body, respond, user_id, reply)
+
+        @app.action(blocks.CANCEL_WATCH_ACTION)
+        async def cancel(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+            await ack()
+            user_id, value = _clicker(body), _value(body)
+            reply = await self._safely(self.cancel, user_id, UserMention(value))
+            await self._answer_click(body, respond, user_id, reply)
+
+        @app.action(blocks.CONNECT_ACTION)
+        async def connect(ack: AsyncAck) -> None:
+            await ack()  # a link button: the browser does the work
+
+        async def preference_click(
+            ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
+        ) -> None:
+            await ack()
+            user_id = _clicker(body)
+            action = str(body["actions"][0]["action_id"])
+            by_action: dict[str, dict[str, Any]] = {
+                blocks.SYNC_PAUSE_ACTION: {"paused": True},
+                blocks.SYNC_RESUME_ACTION: {"paused": False, "sync_enabled": True},
+                blocks.POLICY_RESPECT_ACTION: {"policy": "respect"},
+                blocks.POLICY_REPLACE_ACTION: {"policy": "replace"},
+            }
+            changes = by_action[action]
+            await self._store.update_preferences(self._team_id, user_id, **changes)
+            await self._sync.preferences_changed(user_id)
+            await self.publish_home(user_id)
+
+        for action_id in (
+            blocks.SYNC_PAUSE_ACTION,
+            blocks.SYNC_RESUME_ACTION,
+            blocks.POLICY_RESPECT_ACTION,
+            blocks.POLICY_REPLACE_ACTION,
+        ):
+            app.action(action_id)(preference_click)
+
+        @app.action(blocks.STAR_ACTION)
+        async def star(ack: AsyncAck, body: dict[str, Any]) -> None:
+            await ack()
+            user_id = _clicker(body)
+            selected = body["actions"][0].get("selected_user")
+            if isinstance(selected, str) and selected != user_id:
+                prefs = await self._store.preferences(self._team_id, user_id)
+                if selected not in prefs.starred:
+                    starred = (*prefs.starred, selected)
+                    await self._store.update_preferences(self._team_id, user_id, starred=starred)
+            await self.publish_home(user_id)
+
+        @app.action(blocks.UNSTAR_ACTION)
+        async def unstar(ack: AsyncAck, body: dict[str, Any]) -> None:
+            await ack()
+            user_id, value = _clicker(body), _value(body)
+            prefs = await self._store.preferences(self._team_id, user_id)
+            starred = tuple(s for s in prefs.starred if s != value)
+            await self._store.update_preferences(self._team_id, user_id, starred=starred)
+            await self.publish_home(user_id)
+
+        @app.event("app_home_opened")
+        async def home_opened(event: dict[str, Any]) -> None:
+            if event.get("tab", "home") == "home":
+                await self.publish_home(str(event["user"]))
+
+    async def _safely(self, handler: Callable[..., Awaitable[Message]], *args: Any) -> Message:
+        """A failure becomes a friendly reply and one log line, never a stack trace in Slack."""
+        try:
+            return await handler(*args)
+        except Exception:
+            log.exception("a /rcstatus request failed")
+            return SORRY
+
+    async def _answer_click(
+        self, body: dict[str, Any], respond: AsyncRespond, user_id: str, reply: Message
+    ) -> None:
+        if body.get("response_url"):
+            await respond(
+                text=reply.text,
+                blocks=reply.blocks,
+                replace_original=False,
+                response_type="ephemeral",
+            )
+        await self.publish_home(user_id)
+
+    # ----------------------------------------------------------------------------- commands
+
+    async def handle(self, user_id: str, text: object) -> Message:
+        command: Command = parse_command(text if isinstance(text, str) else "")
+        now = self._clock()
+        match command:
+            case Lookup(targets=targets):
+                return await self.lookup(targets, now)
+            case Me():
+                return await self.me(user_id, now)
+            case Notify(target=target, duration=duration):
+                return await self.notify(user_id, target, duration)
+            case Cancel(target=target):
+                return await self.cancel(user_id, target)
+            case Watches():
+                return await self.watches(user_id, now)
+            case Link(extension_number=number, user=other):
+                return await self.link(user_id, number, other)
+            case Unlink(user=other):
+                return await self.unlink(user_id, other)
+            case Pause():
+                return await self._pause(user_id, paused=True)
+            case Resume():
+                return await self._pause(user_id, paused=False)
+            case Settings(changes=changes):
+                return await self.settings(user_id, changes)
+            case Connect():
+                connected = await self._sync.is_connected(user_id)
+                return blocks.connect_reply(self._install_url, connected=connected)
+            case Help(reason=reason):
+                return blocks.help_reply(reason)
+        return blocks.help_reply()
+
+    def _resolve(self, target: Target) -> str | None:
+        if isinstance(target, UserMention):
+            return target.user_id
+        if isinstance(target, EmailTarget):
+            return self._presences.user_for_email(target.email)
+        return None
+
+    async def _resolve_async(self, target: Target) -> str | None:
+        if isinstance(target, ExtensionTarget):
+            extension_id = self._presences.extension_id_for_number(target.number)
+            if extension_id is None:
+                return None
+            link = await self._store.link_for_extension(self._team_id, extension_id)
+            return link.user_id if link else None
+        return self._resolve(target)
+
+    def _person(self, user_id: str) -> PersonView:
+        known = self._presences.availability(user_id)
+        if known is None:
+            return PersonView(user_id, None)
+        return PersonView(user_id, known[0], known[1])
+
+    async def lookup(self, targets: tuple[Target, ...], now: datetime) -> Message:
+        people: list[PersonView] = []
+        not_found: list[Target] = []
+        for target in targets:
+            user_id = await self._resolve_async(target)
+            if user_id is None:
+                not_found.append(target)
+            else:
+                people.append(self._person(user_id))
+        return blocks.lookup_reply(people, now=now, not_found=not_found)
+
+    async def me(self, user_id: str, now: datetime) -> Message:
+        return blocks.me_reply(
+            self._person(user_id),
+            connected=await self._sync.is_connected(user_id),
+            preferences=await self._preferences(user_id),
+            install_url=self._install_url,
+            now=now,
+        )
+
+    async def notify(self, user_id: str, target: Target, duration: timedelta | None) -> Message:
+        target_id = await self._resolve_async(target)
+        if target_id is None:
+            return blocks.not_found_reply(target)
+        person = self._person(target_id)
+        refusal = None
+        if target_id == user_id:
+            refusal = NotifyRefusal.YOURSELF
+        elif person.availability is None:
+            refusal = NotifyRefusal.NOT_LINKED
+        elif person.availability is Availability.HIDDEN:
+            refusal = NotifyRefusal.HIDDEN
+        elif person.availability is Availability.AVAILABLE:
+            refusal = NotifyRefusal.ALREADY_FREE
+        if refusal is None:
+            watchers = {
+                w.watcher_id for w in await self._store.watches_on(self._team_id, target_id)
+            }
+            count = await self._store.active_watch_count(self._team_id, user_id)
+            if user_id not in watchers and count >= MAX_ACTIVE_WATCHES:
+                refusal = NotifyRefusal.TOO_MANY
+        if refusal is not None:
+            return blocks.notify_refusal(target_id, refusal)
+        now = self._clock()
+        until = now + (duration or timedelta(hours=8))
+        before = {w.target_id for w in await self._store.watches_for(self._team_id, user_id)}
+        await self._store.add_watch(
+            self._team_id, user_id, target_id, until, busy_since=person.since
+        )
+        self._kick_watches()
+        return blocks.notify_confirmation(target_id, until, now=now, extended=target_id in before)
+
+    async def cancel(self, user_id: str, target: Target) -> Message:
+        target_id = await self._resolve_async(target)
+        if target_id is None:
+            return blocks.not_found_reply(target)
+        cancelled = await self._store.cancel_watch(self._team_id, user_id, target_id)
+        return blocks.cancel_reply(target_id, cancelled=cancelled)
+
+    async def watches(self, user_id: str, now: datetime) -> Message:
+        views, reported = await self._watch_views(user_id)
+        if reported:
+            await self._store.mark_expiry_reported(reported)
+        return blocks.watches_reply(views, now=now)
+
+    async def _watch_views(self, user_id: str) -> tuple[list[blocks.WatchView], list[int]]:
+        views: list[blocks.WatchView] = []
+        reported: list[int] = []
+        for watch in await self._store.watches_for(self._team_id, user_id):
+            expired = watch.state == "expired"
+            views.append(blocks.WatchView(watch.target_id, watch.expires_at, expired))
+            if expired:
+                reported.append(watch.id)
+        return views, reported
+
+    async def link(self, user_id: str, number: str, other: str | None) -> Message:
+        subject = other or user_id
+        if other is not None and other != user_id and not await self._is_admin(user_id):
+            return blocks.link_refusal_reply(blocks.LinkRefusal.NOT_ADMIN, user_id=other)
+        extension_id = self._presences.extension_id_for_number(number)
+        if extension_id is None:
+            return blocks.link_refusal_reply(
+                blocks.LinkRefusal.UNKNOWN_EXTENSION, extension_number=number
+            )
+        holder = await self._store.link_for_extension(self._team_id, extension_id)
+        if holder is not None and holder.user_id != subject and holder.source == "manual":
+            return blocks.link_conflict_reply(number, holder.user_id, invoker_id=user_id)
+        try:
+            await self._store.link(self._team_id, subject, extension_id, "manual")
+        except LinkConflict:
+            holder = await self._store.link_for_extension(self._team_id, extension_id)
+            return blocks.link_conflict_reply(
+                number, holder.user_id if holder else "someone", invoker_id=user_id
+            )
+        await self._sync.links_changed()
+        return blocks.linked_reply(subject, number, invoker_id=user_id)
+
+    async def unlink(self, user_id: str, other: str | None) -> Message:
+        subject = other or user_id
+        if other is not None and other != user_id and not await self._is_admin(user_id):
+            return blocks.link_refusal_reply(blocks.LinkRefusal.NOT_ADMIN, user_id=other)
+        removed = await self._store.unlink(self._team_id, subject)
+        if removed is None:
+            return blocks.link_refusal_reply(blocks.LinkRefusal.NOT_LINKED, user_id=subject)
+        await self._sync.links_changed()
+        number = self._presences.extension_number(removed.extension_id)
+        return blocks.unlinked_reply(subject, number, invoker_id=user_id)
+
+    async def _is_admin(self, user_id: str) -> bool:
+        try:
+            response = await self._client.users_info(user=user_id)
+        except SlackApiError as exc:
+            log.warning("users.info for an admin check failed: %s", exc.response.get("error"))
+            return False
+        user = response.get("user") or {}
+        return bool(user.get("is_admin") or user.get("is_owner"))
+
+    async def _pause(self, user_id: str, *, paused: bool) -> Message:
+        changes: dict[str, Any] = {"paused": paused}
+        if not paused:
+            changes["sync_enabled"] = True
+        await self._store.update_preferences(self._team_id, user_id, **changes)
+        await self._sync.preferences_changed(user_id)
+        preferences = await self._preferences(user_id)
+        state = blocks.sync_state(await self._sync.is_connected(user_id), preferences)
+        return blocks.sync_reply(state, preferences, install_url=self._install_url)
+
+    async def settings(self, user_id: str, changes: tuple[Any, ...]) -> Message:
+        saved = None
+        for change in changes:
+            update: dict[str, Any] = {}
+            if isinstance(change, SetPolicy):
+                update["policy"] = change.policy.value
+            elif isinstance(change, SetStatusText):
+                update[f"{change.kind}_text"] = change.text
+            elif isinstance(change, SetStatusEmoji):
+                update[f"{change.kind}_emoji"] = change.emoji
+            elif isinstance(change, SetSync):
+                update["sync_enabled"] = change.enabled
+            await self._store.update_preferences(self._team_id, user_id, **update)
+            saved = change
+        if changes:
+            await self._sync.preferences_changed(user_id)
+        return blocks.settings_reply(
+            await self._preferences(user_id),
+            connected=await self._sync.is_connected(user_id),
+            saved=saved,
+        )
+
+    async def _preferences(self, user_id: str) -> StatusPreferences:
+        stored = await self._store.preferences(self._team_id, user_id)
+        defaults = await self._store.workspace_defaults(self._team_id)
+        base = StatusPreferences()
+        return StatusPreferences(
+            sync_enabled=stored.sync_enabled,
+            paused=stored.paused,
+            policy=StatusPolicy(stored.policy),
+            call_text=stored.call_text or defaults.call_text or base.call_text,
+            call_emoji=stored.call_emoji or defaults.call_emoji or base.call_emoji,
+            meeting_text=stored.meeting_text or defaults.meeting_text or base.meeting_text,
+            meeting_emoji=stored.meeting_emoji or defaults.meeting_emoji or base.meeting_emoji,
+        )
+
+    # ----------------------------------------------------------------------------- App Home
+
+    async def publish_home(self, user_id: str) -> None:
+        now = self._clock()
+        prefs = await self._store.preferences(self._team_id, user_id)
+        views, _reported = await self._watch_views(user_id)
+        home = blocks.HomeState(
+            me=self._person(user_id),
+            connected=await self._sync.is_connected(user_id),
+            preferences=await self._preferences(user_id),
+            install_url=self._install_url,
+            watches=tuple(views),
+            starred=tuple(self._person(s) for s in prefs.starred),
+        )
+        self._home_viewers[user_id] = prefs.starred
+        try:
+            await self._client.views_publish(user_id=user_id, view=blocks.home_view(home, now=now))
+        except SlackApiError as exc:
+            log.warning("views.publish for %s failed: %s", user_id, exc.response.get("error"))
+
+    def viewers_of(self, target_id: str) -> list[str]:
+        """People whose Home board shows `target_id` (republished when that person changes)."""
+        return [viewer for viewer, starred in self._home_viewers.items() if target_id in starred]
+
+
+def _clicker(body: dict[str, Any]) -> str:
+    return str((body.get("user") or {}).get("id"))
+
+
+def _value(body: dict[str, Any]) -> str:
+    return str(body["actions"][0].get("value") or "")
