@@ -153,6 +153,7 @@ def simulator_env(
         # The simulators shorten Slack's and RingCentral's minute; the bot's budgets follow.
         "RATE_WINDOW_SECONDS": f"{time_scale.seconds(60):g}",
         "STATUS_TTL_SECONDS": f"{time_scale.seconds(3600):g}",
+        "FREE_DEBOUNCE_SECONDS": f"{time_scale.seconds(20):g}",
         "PUBLIC_URL": app_url,
     }
 

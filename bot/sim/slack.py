@@ -336,6 +336,10 @@ class SlackSimulator:
             "type": element.get("type", "button"),
             "action_ts": f"{time.time():.6f}",
         }
+        if action["type"] == "users_select":
+            # A picker sends whom was picked, not a value (the click's `value` names them).
+            action["selected_user"] = action.pop("value") or None
+            action.pop("text", None)
         payload = payloads.block_actions(
             self.identity,
             user_id=user.id,

@@ -118,7 +118,7 @@ async def connect_quickly(sims: Sims, bot: Bot, people: list[Person]) -> None:
         token = sims.slack.grant_user_token(person.slack_id)
         await store.async_save(
             Installation(
-                app_id=None,
+                app_id=sims.slack.app_id,
                 enterprise_id=None,
                 team_id=bot.team_id,
                 user_id=person.slack_id,

@@ -16,7 +16,13 @@ import pytest
 
 from bot.sim.company import Person
 from tests.helpers import wait_until
-from tests.integration.bot_harness import Sims, connect, running_bot, simulators
+from tests.integration.bot_harness import (
+    Sims,
+    connect,
+    connect_quickly,
+    running_bot,
+    simulators,
+)
 
 ON_A_CALL = ("On a call", ":telephone_receiver:")
 REPO = Path(__file__).parents[2]
@@ -261,3 +267,28 @@ async def test_a_revoked_token_disconnects_the_person_with_one_dm(
         await connect(sims, ivan)
         sims.call(ivan, "connected")
         await wait_until(lambda: shows(sims, ivan) == ON_A_CALL)
+
+
+async def test_a_thousand_calls_at_once_are_all_shown_at_the_pace_slack_allows(
+    tmp_path: Path,
+) -> None:
+    async with simulators(users=1000) as sims, running_bot(sims, tmp_path / "bot.db") as bot:
+        people = sims.people()
+        await connect_quickly(sims, bot, people)
+        settings = bot.settings
+        window = settings.rate_window_seconds
+        # The fastest the limits allow: the workspace's writes per window, one write each.
+        minimum = len(people) / settings.slack_profile_writes_per_minute * window
+        started = time.monotonic()
+        for person in people:
+            sims.call(person, "connected")
+        deadline = settings.call_debounce_seconds + 1.5 * minimum
+
+        def all_on_a_call() -> bool:
+            return all(shows(sims, p) == ON_A_CALL for p in people)
+
+        await wait_until(all_on_a_call, timeout=deadline + 30, message="everyone On a call")
+        elapsed = time.monotonic() - started
+        stats = sims.slack.stats()
+        assert stats["rate_limited"].get("users.profile.set", 0) == 0
+        assert elapsed <= deadline, f"{elapsed:.1f}s > {deadline:.1f}s for {len(people)} people"
