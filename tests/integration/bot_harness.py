@@ -131,3 +131,25 @@ async def connect_quickly(sims: Sims, bot: Bot, people: list[Person]) -> None:
     for person in people:
         assert person.slack_id is not None
         await bot.writer.connected(person.slack_id)
+
+
+async def caught_up(bot: Bot, sims: Sims, person: Person) -> None:
+    """The bot has taken in every phone change made for `person` and has no write queued."""
+    assert person.extension_id is not None
+    assert person.slack_id is not None
+    extension_id, user_id = person.extension_id, person.slack_id
+    events = sims.rc.events(extension_id=extension_id)
+    last_change = events[-1]["time"] if events else 0.0
+
+    def taken_in() -> bool:
+        known = bot.pipeline.coordinator.book.get(str(extension_id))
+        state = bot.writer.person(user_id)
+        return (
+            known is not None
+            and known.updated_at.timestamp() >= last_change
+            and state is not None
+            and state.availability is known.availability
+        )
+
+    await wait_until(taken_in, message=f"the bot to take in {user_id}'s phone changes")
+    await bot.writer.scheduler.drain()

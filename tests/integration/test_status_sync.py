@@ -18,6 +18,7 @@ from bot.sim.company import Person
 from tests.helpers import wait_until
 from tests.integration.bot_harness import (
     Sims,
+    caught_up,
     connect,
     connect_quickly,
     running_bot,
@@ -89,8 +90,7 @@ async def test_respect_policy_leaves_a_manual_status_alone_through_a_call(
             message="the reason nothing is written",
         )
         sims.call(carol, "ended")
-        await wait_until(lambda: bot.writer.stats.transitions >= 2)
-        await bot.writer.scheduler.drain()
+        await caught_up(bot, sims, carol)
         assert shows(sims, carol) == ("Focus time", ":headphones:")
         assert app_writes(sims, carol) == []
 
@@ -109,8 +109,7 @@ async def test_a_manual_change_mid_call_is_never_overwritten_or_restored_over(
         sims.call(dave, "hold")
         sims.call(dave, "connected")
         sims.call(dave, "ended")
-        await wait_until(lambda: bot.writer.stats.transitions >= 2)
-        await bot.writer.scheduler.drain()
+        await caught_up(bot, sims, dave)
         assert shows(sims, dave) == ("Customer escalation", ":fire:")
         claim = await bot.store.claim_for(bot.team_id, dave.slack_id)
         assert claim is None or not claim.active
@@ -127,7 +126,7 @@ async def test_a_person_who_never_connected_gets_nothing_written_and_a_reason(
         await wait_until(lambda: bot.writer.explain(str(erin.slack_id)) == "not connected")
         sims.call(erin, "ended")
         sims.call(erin, "connected")
-        await wait_until(lambda: bot.writer.stats.transitions >= 3)
+        await caught_up(bot, sims, erin)
         assert shows(sims, erin) == ("", "")
         assert app_writes(sims, erin) == []
         lines = [r.getMessage() for r in caplog.records if "has not connected" in r.getMessage()]
@@ -254,11 +253,12 @@ async def test_a_revoked_token_disconnects_the_person_with_one_dm(
         assert ivan.slack_id is not None
         await connect(sims, ivan)
         sims.slack.revoke(ivan.slack_id)
-        await wait_until(lambda: bot.writer.explain(str(ivan.slack_id)) == "not connected")
+        await wait_until(lambda: len(sims.slack.messages(user=ivan.slack_id, kind="dm")) == 1)
+        assert bot.writer.explain(str(ivan.slack_id)) == "not connected"
         for _ in range(2):
             sims.call(ivan, "connected")
             sims.call(ivan, "ended")
-        await wait_until(lambda: bot.writer.stats.transitions >= 4)
+        await caught_up(bot, sims, ivan)
         dms = sims.slack.messages(user=ivan.slack_id, kind="dm")
         assert len(dms) == 1
         assert "Reconnect here: " + sims.app_url + "/slack/install" in dms[0]["text"]
