@@ -11,7 +11,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.policy import StatusPolicy, StatusPreferences
+from bot.policy import StatusPreferences
 from bot.presence import Availability
 from bot.slack import blocks
 from bot.slack.blocks import Message, NotifyRefusal, PersonView
@@ -40,6 +40,7 @@ from bot.slack.command_text import (
     Watches,
     parse_command,
 )
+from bot.slack.status import effective_preferences
 from bot.store import LinkConflict, Store
 
 log = logging.getLogger(__name__)
@@ -403,18 +404,7 @@ class RcStatusHandlers:
         )
 
     async def _preferences(self, user_id: str) -> StatusPreferences:
-        stored = await self._store.preferences(self._team_id, user_id)
-        defaults = await self._store.workspace_defaults(self._team_id)
-        base = StatusPreferences()
-        return StatusPreferences(
-            sync_enabled=stored.sync_enabled,
-            paused=stored.paused,
-            policy=StatusPolicy(stored.policy),
-            call_text=stored.call_text or defaults.call_text or base.call_text,
-            call_emoji=stored.call_emoji or defaults.call_emoji or base.call_emoji,
-            meeting_text=stored.meeting_text or defaults.meeting_text or base.meeting_text,
-            meeting_emoji=stored.meeting_emoji or defaults.meeting_emoji or base.meeting_emoji,
-        )
+        return await effective_preferences(self._store, self._team_id, user_id)
 
     # ----------------------------------------------------------------------------- App Home
 

@@ -69,6 +69,22 @@ class DisconnectNotice(Protocol):
     async def reconnected(self, user_id: str) -> None: ...
 
 
+async def effective_preferences(store: Store, team_id: str, user_id: str) -> StatusPreferences:
+    """A person's choices with the workspace's wording, then the bot's, filling the gaps."""
+    stored = await store.preferences(team_id, user_id)
+    defaults = await store.workspace_defaults(team_id)
+    base = StatusPreferences()
+    return StatusPreferences(
+        sync_enabled=stored.sync_enabled,
+        paused=stored.paused,
+        policy=StatusPolicy(stored.policy),
+        call_text=stored.call_text or defaults.call_text or base.call_text,
+        call_emoji=stored.call_emoji or defaults.call_emoji or base.call_emoji,
+        meeting_text=stored.meeting_text or defaults.meeting_text or base.meeting_text,
+        meeting_emoji=stored.meeting_emoji or defaults.meeting_emoji or base.meeting_emoji,
+    )
+
+
 @dataclass(slots=True)
 class PersonState:
     """What the writer knows of one linked person."""
@@ -193,18 +209,7 @@ class StatusWriter:
         return person
 
     async def _preferences(self, user_id: str) -> StatusPreferences:
-        stored = await self._store.preferences(self.team_id, user_id)
-        defaults = await self._store.workspace_defaults(self.team_id)
-        base = StatusPreferences()
-        return StatusPreferences(
-            sync_enabled=stored.sync_enabled,
-            paused=stored.paused,
-            policy=StatusPolicy(stored.policy),
-            call_text=stored.call_text or defaults.call_text or base.call_text,
-            call_emoji=stored.call_emoji or defaults.call_emoji or base.call_emoji,
-            meeting_text=stored.meeting_text or defaults.meeting_text or base.meeting_text,
-            meeting_emoji=stored.meeting_emoji or defaults.meeting_emoji or base.meeting_emoji,
-        )
+        return await effective_preferences(self._store, self.team_id, user_id)
 
     async def preferences_changed(self, user_id: str) -> None:
         person = self._person(user_id)
