@@ -1,0 +1,427 @@
+"""Status fidelity under Slack's write budget: simulated calls, a fake Slack, and three bridges.
+
+A deterministic discrete-event model, run in virtual time (a whole simulated hour takes
+seconds): each person makes calls (Poisson arrivals, lognormal durations), a fake Slack enforces
+`users.profile.set` limits and records what every profile shows over time, and a bridge turns
+call starts and ends into writes. Three bridges are compared:
+
+- `ours`: the real `StatusScheduler`, fed the desires the status writer would submit;
+- `naive`: one write per event, in order, waiting out every 429 and retrying;
+- `ideal`: an oracle that knows every call's end: one write per call, expiring at the true
+  end, longest calls first. No bridge that learns a call's end only when it happens beats it.
+
+Measures, over the simulated span: *coverage* (share of on-call person-time during which the
+profile shows the call), *false busy* (person-time showing a call that has ended, as a share of
+on-call time), and the error ratio (1 - coverage) + false busy.
+
+Run `python -m bench.fidelity_model` for the table at 500 and 2,000 people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import random
+import selectors
+from collections import deque
+from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from bot.policy import EMPTY_STATUS, SlackStatus
+from bot.slack.scheduler import Desire, SendOutcome, StatusScheduler
+
+_T = TypeVar("_T")
+
+EPOCH = 1_767_225_600
+"""Unix time of the simulation's second 0 (virtual loop time 0)."""
+CALL_STATUS = SlackStatus("On a call", ":telephone_receiver:")
+
+
+# ---------------------------------------------------------------------------------- virtual time
+
+
+class _VirtualSelector(selectors.BaseSelector):
+    """Polls real file descriptors without blocking; a wait for a timer moves the clock instead."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self._real = selectors.DefaultSelector()
+        self._clock = clock
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._real.register(fileobj, events, data)
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._real.unregister(fileobj)
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._real.modify(fileobj, events, data)
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ready = self._real.select(0)
+        if ready:
+            return ready
+        if timeout is None:
+            raise RuntimeError("virtual time stalled: every task waits and no timer is set")
+        self._clock.advance(timeout)
+        return []
+
+    def get_map(self) -> Any:
+        return self._real.get_map()
+
+    def close(self) -> None:
+        self._real.close()
+
+
+@dataclass(slots=True)
+class VirtualClock:
+    now: float = 0.0
+
+    def advance(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock jumps to the next timer whenever every task is waiting."""
+
+    def __init__(self) -> None:
+        self.virtual = VirtualClock()
+        super().__init__(selector=_VirtualSelector(self.virtual))
+
+    def time(self) -> float:
+        return self.virtual.now
+
+
+def run_virtual(main: Coroutine[Any, Any, _T]) -> _T:
+    """Run `main` to completion on a fresh virtual-time loop, then close the loop cleanly."""
+    loop = VirtualTimeLoop()
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        leftovers = asyncio.all_tasks(loop)
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+# ---------------------------------------------------------------------------------- workload
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    people: int = 2000
+    span: float = 3600.0
+    calls_per_hour: float = 1.5
+    mean_call: float = 240.0
+    sigma: float = 1.0
+    """Of the log of the duration; 1.0 makes the median about 61% of the mean."""
+    seed: int = 1
+    writes_per_window: int = 50
+    writes_per_profile: int = 10
+    window: float = 60.0
+    latency: float = 0.1
+    """Seconds one users.profile.set takes."""
+
+
+Call = tuple[float, float]
+
+
+def generate_calls(workload: Workload) -> dict[str, list[Call]]:
+    """Each person's calls as (start, end) loop seconds; one call at a time per person."""
+    rng = random.Random(workload.seed)
+    rate = workload.calls_per_hour / 3600.0
+    mu = math.log(workload.mean_call) - workload.sigma**2 / 2
+    calls: dict[str, list[Call]] = {}
+    for index in range(workload.people):
+        key = f"T1:U{index:05d}"
+        person: list[Call] = []
+        t = rng.expovariate(rate)
+        while t < workload.span:
+            duration = rng.lognormvariate(mu, workload.sigma)
+            person.append((t, t + duration))
+            t += duration + rng.expovariate(rate)
+        calls[key] = person
+    return calls
+
+
+def call_events(calls: dict[str, list[Call]]) -> list[tuple[float, bool, str, float]]:
+    """(time, is_start, key, call start), in time order."""
+    events: list[tuple[float, bool, str, float]] = []
+    for key, person in calls.items():
+        for start, end in person:
+            events.append((start, True, key, start))
+            events.append((end, False, key, start))
+    events.sort(key=lambda event: (event[0], event[1]))
+    return events
+
+
+# ---------------------------------------------------------------------------------- fake Slack
+
+
+@dataclass(slots=True)
+class FakeSlack:
+    """`users.profile.set` limits, and what each profile shows from when (loop seconds)."""
+
+    clock: Any
+    writes_per_window: int
+    writes_per_profile: int
+    window: float
+    writes: int = 0
+    refused: int = 0
+    _method: deque[float] = field(default_factory=deque)
+    _profiles: dict[str, deque[float]] = field(default_factory=dict)
+    timelines: dict[str, list[tuple[float, bool, float]]] = field(default_factory=dict)
+    """Per person: (from, shows a call, until) where `until` is the expiration (inf if none)."""
+
+    def write(self, key: str, status: SlackStatus, expiration: int) -> SendOutcome:
+        now = self.clock()
+        wait = _sliding_wait(self._method, self.writes_per_window, self.window, now)
+        if wait is not None:
+            self.refused += 1
+            return SendOutcome.rate_limited(max(1, math.ceil(wait)))
+        profile = self._profiles.setdefault(key, deque())
+        wait = _sliding_wait(profile, self.writes_per_profile, self.window, now)
+        if wait is not None:
+            self.refused += 1
+            return SendOutcome.rate_limited(max(1, math.ceil(wait)), "profile")
+        self._method.append(now)
+        profile.append(now)
+        self.writes += 1
+        until = expiration - EPOCH if expiration else math.inf
+        self.timelines.setdefault(key, []).append((now, status.same_as(CALL_STATUS), until))
+        return SendOutcome.OK
+
+
+def _sliding_wait(times: deque[float], limit: int, window: float, now: float) -> float | None:
+    while times and times[0] <= now - window:
+        times.popleft()
+    if len(times) < limit:
+        return None
+    return times[0] + window - now
+
+
+# ---------------------------------------------------------------------------------- measuring
+
+
+@dataclass(frozen=True, slots=True)
+class Fidelity:
+    coverage: float
+    false_busy: float
+    writes: int
+    refused: int
+
+    @property
+    def error_ratio(self) -> float:
+        return (1.0 - self.coverage) + self.false_busy
+
+
+def measure(
+    calls: dict[str, list[Call]],
+    timelines: dict[str, list[tuple[float, bool, float]]],
+    span: float,
+    *,
+    writes: int = 0,
+    refused: int = 0,
+) -> Fidelity:
+    on_call = covered = shown_total = 0.0
+    for key, person in calls.items():
+        busy = [(start, min(end, span)) for start, end in person if start < span]
+        shown = _shown_intervals(timelines.get(key, []), span)
+        on_call += sum(end - start for start, end in busy)
+        shown_total += sum(end - start for start, end in shown)
+        covered += _overlap(busy, shown)
+    if on_call == 0:
+        return Fidelity(1.0, 0.0, writes, refused)
+    return Fidelity(covered / on_call, (shown_total - covered) / on_call, writes, refused)
+
+
+def _shown_intervals(
+    timeline: list[tuple[float, bool, float]], span: float
+) -> list[tuple[float, float]]:
+    intervals = []
+    for index, (start, is_call, until) in enumerate(timeline):
+        if not is_call:
+            continue
+        following = timeline[index + 1][0] if index + 1 < len(timeline) else math.inf
+        end = min(following, until, span)
+        if end > start:
+            intervals.append((start, end))
+    return intervals
+
+
+def _overlap(first: list[tuple[float, float]], second: list[tuple[float, float]]) -> float:
+    total = 0.0
+    i = j = 0
+    while i < len(first) and j < len(second):
+        low = max(first[i][0], second[j][0])
+        high = min(first[i][1], second[j][1])
+        if high > low:
+            total += high - low
+        if first[i][1] < second[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total
+
+
+# ---------------------------------------------------------------------------------- bridges
+
+
+async def run_ours(
+    workload: Workload, calls: dict[str, list[Call]] | None = None, **options: Any
+) -> tuple[Fidelity, StatusScheduler]:
+    """The real scheduler against the fake Slack; `options` go to `StatusScheduler`."""
+    calls = calls if calls is not None else generate_calls(workload)
+    loop = asyncio.get_running_loop()
+    slack = FakeSlack(
+        loop.time, workload.writes_per_window, workload.writes_per_profile, workload.window
+    )
+
+    async def send(desire: Desire, expiration: int) -> SendOutcome:
+        await asyncio.sleep(workload.latency)
+        return slack.write(desire.key, desire.status, expiration)
+
+    scheduler = StatusScheduler(
+        send,
+        writes_per_window=workload.writes_per_window,
+        writes_per_profile=workload.writes_per_profile,
+        window=workload.window,
+        clock=loop.time,
+        wall_clock=lambda: EPOCH + loop.time(),
+        rng=random.Random(workload.seed),
+        **options,
+    )
+    runner = asyncio.create_task(scheduler.run())
+    for at, is_start, key, start in call_events(calls):
+        if at >= workload.span:
+            break
+        await _sleep_until(loop, at)
+        if is_start:
+            scheduler.submit(Desire(key, "show", CALL_STATUS, busy_since=EPOCH + start))
+        else:
+            scheduler.submit(Desire(key, "release", EMPTY_STATUS))
+    await _sleep_until(loop, workload.span)
+    if runner.done():
+        runner.result()  # the scheduler must never stop by itself: surface why it did
+    runner.cancel()
+    await asyncio.gather(runner, return_exceptions=True)
+    fidelity = measure(
+        calls, slack.timelines, workload.span, writes=slack.writes, refused=slack.refused
+    )
+    return fidelity, scheduler
+
+
+async def run_naive(workload: Workload, calls: dict[str, list[Call]] | None = None) -> Fidelity:
+    """One write per event, in order, no expiration; a 429 is waited out and retried."""
+    calls = calls if calls is not None else generate_calls(workload)
+    loop = asyncio.get_running_loop()
+    slack = FakeSlack(
+        loop.time, workload.writes_per_window, workload.writes_per_profile, workload.window
+    )
+    queue: asyncio.Queue[tuple[str, SlackStatus]] = asyncio.Queue()
+
+    async def bridge() -> None:
+        while True:
+            key, status = await queue.get()
+            while True:
+                await asyncio.sleep(workload.latency)
+                outcome = slack.write(key, status, 0)
+                if outcome.retry_after <= 0:
+                    break
+                await asyncio.sleep(outcome.retry_after)
+
+    worker = asyncio.create_task(bridge())
+    for at, is_start, key, _start in call_events(calls):
+        if at >= workload.span:
+            break
+        await _sleep_until(loop, at)
+        queue.put_nowait((key, CALL_STATUS if is_start else EMPTY_STATUS))
+    await _sleep_until(loop, workload.span)
+    worker.cancel()
+    await asyncio.gather(worker, return_exceptions=True)
+    return measure(
+        calls, slack.timelines, workload.span, writes=slack.writes, refused=slack.refused
+    )
+
+
+def run_ideal(workload: Workload, calls: dict[str, list[Call]] | None = None) -> Fidelity:
+    """The oracle: one write per call, expiring at its true end, longest remaining call first."""
+    calls = calls if calls is not None else generate_calls(workload)
+    starts = sorted((start, end, key) for key, person in calls.items() for start, end in person)
+    timelines: dict[str, list[tuple[float, bool, float]]] = {}
+    sent: deque[float] = deque()
+    active: list[tuple[float, str]] = []
+    next_start = 0
+    writes = 0
+    t = 0.0
+    while t < workload.span:
+        while next_start < len(starts) and starts[next_start][0] <= t:
+            _, end, key = starts[next_start]
+            active.append((end, key))
+            next_start += 1
+        active = [(end, key) for end, key in active if end > t]
+        wait = _sliding_wait(sent, workload.writes_per_window, workload.window, t)
+        if active and wait is None:
+            best = max(range(len(active)), key=lambda index: active[index][0])
+            end, key = active.pop(best)
+            sent.append(t)
+            writes += 1
+            until = math.ceil(EPOCH + end) - EPOCH
+            timelines.setdefault(key, []).append((t + workload.latency, True, until))
+            continue
+        upcoming = starts[next_start][0] if next_start < len(starts) else math.inf
+        # A floor on the step: a window that frees a hair after t must not stall the loop.
+        t = min(upcoming, t + max(wait, 1e-6)) if active and wait is not None else upcoming
+    return measure(calls, timelines, workload.span, writes=writes)
+
+
+async def _sleep_until(loop: asyncio.AbstractEventLoop, at: float) -> None:
+    delay = at - loop.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+# ---------------------------------------------------------------------------------- report
+
+
+def compare(workload: Workload, **options: Any) -> dict[str, Fidelity]:
+    calls = generate_calls(workload)
+    ours, _ = run_virtual(run_ours(workload, calls, **options))
+    naive = run_virtual(run_naive(workload, calls))
+    ideal = run_ideal(workload, calls)
+    return {"ours": ours, "naive": naive, "ideal": ideal}
+
+
+def _table(rows: Iterable[tuple[int, str, Fidelity]]) -> str:
+    lines = [
+        f"{'people':>7} {'bridge':<6} {'coverage':>9} {'false busy':>11} {'error':>7} {'writes':>7}"
+    ]
+    for people, name, fidelity in rows:
+        lines.append(
+            f"{people:>7} {name:<6} {fidelity.coverage:>9.3f} {fidelity.false_busy:>11.3f}"
+            f" {fidelity.error_ratio:>7.3f} {fidelity.writes:>7}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--people", type=int, nargs="+", default=[500, 2000])
+    parser.add_argument("--span", type=float, default=3600.0)
+    parser.add_argument("--sigma", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    rows = []
+    for people in args.people:
+        workload = Workload(people=people, span=args.span, sigma=args.sigma, seed=args.seed)
+        for name, fidelity in compare(workload).items():
+            rows.append((people, name, fidelity))
+    print(_table(rows))
+
+
+if __name__ == "__main__":
+    main()
