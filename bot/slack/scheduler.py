@@ -63,6 +63,7 @@ _WriteKind = Literal["show", "extend", "release"]
 _NEVER: Final = math.inf
 _MIN_WAIT: Final = 0.001
 _WINDOW_MARGIN: Final = 1.02
+_WINDOW_SLACK_SECONDS: Final = 0.25
 """Our windows run a little longer than Slack's, so network jitter never tips a write over."""
 
 
@@ -292,7 +293,9 @@ class StatusScheduler:
         self._send = send
         self._per_profile = writes_per_profile
         self._distinct_limit = distinct_profiles
-        self._window = window * _WINDOW_MARGIN
+        # Requests reach Slack some milliseconds after we send them, in any order: a window a
+        # little longer than Slack's keeps jitter from landing two windows' worth in one of its.
+        self._window = window * _WINDOW_MARGIN + _WINDOW_SLACK_SECONDS
         self._status_ttl = status_ttl
         self._debounce = call_debounce
         self._gap_hold = gap_hold
