@@ -15,7 +15,8 @@ from typing import Any, Final
 from bot.sim.limits import TimeScale
 from bot.sim.rc_wire import reported_seconds
 
-SCOPE: Final = "ReadAccounts ReadPresence SubscriptionWebSocket"
+# The permissions ticked on the simulated app; the token's `scope` lists exactly these.
+APP_PERMISSIONS: Final = ("ReadAccounts", "ReadPresence", "SubscriptionWebSocket")
 JWT_GRANT: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # DG: tokens die when "the application reached the limit (usually five) of parallel active sessions
 # for the same user"; which session goes is unconfirmed, so the oldest one does.
@@ -100,6 +101,7 @@ class AuthService:
     refresh_token_ttl: float
     ws_token_ttl: float
     on_session_end: Callable[[str], None]
+    permissions: frozenset[str] = frozenset(APP_PERMISSIONS)
     _sessions: dict[str, OAuthSession] = field(default_factory=dict)
     _by_access: dict[str, OAuthSession] = field(default_factory=dict)
     _by_refresh: dict[str, OAuthSession] = field(default_factory=dict)
@@ -178,7 +180,7 @@ class AuthService:
             "expires_in": reported_seconds(self.time_scale, access_ttl),
             "refresh_token": session.refresh_token,
             "refresh_token_expires_in": reported_seconds(self.time_scale, refresh_ttl),
-            "scope": SCOPE,
+            "scope": " ".join(p for p in APP_PERMISSIONS if p in self.permissions),
             "owner_id": str(session.owner_id),
             "endpoint_id": secrets.token_urlsafe(16),
             "session_id": session.session_id,
@@ -200,6 +202,10 @@ class AuthService:
         live.sort(key=lambda s: s.created)
         while len(live) >= MAX_PARALLEL_SESSIONS:
             self._end(live.pop(0))
+
+    def lacking(self, *permissions: str) -> str | None:
+        """The first of `permissions` the app was not granted, if any."""
+        return next((p for p in permissions if p not in self.permissions), None)
 
     # ---- bearer checks -------------------------------------------------------------------------
 

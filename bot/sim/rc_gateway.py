@@ -22,6 +22,7 @@ from bot.sim.rc_auth import AuthService, OAuthSession
 from bot.sim.rc_directory import Directory, ExtensionEvent, PresenceChange
 from bot.sim.rc_subscriptions import (
     SUBSCRIPTION_PATH,
+    FilterSet,
     Subscription,
     request_problem,
     resolve_filters,
@@ -33,6 +34,7 @@ from bot.sim.rc_wire import (
     dumps,
     error_body,
     http_date,
+    insufficient_permissions_body,
     iso_millis,
     iso_offset,
     message_id,
@@ -531,6 +533,9 @@ class Gateway:
         filters = resolve_filters(body["eventFilters"], self._directory)
         if filters.invalid:
             return 400, filters.invalid_error()
+        refused = self._permission_problem(filters)
+        if refused is not None:
+            return 403, refused
         # One subscription per connection: a second POST replaces the first.
         self._unindex(session)
         session.subscription = Subscription(
@@ -551,10 +556,23 @@ class Gateway:
         filters = resolve_filters(body["eventFilters"], self._directory)
         if filters.invalid:
             return 400, filters.invalid_error()
+        refused = self._permission_problem(filters)
+        if refused is not None:
+            return 403, refused
         self._unindex(session)
         current.filters = filters
         self._index(session)
         return 200, current.info()
+
+    def _permission_problem(self, filters: FilterSet) -> dict[str, Any] | None:
+        """Presence filters need ReadPresence; account-wide and extension-list ones ReadAccounts."""
+        needed: list[str] = []
+        if filters.account_presence is not None or filters.extension_presence:
+            needed.append("ReadPresence")
+        if filters.account_presence is not None or filters.extension_list:
+            needed.append("ReadAccounts")
+        missing = self._auth.lacking(*needed)
+        return insufficient_permissions_body(missing) if missing is not None else None
 
     def _index(self, session: _WsSession) -> None:
         if session.subscription is None:

@@ -25,6 +25,7 @@ from bot.sim.rc_wire import (
     Stats,
     dumps,
     error_body,
+    insufficient_permissions_body,
     oauth_error_body,
     rate_limited_body,
 )
@@ -155,6 +156,12 @@ class RestApi:
             raise RestError(result.status, body)
         return result
 
+    def _require(self, *permissions: str) -> None:
+        """Refuse a call the app's permissions do not cover (stricter reading: before counting)."""
+        missing = self._auth.lacking(*permissions)
+        if missing is not None:
+            raise RestError(403, insufficient_permissions_body(missing))
+
     def _admit(self, group: Group) -> dict[str, str]:
         admission = self._limiter.admit(group)
         self._stats.count_admission(admission)
@@ -232,6 +239,7 @@ class RestApi:
 
     async def ws_token(self, request: web.Request) -> web.StreamResponse:
         session = self._bearer(request)
+        self._require("SubscriptionWebSocket")
         headers = self._admit("auth")
         issued = self._auth.issue_ws_token(session)
         scheme = "wss" if request.scheme == "https" else "ws"
@@ -247,6 +255,7 @@ class RestApi:
 
     async def list_extensions(self, request: web.Request) -> web.StreamResponse:
         self._bearer(request)
+        self._require("ReadAccounts")
         self._account(request)
         headers = self._admit("medium")
         types = _multi(request, "type", EXTENSION_TYPES)
@@ -265,6 +274,7 @@ class RestApi:
 
     async def get_extension(self, request: web.Request) -> web.StreamResponse:
         self._bearer(request)
+        self._require("ReadAccounts")
         self._account(request)
         headers = self._admit("light")
         extension = self._directory.get(self._extension_id(request.match_info["extension"]))
@@ -277,6 +287,7 @@ class RestApi:
 
     async def get_presence(self, request: web.Request) -> web.StreamResponse:
         self._bearer(request)
+        self._require("ReadPresence")
         self._account(request)
         headers = self._admit("light")
         detailed = _flag(request, "detailedTelephonyState")
@@ -328,6 +339,7 @@ class RestApi:
 
     async def account_presence(self, request: web.Request) -> web.StreamResponse:
         self._bearer(request)
+        self._require("ReadPresence")
         self._account(request)
         headers = self._admit("heavy")
         detailed = _flag(request, "detailedTelephonyState")

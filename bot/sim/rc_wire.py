@@ -92,6 +92,20 @@ def oauth_error_body(error: str, code: str, message: str) -> dict[str, Any]:
     return body
 
 
+def insufficient_permissions_body(permission: str) -> dict[str, Any]:
+    """403 for an app without the permission an endpoint needs, as RingCentral words it."""
+    message = (
+        f"In order to call this API endpoint, application needs to have [{permission}] permission"
+    )
+    detail = {"errorCode": "CMN-401", "message": message, "permissionName": permission}
+    return {
+        "errorCode": "InsufficientPermissions",
+        "message": message,
+        "errors": [detail],
+        "permissionName": permission,
+    }
+
+
 def rate_limited_body() -> dict[str, Any]:
     return error_body("CMN-301", "Request rate exceeded")
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final, Literal
 
 from aiohttp import web
 
 from bot.sim.company import Company
 from bot.sim.limits import TimeScale
-from bot.sim.rc_auth import AuthService, Credentials
+from bot.sim.rc_auth import APP_PERMISSIONS, AuthService, Credentials
 from bot.sim.rc_control import ControlApi
 from bot.sim.rc_directory import Directory, Extension
 from bot.sim.rc_gateway import Gateway, GatewaySettings
@@ -47,6 +47,7 @@ class RingCentralSimulator:
         penalty: float = 60,
         clock: Callable[[], float] = time.monotonic,
         event_log_size: int = 10_000,
+        app_permissions: Collection[str] = APP_PERMISSIONS,
     ) -> None:
         self._host = host
         self._port = port
@@ -72,6 +73,7 @@ class RingCentralSimulator:
             refresh_token_ttl=refresh_token_ttl,
             ws_token_ttl=ws_token_ttl,
             on_session_end=self._on_session_end,
+            permissions=frozenset(app_permissions),
         )
         self._gateway = Gateway(
             directory=self._directory,

@@ -19,6 +19,7 @@ from bot.sim.limits import TimeScale
 from bot.sim.slack_delivery import AppLink, Delivery, ResponseUrls
 from bot.sim.slack_oauth import LOGIN_COOKIE, OAuth, run_install_flow
 from bot.sim.slack_state import (
+    DEFAULT_BOT_SCOPES,
     DEFAULT_EVENT_SUBSCRIPTIONS,
     STATUS_TEXT_LIMIT,
     AppIdentity,
@@ -64,6 +65,7 @@ class SlackSimulator:
         profile_writes_per_profile: int = 10,
         profiles_per_token: int = 30,
         event_subscriptions: Collection[str] = DEFAULT_EVENT_SUBSCRIPTIONS,
+        bot_scopes: Collection[str] = DEFAULT_BOT_SCOPES,
     ) -> None:
         identity = AppIdentity.derive(company)
         self.identity = identity
@@ -78,7 +80,8 @@ class SlackSimulator:
         self.time_scale = time_scale
         self._host = host
         self._port = port
-        self._workspace = Workspace(company, identity)
+        # An app installed with fewer scopes than the manifest asks for, for doctor tests.
+        self._workspace = Workspace(company, identity, bot_scopes=bot_scopes)
         self._oauth = OAuth(self._workspace, time_scale)
         self._link = AppLink(
             self._workspace, time_scale, app_url=app_url, event_subscriptions=event_subscriptions

@@ -214,7 +214,14 @@ def _person_to_user(person: Person, index: int) -> SimUser:
 class Workspace:
     """All mutable state of the simulated workspace; every lookup is a dict access."""
 
-    def __init__(self, company: Company, identity: AppIdentity, *, log_limit: int = 100_000):
+    def __init__(
+        self,
+        company: Company,
+        identity: AppIdentity,
+        *,
+        log_limit: int = 100_000,
+        bot_scopes: Iterable[str] = DEFAULT_BOT_SCOPES,
+    ):
         self.identity = identity
         self.users: dict[str, SimUser] = {}
         self._by_email: dict[str, SimUser] = {}
@@ -261,7 +268,7 @@ class Workspace:
         self._live_user_tokens: dict[str, str] = {}
         self._token_rng = random.Random(f"rcstatus-slack-sim/{company.seed}/user-tokens")
         self.tokens[identity.bot_token] = Token(
-            identity.bot_token, "bot", identity.bot_user_id, set(DEFAULT_BOT_SCOPES)
+            identity.bot_token, "bot", identity.bot_user_id, set(bot_scopes)
         )
         self.tokens[identity.app_token] = Token(
             identity.app_token, "app", None, {"connections:write"}

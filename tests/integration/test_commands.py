@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from bot.app import Bot
 from bot.sim.company import Person
 from tests.helpers import wait_until
-from tests.integration.bot_harness import Sims, running_bot, simulators
+from tests.integration.bot_harness import Sims, connect, running_bot, simulators
 
 
 def reply_text(outcome: dict[str, Any]) -> str:
@@ -208,3 +208,51 @@ async def test_a_watch_survives_a_restart_before_the_call_ends(tmp_path: Path) -
         dms = sims.slack.messages(user=watcher.slack_id, kind="dm")
         assert len(dms) == 1
         assert f"<@{target.slack_id}> is free now" in dms[0]["text"]
+
+
+async def test_every_other_subcommand_answers_in_words(bot_and_sims: tuple[Bot, Sims]) -> None:
+    bot, sims = bot_and_sims
+    owner = sims.company.people[0]  # the workspace owner may link others
+    member, target = sims.people()[2], sims.people()[3]
+    assert owner.slack_role == "owner"
+    assert member.slack_id is not None
+    sims.call(target, "connected")
+    await wait_until(lambda: not bot.notifier.is_free(str(target.slack_id)))
+
+    assert "/slack/install" in reply_text(await command(sims, member, "connect"))
+    await connect(sims, member)
+    paused = reply_text(await command(sims, member, "pause"))
+    assert "paused" in paused.lower()
+    assert (await bot.store.preferences(bot.team_id, member.slack_id)).paused
+    resumed = reply_text(await command(sims, member, "resume"))
+    assert not (await bot.store.preferences(bot.team_id, member.slack_id)).paused
+    assert resumed != paused
+    settings_reply = reply_text(await command(sims, member, "settings policy replace"))
+    assert "replace" in settings_reply.lower()
+    assert (await bot.store.preferences(bot.team_id, member.slack_id)).policy == "replace"
+
+    await command(sims, member, f"notify {mention(target)} for 30m")
+    assert mention(target) in reply_text(await command(sims, member, "watches"))
+    assert "stopped watching" in reply_text(
+        await command(sims, member, f"cancel {mention(target)}")
+    )
+    assert await bot.store.watches_on(bot.team_id, str(target.slack_id)) == []
+
+    spare = next(p for p in sims.company.people if p.extension_id and not p.slack_id)
+    assert spare.extension_number is not None
+    refused = reply_text(
+        await command(sims, member, f"link {mention(target)} {spare.extension_number}")
+    )
+    assert "admin" in refused.lower()
+    linked = reply_text(
+        await command(sims, owner, f"link {mention(target)} {spare.extension_number}")
+    )
+    assert spare.extension_number in linked
+    link = await bot.store.link_for_user(bot.team_id, str(target.slack_id))
+    assert link is not None
+    assert link.extension_id == str(spare.extension_id)
+    taken = reply_text(await command(sims, member, f"link {spare.extension_number}"))
+    assert mention(target) in taken  # refused, naming who holds the extension
+    unlinked = reply_text(await command(sims, owner, f"unlink {mention(target)}"))
+    assert mention(target) in unlinked
+    assert await bot.store.link_for_user(bot.team_id, str(target.slack_id)) is None
