@@ -12,9 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Until the bot's own demo lands (issue 6), the demo is the two simulators on their default ports.
+# The real bot against both simulators, with a live view; Ctrl-C ends it with a summary.
 demo: $(STAMP)
-	$(BIN)/rcstatus-bot sim
+	$(BIN)/rcstatus-bot demo
 
 sim: $(STAMP)
 	$(BIN)/rcstatus-bot sim

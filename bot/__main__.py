@@ -6,9 +6,13 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bot.cli import run_cli
+    try:
+        from bot.cli import run_cli
 
-    return run_cli(sys.argv[1:] if argv is None else argv)
+        return run_cli(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:
+        # Ctrl-C before the command installed its own handler (while importing, say).
+        return 130
 
 
 if __name__ == "__main__":

@@ -313,7 +313,7 @@ class Bot:
         application = self.slack.web_application(self.health)
         self._runner = web.AppRunner(application, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host="0.0.0.0", port=self.settings.port)
+        site = web.TCPSite(self._runner, host=self.settings.host, port=self.settings.port)
         await site.start()
         addresses = self._runner.addresses
         self.http_port = int(addresses[0][1]) if addresses else self.settings.port

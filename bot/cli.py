@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 from bot.app import run_bot
 from bot.config import Settings
+from bot.demo import DEFAULT_TIME_SCALE, DEFAULT_USERS, DemoOptions, run_demo
+from bot.doctor import diagnose_environment, render
 from bot.errors import BotError
 from bot.logs import configure_logging
 from bot.sim.company import build_company
@@ -53,6 +55,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="settings file read under the environment (default .env)",
     )
 
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the configuration against RingCentral, Slack and the database",
+        description=(
+            "Check the settings, RingCentral's login and permissions, Slack's tokens and scopes, "
+            "Socket Mode or the request URL, the database and who is linked; print each finding "
+            "with its fix. Exits 1 when the bot cannot work, 0 otherwise (warnings do not fail)."
+        ),
+    )
+    doctor.add_argument(
+        "--env-file",
+        type=Path,
+        default=Path(".env"),
+        help="settings file read under the environment (default .env)",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
+
     sim = commands.add_parser(
         "sim",
         help="run the RingCentral and Slack simulators",
@@ -82,6 +101,38 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path("sim.env"),
         help="where to write the bot's settings for these simulators (default sim.env)",
+    )
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the bot against both simulators with a live view",
+        description=(
+            "Start both simulators and the real bot wired to them, connect most people through "
+            "Slack's OAuth page, play calls, meetings, DND, statuses set by hand and /rcstatus "
+            "commands, and show each person's phone beside their Slack status. Ctrl-C (or the "
+            "end of --seconds) ends every call, waits for the last writes and prints a summary. "
+            "Only the bot's warnings are shown."
+        ),
+    )
+    demo.add_argument(
+        "--users",
+        type=_positive_int,
+        default=DEFAULT_USERS,
+        help=f"people on both sides (default {DEFAULT_USERS})",
+    )
+    demo.add_argument(
+        "--seconds", type=_positive_float, help="stop after this long (default: at Ctrl-C)"
+    )
+    demo.add_argument(
+        "--time-scale",
+        type=_positive_float,
+        default=DEFAULT_TIME_SCALE,
+        help="divide every duration the simulators enforce by this factor "
+        f"(default {DEFAULT_TIME_SCALE:g}: Slack's rate minute lasts 15 s)",
+    )
+    demo.add_argument("--seed", type=int, default=1, help="seed of the company and its day")
+    demo.add_argument(
+        "--json", action="store_true", help="no live view: print one JSON summary at the end"
     )
     return parser
 
@@ -114,8 +165,18 @@ def run_cli(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
         if args.command == "run":
             settings = Settings.from_env(env_file=args.env_file)
             return asyncio.run(_run_until_signalled(settings))
+        if args.command == "doctor":
+            if args.log_level == "INFO":
+                # The report is the output; the clients' progress lines would only clutter it.
+                logging.getLogger().setLevel(logging.WARNING)
+            report = asyncio.run(diagnose_environment(args.env_file))
+            out.write(report.as_json() + "\n" if args.json else render(report))
+            return report.exit_code
         if args.command == "sim":
             return asyncio.run(run_simulators(args, out))
+        if args.command == "demo":
+            options = DemoOptions(args.users, args.seconds, args.time_scale, args.json, args.seed)
+            return asyncio.run(run_demo(options, out))
     except BotError as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -150,6 +211,7 @@ def simulator_env(
         "SLACK_CLIENT_ID": slack.client_id,
         "SLACK_CLIENT_SECRET": slack.client_secret,
         "PORT": str(app_port),
+        "HOST": urlsplit(app_url).hostname or "127.0.0.1",
         # The simulators shorten Slack's and RingCentral's minute; the bot's budgets follow.
         "RATE_WINDOW_SECONDS": f"{time_scale.seconds(60):g}",
         "STATUS_TTL_SECONDS": f"{time_scale.seconds(3600):g}",

@@ -178,6 +178,12 @@ class Settings:
         _port,
         default=3000,
     )
+    host: str = _env(
+        "HOST",
+        "the address the bot's HTTP endpoints bind (0.0.0.0 for every interface)",
+        str,
+        default="0.0.0.0",
+    )
     rate_window_seconds: float = _env(
         "RATE_WINDOW_SECONDS",
         "the length of the window every per-minute budget refers to; "

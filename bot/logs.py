@@ -13,6 +13,8 @@ _PATTERNS: Final = (
         r"\1[redacted]",
     ),
     (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
+    # Bolt logs OAuth codes as "... with code: <code>" when an exchange fails.
+    (re.compile(r"(\bcode:\s*)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
     (re.compile(r"\bxox[abpeor]-[A-Za-z0-9-]+"), "xox?-[redacted]"),
     (re.compile(r"\bxapp-[A-Za-z0-9-]+"), "xapp-[redacted]"),
     # E.164 phone numbers, as RingCentral writes caller and callee.

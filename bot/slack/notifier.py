@@ -105,7 +105,8 @@ class FreeNotifier:
                 await self._expire(now)
                 next_expiry = now + self._expiry_interval
             for user_id, due in list(self._due.items()):
-                if due <= now:
+                # _fire awaits, and availability may change meanwhile: re-check each entry.
+                if due <= now and self._due.get(user_id) == due:
                     del self._due[user_id]
                     await self._fire(user_id)
             wait = min([next_expiry, *self._due.values()]) - self._clock()

@@ -98,6 +98,8 @@ class PersonState:
     prefs: StatusPreferences = field(default_factory=StatusPreferences)
     connected: bool | None = None
     writing: SlackStatus | None = None
+    declined_call: float | None = None
+    """busy_since of a call during which they cleared or replaced our status by hand."""
     pending_save: SlackStatus | None = None
     blocked_reason: str | None = None
 
@@ -300,6 +302,8 @@ class StatusWriter:
             self.scheduler.cancel(person.user_id)
             if person.claim is not None:
                 if decision.reason == "manual_change":
+                    # Their choice holds for the rest of this call, even if they clear it.
+                    person.declined_call = person.busy_since
                     self.stats.manual_changes += 1
                     log.info("%s changed their status by hand; ours is released", person.user_id)
                 person.claim = None
@@ -308,6 +312,9 @@ class StatusWriter:
         if not await self._can_write(person):
             return
         if isinstance(decision, Show):
+            if person.claim is None and person.declined_call == person.busy_since:
+                self.scheduler.cancel(person.user_id)
+                return
             if person.claim is None:
                 person.pending_save = decision.save
             shown_ours = person.claim is not None and person.live.same_as(person.claim.written)

@@ -292,3 +292,24 @@ async def test_a_thousand_calls_at_once_are_all_shown_at_the_pace_slack_allows(
         stats = sims.slack.stats()
         assert stats["rate_limited"].get("users.profile.set", 0) == 0
         assert elapsed <= deadline, f"{elapsed:.1f}s > {deadline:.1f}s for {len(people)} people"
+
+
+async def test_clearing_our_status_by_hand_keeps_it_cleared_for_the_rest_of_the_call(
+    sims: Sims, tmp_path: Path
+) -> None:
+    async with running_bot(sims, tmp_path / "bot.db") as bot:
+        judy = sims.people()[9]
+        assert judy.slack_id is not None
+        await connect(sims, judy)
+        sims.call(judy, "connected")
+        await wait_until(lambda: shows(sims, judy) == ON_A_CALL)
+        sims.slack.set_status(judy.slack_id, "", "")
+        await wait_until(lambda: bot.writer.stats.manual_changes == 1)
+        sims.call(judy, "hold")
+        sims.call(judy, "connected")
+        await caught_up(bot, sims, judy)
+        assert shows(sims, judy) == ("", "")
+        assert [(w["text"], w["emoji"]) for w in app_writes(sims, judy)] == [ON_A_CALL]
+        sims.call(judy, "ended")
+        sims.call(judy, "connected")  # the next call is a new call: shown again
+        await wait_until(lambda: shows(sims, judy) == ON_A_CALL, message="the next call shown")

@@ -1,0 +1,1052 @@
+"""`rcstatus-bot demo`: the real bot between both simulators, under a scripted office workload."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import re
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal, TextIO, TypeVar, assert_never
+
+from rich.console import Console
+from rich.live import Live
+
+from bot.app import Bot
+from bot.config import Settings
+from bot.demo_view import (
+    Counters,
+    FeedLine,
+    Latency,
+    LiveView,
+    PersonRow,
+    Report,
+    Snapshot,
+    emoji,
+    plain_line,
+    short_names,
+    summary,
+)
+from bot.errors import BotError
+from bot.logs import RedactingFilter
+from bot.policy import DEFAULT_PREFERENCES, call_status, meeting_status
+from bot.presence import Availability
+from bot.sim.company import Company, Person, build_company
+from bot.sim.limits import TimeScale
+from bot.sim.ringcentral import RingCentralSimulator
+from bot.sim.slack import SlackSimulator
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+DEFAULT_USERS: Final = 25
+DEFAULT_TIME_SCALE: Final = 4.0
+"""A Slack minute lasts 15 s: a 30-second demo sees two rate windows, and every limit keeps its
+real size within its window, so the budget binds exactly as it would for a real office."""
+
+# The workload's own pace, in real seconds (the simulators' time scale does not apply).
+IDLE_MEAN: Final = 12.0
+"""Mean pause between one person's activities."""
+CALL_SHORTEST, CALL_LONGEST = 3.0, 20.0
+BLIP_SHARE: Final = 0.1
+"""Calls that end before CALL_DEBOUNCE_SECONDS: they must never reach Slack."""
+COMMAND_MEAN: Final = 1.0
+"""Mean pause between two /rcstatus commands, anyone to anyone."""
+COMMANDS_IN_FLIGHT: Final = 3
+COMMAND_WAIT: Final = 3.0
+# What an idle person does next: a call, a meeting, Do Not Disturb, else their own status.
+CALL_SHARE, MEETING_SHARE, DND_SHARE = 0.72, 0.12, 0.08
+OUTBOUND_SHARE: Final = 0.3
+MISSED_SHARE: Final = 0.15
+HOLD_SHARE: Final = 0.25
+OVERRIDE_SHARE: Final = 0.1
+UNCONNECTED_SHARE: Final = 0.1
+MANUAL_SHARE: Final = 0.1
+MANUAL_STATUSES: Final = (
+    ("Lunch", ":sandwich:"),
+    ("Focus time", ":headphones:"),
+    ("Vacationing", ":palm_tree:"),
+    ("Commuting", ":bus:"),
+    ("Out sick", ":face_with_thermometer:"),
+    ("Coffee break", ":coffee:"),
+    ("Working from home", ":house_with_garden:"),
+)
+OVERRIDE_STATUS: Final = ("With a customer", ":handshake:")
+"""What someone on a call sets by hand over the bot's status; the bot must then keep off it."""
+CONNECT_CONCURRENCY: Final = 4
+CONNECTS_PER_WINDOW: Final = 80
+"""oauth.v2.access is Tier 4 (100 a minute); the rest of the tier is left for retries."""
+
+TICK: Final = 0.05
+REFRESH: Final = 0.25
+PLAIN_EVERY: Final = 5.0
+SNAPSHOT_DEADLINE: Final = 30.0
+SETTLE_SIMULATED: Final = 10.0
+"""Simulated seconds to wait once nothing is queued: the scheduler leaves a release it would
+barely beat to the status's own expiration, which takes a few (simulated) seconds to lapse."""
+SETTLE_DEADLINE: Final = 60.0
+ON_CALL: Final = frozenset({"CallConnected", "OnHold"})
+
+Activity = Literal["idle", "ringing", "call", "hold", "meeting", "dnd"]
+Step = Literal[
+    "ring", "dial", "answer", "hold", "resume", "hang_up", "override",
+    "meet", "leave", "dnd_on", "dnd_off", "own_status",
+]  # fmt: skip
+Phase = Literal["starting", "running", "settling", "stopping"]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    users: int = DEFAULT_USERS
+    seconds: float | None = None
+    time_scale: float = DEFAULT_TIME_SCALE
+    json: bool = False
+    seed: int = 1
+
+
+class Aborted(Exception):
+    """A second Ctrl-C: skip whatever is being waited for and clean up."""
+
+
+class Interrupts:
+    """Ctrl-C or SIGTERM once winds the demo down; twice skips the waiting; a third is Python's."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.stop = asyncio.Event()
+        self.abort = asyncio.Event()
+        self._installed = False
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._loop.add_signal_handler(signum, self._signalled)
+        self._installed = True
+
+    def uninstall(self) -> None:
+        if self._installed:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._loop.remove_signal_handler(signum)
+            self._installed = False
+
+    def _signalled(self) -> None:
+        if not self.stop.is_set():
+            self.stop.set()
+            return
+        self.abort.set()
+        # Whatever still hangs after this is Python's default Ctrl-C to interrupt.
+        self.uninstall()
+
+    async def guard(self, work: Awaitable[_T]) -> _T:
+        """`work`, unless a second interrupt comes first (then Aborted)."""
+        task = asyncio.ensure_future(work)
+        aborted = asyncio.ensure_future(self.abort.wait())
+        try:
+            await asyncio.wait((task, aborted), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            aborted.cancel()
+            await asyncio.gather(aborted, return_exceptions=True)
+        if task.done():
+            return task.result()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise Aborted
+
+    async def sleep_unless_stopped(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), timeout=max(0.0, seconds))
+
+
+# ------------------------------------------------------------------------------------ the cast
+
+
+@dataclass(slots=True, eq=False)
+class Actor:
+    """One person on both sides, and what the workload has them doing."""
+
+    person: Person
+    extension_id: int
+    slack_id: str
+    handle: str
+    name: str
+    connected: bool = False
+    manual: tuple[str, str] | None = None
+    """A status they set by hand and keep; the end check leaves them out while they do."""
+    activity: Activity = "idle"
+    call_id: str | None = None
+    script: deque[tuple[float, Step]] = field(default_factory=deque)
+    """The steps still to come, each (seconds after the previous one, what happens)."""
+    next_at: float = 0.0
+
+
+def cast(company: Company, slack: SlackSimulator) -> list[Actor]:
+    """Everyone with an enabled extension and a Slack account."""
+    people = [
+        person
+        for person in company.people
+        if person.slack_id is not None
+        and person.extension_id is not None
+        and person.extension_status == "Enabled"
+    ]
+    names = short_names([(person.first_name, person.last_name) for person in people])
+    actors = []
+    for person, name in zip(people, names, strict=True):
+        assert person.slack_id is not None
+        assert person.extension_id is not None
+        handle = str(slack.user(person.slack_id)["name"])
+        actors.append(Actor(person, person.extension_id, person.slack_id, handle, name))
+    return actors
+
+
+def pick_roles(actors: list[Actor], rng: random.Random) -> tuple[list[Actor], list[Actor]]:
+    """Who never connects and who keeps a status of their own; everyone else connects."""
+    shuffled = list(actors)
+    rng.shuffle(shuffled)
+    at_least = 1 if len(actors) >= 5 else 0
+    unconnected = max(at_least, round(len(actors) * UNCONNECTED_SHARE))
+    manual = max(at_least, round(len(actors) * MANUAL_SHARE))
+    return shuffled[:unconnected], shuffled[unconnected : unconnected + manual]
+
+
+class Pace:
+    """At most `limit` starts in any `window` seconds."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self._limit = limit
+        self._window = window
+        self._starts: deque[float] = deque()
+
+    async def wait(self) -> None:
+        while True:
+            now = time.monotonic()
+            while self._starts and self._starts[0] <= now - self._window:
+                self._starts.popleft()
+            if len(self._starts) < self._limit:
+                self._starts.append(now)
+                return
+            await asyncio.sleep(self._starts[0] + self._window - now)
+
+
+# ------------------------------------------------------------------------------------ watching
+
+
+class Observer:
+    """Reads both simulators as a person would see them: the feed, the counters, the end check."""
+
+    def __init__(
+        self,
+        rc: RingCentralSimulator,
+        slack: SlackSimulator,
+        actors: list[Actor],
+        pending_writes: Callable[[], int],
+    ) -> None:
+        self._rc = rc
+        self._slack = slack
+        self._actors = actors
+        self._by_extension = {actor.extension_id: actor for actor in actors}
+        self._by_slack = {actor.slack_id: actor for actor in actors}
+        self._pending_writes = pending_writes
+        # What the bot writes for someone who never changed their settings (nobody here does).
+        call, meeting = call_status(DEFAULT_PREFERENCES), meeting_status(DEFAULT_PREFERENCES)
+        self.call = (call.text, call.emoji)
+        self.meeting = (meeting.text, meeting.emoji)
+        self.feed: deque[FeedLine] = deque(maxlen=64)
+        self._rc_cursor = 0
+        self._writes_since = 0.0
+        self._writes_at_edge: set[tuple[str, float]] = set()
+        self._dms_seen = 0
+        self._telephony: dict[int, str] = {}
+        self._on_call_since: dict[int, float] = {}
+        self._stretch_written: set[int] = set()
+        self._shown: dict[str, tuple[str, str]] = {}
+        self.latencies: list[float] = []
+        self.presence_events = 0
+        self.status_writes = 0
+        self.restores = 0
+        self.commands = 0
+        self.commands_unanswered = 0
+
+    def note(self, text: str, style: str = "") -> None:
+        self.feed.append(FeedLine(time.time(), text, style))
+
+    # -- polling ------------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Take in every change both simulators logged since the last poll, in time order."""
+        events = self._rc.events(after=self._rc_cursor)
+        if events:
+            self._rc_cursor = int(events[-1]["id"])
+        self.presence_events += len(events)
+        writes = [
+            write
+            for write in self._slack.profile_writes(since=self._writes_since)
+            if (write["user"], write["at"]) not in self._writes_at_edge
+        ]
+        if writes:
+            latest = max(float(write["at"]) for write in writes)
+            if latest > self._writes_since:
+                self._writes_at_edge = set()
+                self._writes_since = latest
+            self._writes_at_edge |= {
+                (write["user"], write["at"]) for write in writes if write["at"] == latest
+            }
+        merged: list[tuple[float, int, dict[str, Any]]] = [
+            (float(event["time"]), 0, event) for event in events
+        ] + [(float(write["at"]), 1, write) for write in writes]
+        merged.sort(key=lambda item: (item[0], item[1]))
+        for _at, kind, entry in merged:
+            if kind == 0:
+                self._presence_event(entry)
+            else:
+                self._profile_write(entry)
+        dms = self._slack.messages(kind="dm")
+        for dm in dms[self._dms_seen :]:
+            who = self._by_slack.get(str(dm.get("user") or dm.get("channel")))
+            text = self.readable(str(dm.get("text", "")))
+            self.note(f"DM to {who.name if who else 'someone'}: {text}", "cyan")
+        self._dms_seen = len(dms)
+
+    def _presence_event(self, event: dict[str, Any]) -> None:
+        extension_id = int(event["extension_id"])
+        actor = self._by_extension.get(extension_id)
+        fields: dict[str, Any] = event["fields"]
+        at = float(event["time"])
+        if "telephonyStatus" in fields:
+            before = self._telephony.get(extension_id, "NoCall")
+            after = str(fields["telephonyStatus"])
+            self._telephony[extension_id] = after
+            if after in ON_CALL and before not in ON_CALL:
+                self._on_call_since[extension_id] = at
+                self._stretch_written.discard(extension_id)
+            elif after not in ON_CALL:
+                self._on_call_since.pop(extension_id, None)
+            if actor is not None:
+                self._tell_call(actor, before, after)
+        if actor is None:
+            return
+        if fields.get("meetingStatus") == "Connected":
+            self.note(f"{actor.name} joined a meeting", "blue")
+        elif fields.get("meetingStatus") == "Disconnected":
+            self.note(f"{actor.name} left the meeting", "blue")
+        if fields.get("dndStatus") == "DoNotAcceptAnyCalls":
+            self.note(f"{actor.name} turned on Do Not Disturb", "dark_orange")
+        elif fields.get("dndStatus") == "TakeAllCalls":
+            self.note(f"{actor.name} turned Do Not Disturb off", "dark_orange")
+
+    def _tell_call(self, actor: Actor, before: str, after: str) -> None:
+        if after == "Ringing":
+            self.note(f"{actor.name}'s phone rings", "yellow")
+        elif after == "CallConnected" and before == "OnHold":
+            self.note(f"{actor.name} resumed the call", "red")
+        elif after == "CallConnected":
+            verb = "answered" if before == "Ringing" else "placed a call"
+            self.note(f"{actor.name} {verb}", "red")
+        elif after == "OnHold":
+            self.note(f"{actor.name} put the call on hold", "magenta")
+        elif after == "NoCall" and before == "Ringing":
+            self.note(f"{actor.name} missed a call", "dim")
+        elif after == "NoCall":
+            self.note(f"{actor.name} hung up", "dim")
+
+    def _profile_write(self, write: dict[str, Any]) -> None:
+        self.status_writes += 1
+        user = str(write["user"])
+        actor = self._by_slack.get(user)
+        shown = (str(write["text"]), str(write["emoji"]))
+        before = self._shown.get(user)
+        self._shown[user] = shown
+        ours = shown in (self.call, self.meeting)
+        if not ours:
+            self.restores += 1
+        if actor is None:
+            return
+        name, extension_id = actor.name, actor.extension_id
+        since = self._on_call_since.get(extension_id)
+        if shown == self.call and since is not None and extension_id not in self._stretch_written:
+            # The first "On a call" of this stretch on the phone: what the latency measures.
+            self._stretch_written.add(extension_id)
+            latency = float(write["at"]) - since
+            self.latencies.append(latency)
+            self.note(
+                f"Slack: {name} → {emoji(shown[1])} {shown[0]}, "
+                f"{latency:.1f} s after the call connected",
+                "bold red",
+            )
+        elif ours and before == shown:
+            self.note(f"Slack: {name}'s {shown[0]!r} renewed", "dim")
+        elif ours:
+            self.note(f"Slack: {name} → {emoji(shown[1])} {shown[0]}", "bold blue")
+        elif shown == ("", ""):
+            self.note(f"Slack: {name}'s status cleared", "green")
+        else:
+            self.note(f"Slack: {name}'s own status put back: {shown[0]}", "green")
+
+    def readable(self, text: str) -> str:
+        """Slack's <@U…> mentions as the names the view shows."""
+
+        def name(match: re.Match[str]) -> str:
+            actor = self._by_slack.get(match.group(1))
+            return actor.name if actor else match.group(0)
+
+        return re.sub(r"<@([A-Z0-9]+)(?:\|[^>]*)?>", name, text)
+
+    # -- what the view shows ------------------------------------------------------------------
+
+    def rows(self) -> list[PersonRow]:
+        now = time.time()
+        return [self._row(actor, now) for actor in self._actors]
+
+    def _row(self, actor: Actor, now: float) -> PersonRow:
+        presence = self._rc.presence(actor.extension_id)
+        telephony = presence.get("telephonyStatus", "NoCall")
+        since = self._on_call_since.get(actor.extension_id)
+        length = "" if since is None else f" {int(now - since) // 60}:{int(now - since) % 60:02d}"
+        busy = True
+        if telephony == "CallConnected":
+            phone, phone_style = "call" + length, "bold red"
+        elif telephony == "OnHold":
+            phone, phone_style = "hold" + length, "magenta"
+        elif telephony == "Ringing":
+            phone, phone_style = "ringing", "yellow"
+        elif presence.get("meetingStatus") == "Connected":
+            phone, phone_style = "meeting", "blue"
+        elif presence.get("dndStatus") == "DoNotAcceptAnyCalls":
+            phone, phone_style = "DND", "dark_orange"
+        elif presence.get("presenceStatus") == "Offline":
+            phone, phone_style, busy = "offline", "dim", False
+        elif presence.get("presenceStatus") == "Busy":
+            phone, phone_style, busy = "busy", "dark_orange", False
+        else:
+            phone, phone_style, busy = "free", "green", False
+        user = self._slack.user(actor.slack_id)
+        text, code = str(user["status_text"]), str(user["status_emoji"])
+        if not actor.connected:
+            slack, slack_style = "not connected", "dim"
+        elif not text and not code:
+            slack, slack_style = "–", "dim"
+        elif (text, code) == self.call:
+            slack, slack_style = f"{emoji(code)} {text}", "bold red"
+        elif (text, code) == self.meeting:
+            slack, slack_style = f"{emoji(code)} {text}", "bold blue"
+        else:
+            slack, slack_style = f"{emoji(code)} {text}", "italic cyan"
+        busy = busy or bool(text or code)
+        return PersonRow(actor.name, phone, phone_style, slack, slack_style, busy)
+
+    def counters(self) -> Counters:
+        latency = Latency.of(self.latencies)
+        return Counters(
+            presence_events=self.presence_events,
+            status_writes=self.status_writes,
+            restores=self.restores,
+            slack_429=self.slack_429(),
+            dms_sent=self._dms_seen,
+            commands=self.commands,
+            pending_writes=self._pending_writes(),
+            latency_p50=None if latency.p50 is None else latency.p50 / 1000,
+        )
+
+    def slack_429(self) -> int:
+        return sum(int(count) for count in self._slack.stats()["rate_limited"].values())
+
+    # -- the end check ------------------------------------------------------------------------
+
+    def checked(self) -> list[Actor]:
+        return [actor for actor in self._actors if actor.connected and actor.manual is None]
+
+    def end_check(self) -> tuple[int, int, list[str]]:
+        """(mismatches, stuck statuses, who and what) for connected people without their own."""
+        mismatches = stuck = 0
+        problems = []
+        ours = (self.call, self.meeting)
+        for actor in self.checked():
+            presence = self._rc.presence(actor.extension_id)
+            on_call = presence.get("telephonyStatus") in ON_CALL
+            idle = not on_call and presence.get("meetingStatus") != "Connected"
+            user = self._slack.user(actor.slack_id)
+            shown = (str(user["status_text"]), str(user["status_emoji"]))
+            shows_call = shown == self.call
+            if on_call != shows_call:
+                mismatches += 1
+                phone = "on a call" if on_call else "not on a call"
+                problems.append(f"{actor.name}: phone {phone}, Slack shows {shown[0]!r}")
+            if idle and shown in ours:
+                stuck += 1
+                problems.append(f"{actor.name}: phone idle, Slack still shows {shown[0]!r}")
+        return mismatches, stuck, problems
+
+
+# ------------------------------------------------------------------------------------ playing
+
+
+class Workload:
+    """An office day, sped up: calls, holds, meetings, DND, statuses set by hand, /rcstatus."""
+
+    def __init__(
+        self,
+        rc: RingCentralSimulator,
+        slack: SlackSimulator,
+        actors: list[Actor],
+        observer: Observer,
+        rng: random.Random,
+        call_debounce: float,
+    ) -> None:
+        self._rc = rc
+        self._slack = slack
+        self._actors = actors
+        self._observer = observer
+        self._rng = rng
+        self._debounce = call_debounce
+        self._commands_in_flight = 0
+
+    async def play(self, until: asyncio.Event) -> None:
+        """Run the day until `until` is set; commands in flight are awaited before returning."""
+        now = time.monotonic()
+        for actor in self._actors:
+            actor.next_at = now + self._rng.uniform(0.2, IDLE_MEAN / 2)
+        async with asyncio.TaskGroup() as commands:
+            next_command = now + self._rng.expovariate(1 / COMMAND_MEAN)
+            while not until.is_set():
+                now = time.monotonic()
+                for actor in self._actors:
+                    if actor.next_at <= now:
+                        self._step(actor, now)
+                if now >= next_command:
+                    next_command = now + self._rng.expovariate(1 / COMMAND_MEAN)
+                    if self._commands_in_flight < COMMANDS_IN_FLIGHT:
+                        commands.create_task(self._command())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(until.wait(), TICK)
+
+    def finish(self) -> None:
+        """Every call ended, every meeting left, DND off: the end state the check is made on."""
+        for actor in self._actors:
+            actor.script.clear()
+            if actor.activity in ("ringing", "call", "hold"):
+                self._do(actor, "hang_up")
+            elif actor.activity == "meeting":
+                self._do(actor, "leave")
+            elif actor.activity == "dnd":
+                self._do(actor, "dnd_off")
+
+    # -- people -------------------------------------------------------------------------------
+
+    def _step(self, actor: Actor, now: float) -> None:
+        if not actor.script:
+            self._plan(actor)
+        if actor.script:
+            _delay, step = actor.script.popleft()
+            self._do(actor, step)
+        if actor.script:
+            actor.next_at = now + actor.script[0][0]
+        else:
+            actor.next_at = now + max(1.0, self._rng.expovariate(1 / IDLE_MEAN))
+
+    def _plan(self, actor: Actor) -> None:
+        """What this person does next, as a script of steps."""
+        rng = self._rng
+        roll = rng.random()
+        script = actor.script
+        if roll < CALL_SHARE:
+            self._plan_call(actor)
+        elif roll < CALL_SHARE + MEETING_SHARE:
+            script.append((0.0, "meet"))
+            script.append((rng.uniform(8.0, 25.0), "leave"))
+        elif roll < CALL_SHARE + MEETING_SHARE + DND_SHARE:
+            script.append((0.0, "dnd_on"))
+            script.append((rng.uniform(5.0, 15.0), "dnd_off"))
+        elif actor.connected:
+            script.append((0.0, "own_status"))
+
+    def _plan_call(self, actor: Actor) -> None:
+        """Inbound (rings first, may be missed) or outbound; maybe a hold, maybe a status by
+        hand; 3 to 20 s of talk, or a blip too short for the bot to show."""
+        rng, script = self._rng, actor.script
+        if rng.random() < BLIP_SHARE:
+            length = rng.uniform(0.3, max(0.4, self._debounce * 0.6))
+        else:
+            length = math.exp(rng.uniform(math.log(CALL_SHORTEST), math.log(CALL_LONGEST)))
+        if rng.random() < OUTBOUND_SHARE:
+            script.append((0.0, "dial"))
+        else:
+            script.append((0.0, "ring"))
+            if rng.random() < MISSED_SHARE:
+                script.append((rng.uniform(2.0, 5.0), "hang_up"))
+                return
+            script.append((rng.uniform(1.0, 4.0), "answer"))
+        if length > 6.0 and rng.random() < HOLD_SHARE:
+            talk = length * rng.uniform(0.3, 0.7)
+            script.append((talk, "hold"))
+            script.append((rng.uniform(2.0, 5.0), "resume"))
+            length -= talk
+        may_override = actor.connected and actor.manual is None
+        if length > 6.0 and may_override and rng.random() < OVERRIDE_SHARE:
+            talk = length * rng.uniform(0.4, 0.7)
+            script.append((talk, "override"))
+            length -= talk
+        script.append((length, "hang_up"))
+
+    def _do(self, actor: Actor, step: Step) -> None:
+        rc, ext = self._rc, actor.extension_id
+        match step:
+            case "ring":
+                actor.call_id = rc.call(ext, "ringing", direction="Inbound")
+                actor.activity = "ringing"
+            case "dial":
+                actor.call_id = rc.call(ext, "connected", direction="Outbound")
+                actor.activity = "call"
+            case "answer" | "resume":
+                rc.call(ext, "connected", call_id=actor.call_id)
+                actor.activity = "call"
+            case "hold":
+                rc.call(ext, "hold", call_id=actor.call_id)
+                actor.activity = "hold"
+            case "hang_up":
+                rc.call(ext, "ended", call_id=actor.call_id)
+                actor.call_id = None
+                actor.activity = "idle"
+            case "meet":
+                rc.set_presence(ext, meetingStatus="Connected")
+                actor.activity = "meeting"
+            case "leave":
+                rc.set_presence(ext, meetingStatus="Disconnected")
+                actor.activity = "idle"
+            case "dnd_on":
+                rc.set_presence(ext, dndStatus="DoNotAcceptAnyCalls")
+                actor.activity = "dnd"
+            case "dnd_off":
+                rc.set_presence(ext, dndStatus="TakeAllCalls")
+                actor.activity = "idle"
+            case "override":
+                self._override(actor)
+            case "own_status":
+                self._own_status(actor)
+            case _:
+                assert_never(step)
+
+    def _override(self, actor: Actor) -> None:
+        """Mid-call, the person types a status of their own over the bot's."""
+        user = self._slack.user(actor.slack_id)
+        if (user["status_text"], user["status_emoji"]) != self._observer.call:
+            return
+        self._set_own(actor, OVERRIDE_STATUS)
+
+    def _own_status(self, actor: Actor) -> None:
+        if actor.manual is None:
+            self._set_own(actor, self._rng.choice(MANUAL_STATUSES))
+            return
+        self._slack.set_status(actor.slack_id, "", "")
+        actor.manual = None
+        self._observer.note(f"{actor.name} cleared their own status", "cyan")
+
+    def _set_own(self, actor: Actor, status: tuple[str, str]) -> None:
+        text, code = status
+        self._slack.set_status(actor.slack_id, text, code)
+        actor.manual = status
+        self._observer.note(f"{actor.name} set their own status: {emoji(code)} {text}", "cyan")
+
+    # -- commands -----------------------------------------------------------------------------
+
+    async def _command(self) -> None:
+        rng = self._rng
+        asker = rng.choice(self._actors)
+        others = [actor for actor in self._actors if actor is not asker]
+        if not others:
+            return
+        busy = [actor for actor in others if actor.activity in ("call", "hold", "meeting")]
+        target = rng.choice(busy) if busy and rng.random() < 0.6 else rng.choice(others)
+        if target.activity in ("call", "hold", "meeting") and rng.random() < 0.5:
+            text = f"notify @{target.handle}"
+        elif rng.random() < 0.1:
+            text = ""
+        else:
+            text = f"@{target.handle}"
+        typed = f"/rcstatus {text}".strip().replace(f"@{target.handle}", f"@{target.name}")
+        self._commands_in_flight += 1
+        self._observer.commands += 1
+        try:
+            outcome = await self._slack.send_command(
+                asker.slack_id, "/rcstatus", text, wait=COMMAND_WAIT, expect_responses=1
+            )
+        except Exception as exc:
+            # One failed delivery is worth a line on screen, not the end of the demo.
+            outcome = {}
+            log.warning("%s could not be delivered: %s", typed, exc)
+        finally:
+            self._commands_in_flight -= 1
+        responses = outcome.get("responses") or []
+        if not responses:
+            self._observer.commands_unanswered += 1
+            self._observer.note(f"{asker.name}: {typed} got no answer", "yellow")
+            return
+        reply = self._observer.readable(" ".join(str(responses[-1].get("text") or "").split()))
+        self._observer.note(f"{asker.name}: {typed} → {reply}", "")
+
+
+# ------------------------------------------------------------------------------------ the demo
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """What is running: both simulators, the bot, and the people."""
+
+    rc: RingCentralSimulator
+    slack: SlackSimulator
+    bot: Bot
+    scale: TimeScale
+    actors: list[Actor]
+    observer: Observer
+
+
+class Demo:
+    """One run: simulators, bot, connections, the workload, the wind-down and the report."""
+
+    def __init__(
+        self, options: DemoOptions, workdir: Path, out: TextIO, interrupts: Interrupts
+    ) -> None:
+        self.options = options
+        self._workdir = workdir
+        self._out = out
+        self._interrupts = interrupts
+        self._console = Console(file=out)
+        self._interactive = not options.json and self._console.is_terminal
+        """A live view on a terminal; otherwise a progress line now and then (pipes, CI logs)."""
+        self._plain_at = -math.inf
+        self._rng = random.Random(f"rcstatus-demo/{options.seed}")
+        self._phase: Phase = "starting"
+        self._note = "starting the simulators and the bot…"
+        self._started = time.monotonic()
+        self._workload_started: float | None = None
+        self._workload_stopped: float | None = None
+        self._observer: Observer | None = None
+        self._live: Live | None = None
+        self._call_debounce = 0.0
+
+    async def run(self) -> int:
+        report: Report | None = None
+        aborted = False
+        with self._logging():
+            try:
+                async with contextlib.AsyncExitStack() as stack:
+                    if self._interactive:
+                        self._live = stack.enter_context(self._live_view())
+                    try:
+                        report = await self._run(stack)
+                    except Aborted:
+                        aborted = True
+                        report = self._report(settled=False) if self._observer else None
+                    self._set_phase("stopping", "stopping the bot and the simulators…")
+            finally:
+                self._live = None
+        if report is None:
+            print("The demo was stopped before it started.", file=sys.stderr)
+            return 130
+        if self.options.json:
+            print(report.json_line(), file=self._out, flush=True)
+        else:
+            self._console.print(summary(report))
+        return 130 if aborted else 0
+
+    async def _run(self, stack: contextlib.AsyncExitStack) -> Report:
+        """Everything started here is stopped by `stack`, whichever way this ends."""
+        stage = await self._start(stack)
+        await self._connect_people(stage, stack)
+        workload = Workload(
+            stage.rc, stage.slack, stage.actors, stage.observer, self._rng, self._call_debounce
+        )
+        self._workload_started = time.monotonic()
+        self._set_phase("running", "Ctrl-C ends the demo and prints a summary.")
+        until = asyncio.Event()
+        timer = asyncio.create_task(self._stop_when_due(until))
+        try:
+            await self._interrupts.guard(workload.play(until))
+        finally:
+            await _cancel(timer)
+        workload.finish()
+        self._workload_stopped = time.monotonic()
+        self._set_phase("settling", "calls ended; waiting for the last writes (Ctrl-C skips)")
+        stage.observer.note("The day is over: every call ended; the last writes land now.", "bold")
+        settled = await self._interrupts.guard(self._settle(stage))
+        return self._report(settled=settled)
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> Stage:
+        """Both simulators, then the bot exactly as `rcstatus-bot run` would start against them."""
+        guard = self._interrupts.guard
+        company = build_company(self.options.users, self.options.seed)
+        scale = TimeScale(self.options.time_scale)
+        port = _free_port()
+        app_url = f"http://127.0.0.1:{port}"
+        rc = RingCentralSimulator(company, time_scale=scale)
+        slack = SlackSimulator(company, time_scale=scale, app_url=app_url)
+        await guard(rc.start())
+        stack.push_async_callback(rc.stop)
+        await guard(slack.start())
+        stack.push_async_callback(slack.stop)
+
+        settings = self._settings(rc, slack, app_url, scale, port)
+        self._call_debounce = settings.call_debounce_seconds
+        bot = await guard(Bot.create(settings))
+        stack.push_async_callback(bot.stop)
+        try:
+            await guard(bot.start())
+        except OSError as exc:
+            raise BotError(f"cannot start the bot on port {port}: {exc.strerror}") from exc
+        snapshot = bot.pipeline.coordinator.snapshot_done.wait()
+        await guard(asyncio.wait_for(snapshot, SNAPSHOT_DEADLINE))
+
+        actors = cast(company, slack)
+        observer = self._observer = Observer(rc, slack, actors, bot.writer.scheduler.pending)
+        refresher = asyncio.create_task(self._refresh(observer))
+        stack.push_async_callback(_cancel, refresher)
+        return Stage(rc, slack, bot, scale, actors, observer)
+
+    async def _connect_people(self, stage: Stage, stack: contextlib.AsyncExitStack) -> None:
+        """A few never connect, a few keep a status of their own, the rest connect. Slack lets
+        an app redeem about 100 OAuth codes a minute: a window's worth connect before the day
+        starts and the rest during it, as an office rolling the app out would."""
+        joining = self._cast_roles(stage.slack, stage.actors)
+        keeping = sum(actor.manual is not None for actor in stage.actors)
+        stage.observer.note(
+            f"{len(stage.actors) - len(joining)} of {len(stage.actors)} people never connect; "
+            f"{keeping} keep a status of their own.",
+            "bold",
+        )
+        self._note = "people connect their Slack status (OAuth)…"
+        pace = Pace(CONNECTS_PER_WINDOW, stage.scale.seconds(60) * 1.05)
+        first, later = joining[:CONNECTS_PER_WINDOW], joining[CONNECTS_PER_WINDOW:]
+        await self._interrupts.guard(self._connect(stage, first, pace))
+        if later:
+            connecting = asyncio.create_task(self._connect(stage, later, pace))
+            stack.push_async_callback(_cancel, connecting)
+
+    def _settings(
+        self,
+        rc: RingCentralSimulator,
+        slack: SlackSimulator,
+        app_url: str,
+        scale: TimeScale,
+        port: int,
+    ) -> Settings:
+        # Imported here because bot.cli imports this module to offer `demo`.
+        from bot.cli import simulator_env
+
+        env = simulator_env(rc, slack, app_url=app_url, time_scale=scale)
+        env["DATABASE_URL"] = f"sqlite+aiosqlite:///{self._workdir / 'rcstatus-demo.db'}"
+        env["PORT"] = str(port)
+        env["PUBLIC_URL"] = app_url
+        # Only these settings, never the user's .env: the demo needs no configuration.
+        return Settings.from_env(env, env_file=None)
+
+    def _cast_roles(self, slack: SlackSimulator, actors: list[Actor]) -> list[Actor]:
+        """A few never connect, a few keep a status of their own; returns who will connect."""
+        unconnected, manual = pick_roles(actors, self._rng)
+        for actor in manual:
+            status = self._rng.choice(MANUAL_STATUSES)
+            slack.set_status(actor.slack_id, *status)
+            actor.manual = status
+        skipped = {id(actor) for actor in unconnected}
+        return [actor for actor in actors if id(actor) not in skipped]
+
+    async def _connect(self, stage: Stage, people: list[Actor], pace: Pace) -> None:
+        """Each person runs the real OAuth flow (Slack's page, the bot's redirect), paced."""
+        limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
+        observer = stage.observer
+
+        async def connect(actor: Actor) -> None:
+            async with limit:
+                await pace.wait()
+                outcome = await stage.slack.authorize(actor.slack_id)
+            actor.connected = bool(outcome.get("ok"))
+            if not actor.connected:
+                observer.note(f"{actor.name} could not connect: {outcome.get('error')}", "yellow")
+
+        async with asyncio.TaskGroup() as group:
+            for actor in people:
+                group.create_task(connect(actor))
+        connected = sum(actor.connected for actor in people)
+        observer.note(f"{connected} people connected through Slack's OAuth page", "bold")
+
+    async def _stop_when_due(self, until: asyncio.Event) -> None:
+        seconds = self.options.seconds
+        if seconds is None:
+            await self._interrupts.stop.wait()
+        else:
+            await self._interrupts.sleep_unless_stopped(seconds)
+        until.set()
+
+    async def _settle(self, stage: Stage) -> bool:
+        """Wait (with a deadline) until the bot heard every hang-up, sent its last writes and the
+        statuses it left to their own expiration lapsed. False if the deadline came first."""
+        deadline = time.monotonic() + SETTLE_DEADLINE
+        bot, actors = stage.bot, stage.actors
+        book = bot.pipeline.coordinator.book
+        quiet = (Availability.ON_CALL, Availability.RINGING, Availability.IN_MEETING)
+
+        def heard_everything() -> bool:
+            for actor in actors:
+                known = book.get(str(actor.extension_id))
+                if known is not None and known.availability in quiet:
+                    return False
+            return True
+
+        settle = max(1.0, stage.scale.seconds(SETTLE_SIMULATED))
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            if heard_everything() and bot.writer.scheduler.pending() == 0:
+                quiet_since = quiet_since or now
+                if now - quiet_since >= settle:
+                    return True
+            else:
+                quiet_since = None
+            await asyncio.sleep(TICK)
+        return False
+
+    def _report(self, *, settled: bool) -> Report:
+        observer = self._observer
+        assert observer is not None
+        observer.poll()
+        mismatches, stuck, problems = observer.end_check()
+        ended = self._workload_stopped or time.monotonic()
+        began = self._workload_started or ended
+        return Report(
+            users=self.options.users,
+            presence_events=observer.presence_events,
+            status_writes=observer.status_writes,
+            restores=observer.restores,
+            dms_sent=observer.counters().dms_sent,
+            commands=observer.commands,
+            unanswered=observer.commands_unanswered,
+            slack_429=observer.slack_429(),
+            mismatches_at_end=mismatches,
+            stuck_statuses=stuck,
+            latency=Latency.of(observer.latencies),
+            ran_for=ended - began,
+            time_scale=self.options.time_scale,
+            call_debounce=self._call_debounce,
+            checked_people=len(observer.checked()),
+            settled=settled,
+            problems=problems,
+        )
+
+    # -- the screen ---------------------------------------------------------------------------
+
+    def note(self, text: str, style: str = "") -> None:
+        """A line in the event list, once there is one."""
+        if self._observer is not None:
+            self._observer.note(text, style)
+
+    def _set_phase(self, phase: Phase, note: str) -> None:
+        self._phase = phase
+        self._note = note
+        self._plain_at = -math.inf
+        self._draw()
+
+    async def _refresh(self, observer: Observer) -> None:
+        while True:
+            observer.poll()
+            self._draw()
+            await asyncio.sleep(REFRESH)
+
+    def _draw(self) -> None:
+        if self._live is not None:
+            self._live.update(LiveView(self._snapshot()), refresh=True)
+        elif not self.options.json and time.monotonic() - self._plain_at >= PLAIN_EVERY:
+            self._plain_at = time.monotonic()
+            self._console.print(plain_line(self._snapshot()), highlight=False, soft_wrap=True)
+
+    def _snapshot(self) -> Snapshot:
+        observer = self._observer
+        began = self._workload_started
+        return Snapshot(
+            users=self.options.users,
+            time_scale=self.options.time_scale,
+            phase=self._phase,
+            note=self._note,
+            elapsed=0.0 if began is None else time.monotonic() - began,
+            seconds=self.options.seconds,
+            rows=observer.rows() if observer else [],
+            feed=list(observer.feed) if observer else [],
+            counters=observer.counters() if observer else Counters(),
+        )
+
+    @contextlib.contextmanager
+    def _live_view(self) -> Iterator[Live]:
+        live = Live(
+            LiveView(self._snapshot()),
+            console=self._console,
+            auto_refresh=False,
+            transient=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        with live:
+            yield live
+
+    @contextlib.contextmanager
+    def _logging(self) -> Iterator[None]:
+        """Warnings go to the live view's event list, or to stderr; INFO is not shown."""
+        root = logging.getLogger()
+        saved_handlers, saved_level = root.handlers[:], root.level
+        handler: logging.Handler
+        if not self._interactive:
+            handler = logging.StreamHandler()
+            handler.setLevel(logging.WARNING)
+            handler.addFilter(RedactingFilter())
+            handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        else:
+            handler = _DeferredFeedHandler(self)
+        root.handlers[:] = [handler]
+        root.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            root.handlers[:] = saved_handlers
+            root.setLevel(saved_level)
+
+
+class _DeferredFeedHandler(logging.Handler):
+    """Warnings to the demo's event list once there is one (before that, to nowhere visible)."""
+
+    def __init__(self, demo: Demo) -> None:
+        super().__init__(logging.WARNING)
+        self._demo = demo
+        self.addFilter(RedactingFilter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._demo.note(f"{record.levelname.lower()}: {record.getMessage()}", "yellow")
+        except Exception:
+            self.handleError(record)
+
+
+async def run_demo(options: DemoOptions, out: TextIO) -> int:
+    """`rcstatus-bot demo`: returns the exit status (0, or 130 after a second Ctrl-C)."""
+    interrupts = Interrupts(asyncio.get_running_loop())
+    interrupts.install()
+    try:
+        with tempfile.TemporaryDirectory(prefix="rcstatus-demo-") as workdir:
+            return await Demo(options, Path(workdir), out, interrupts).run()
+    finally:
+        interrupts.uninstall()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
