@@ -193,7 +193,7 @@ class Bot:
                 window=settings.rate_window_seconds,
                 status_ttl=settings.status_ttl_seconds,
                 call_debounce=settings.call_debounce_seconds,
-                gap_hold=5.0 * scale,
+                gap_hold=2.0 * scale,
                 extend_lead=30.0 * scale,
                 release_grace=5.0 * scale,
                 min_horizon=20.0 * scale,

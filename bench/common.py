@@ -1,0 +1,210 @@
+"""Shared benchmark plumbing: machine facts, progress, waiting, percentiles, the results table."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.app import PresencePipeline
+from bot.config import Settings
+from bot.presence import Transition
+from bot.ringcentral.subscriber import LinkState
+from bot.sim.company import Company, build_company
+from bot.sim.limits import TimeScale
+from bot.sim.ringcentral import RingCentralSimulator
+from bot.supervisor import Supervisor
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+TABLE_START = "<!-- results table: written by `python -m bench`, do not edit by hand -->"
+TABLE_END = "<!-- end of results table -->"
+
+
+def progress(message: str) -> None:
+    """Progress goes to stderr so stdout stays free for whoever pipes the run."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
+def machine_label(info: dict[str, Any]) -> str:
+    return f"{info['platform']}, {info['cpus']} CPUs, Python {info['python']}"
+
+
+def percentile(samples: Sequence[float], share: float) -> float:
+    """Nearest-rank percentile: `share` in [0, 1]; NaN for no samples."""
+    if not samples:
+        return math.nan
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(share * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+async def wait_until(
+    predicate: Callable[[], bool], *, within: float, interval: float = 0.01, what: str
+) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {within:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+@dataclass(slots=True)
+class TransitionClock:
+    """A transition consumer that notes when each transition reached it (monotonic seconds)."""
+
+    seen: list[tuple[float, Transition]] = field(default_factory=list)
+    listeners: list[Callable[[float, Transition], None]] = field(default_factory=list)
+
+    async def on_transition(self, transition: Transition) -> None:
+        now = time.monotonic()
+        self.seen.append((now, transition))
+        for listener in self.listeners:
+            listener(now, transition)
+
+
+def pipeline_settings(sim: RingCentralSimulator, scale: TimeScale, **extra: str) -> Settings:
+    return Settings.from_env(
+        {
+            "RC_SERVER_URL": sim.url,
+            "RC_CLIENT_ID": sim.client_id,
+            "RC_CLIENT_SECRET": sim.client_secret,
+            "RC_JWT": sim.jwt,
+            "RATE_WINDOW_SECONDS": str(scale.seconds(60)),
+            **extra,
+        },
+        env_file=None,
+    )
+
+
+@dataclass(slots=True)
+class Rig:
+    """The simulator and the real presence pipeline, in this process."""
+
+    company: Company
+    sim: RingCentralSimulator
+    scale: TimeScale
+    pipeline: PresencePipeline
+    supervisor: Supervisor
+    clock: TransitionClock
+    started_at: float
+    settled_at: float
+
+
+@contextlib.asynccontextmanager
+async def running_pipeline(
+    people: int, *, scale: float, seed: int = 7, settle_timeout: float = 300.0
+) -> AsyncIterator[Rig]:
+    """Start the simulator and the pipeline, and yield once connected with the snapshot applied."""
+    company = build_company(people, seed=seed)
+    time_scale = TimeScale(scale)
+    clock = TransitionClock()
+    async with RingCentralSimulator(company, time_scale=time_scale) as sim:
+        pipeline = PresencePipeline.build(pipeline_settings(sim, time_scale), consumers=[clock])
+        supervisor = Supervisor(backoff_base=0.05, backoff_cap=0.5)
+        started = time.monotonic()
+        try:
+            await pipeline.start(supervisor)
+            await wait_until(
+                lambda: (
+                    pipeline.subscriber.health.state is LinkState.CONNECTED
+                    and pipeline.coordinator.snapshot_done.is_set()
+                ),
+                within=settle_timeout,
+                what="subscriber connected and first snapshot applied",
+            )
+            settled = time.monotonic()
+            yield Rig(company, sim, time_scale, pipeline, supervisor, clock, started, settled)
+        finally:
+            await supervisor.stop()
+
+
+def write_result(name: str, data: dict[str, Any], *, summary: str, directory: Path) -> Path:
+    """Write `<name>.json` (with machine and time) and refresh the table in README.md."""
+    directory.mkdir(parents=True, exist_ok=True)
+    record = {
+        "benchmark": name,
+        "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "summary": summary,
+        **data,
+    }
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+    refresh_table(directory)
+    return path
+
+
+def refresh_table(directory: Path) -> None:
+    """Rebuild the table from every JSON result present, so it never disagrees with them."""
+    rows = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        rows.append(
+            f"| {record.get('benchmark', path.stem)} | {record.get('summary', '')} "
+            f"| {machine_label(record['machine'])} | {record.get('ran_at', '')} |"
+        )
+    table = "\n".join(
+        [
+            TABLE_START,
+            "| benchmark | result (ours vs baseline) | machine | ran at (UTC) |",
+            "|---|---|---|---|",
+            *rows,
+            TABLE_END,
+        ]
+    )
+    readme = directory / "README.md"
+    text = readme.read_text() if readme.exists() else _readme_preamble()
+    if TABLE_START in text and TABLE_END in text:
+        text = _replace_table(text, table)
+    else:
+        text = text.rstrip("\n") + "\n\n" + table + "\n"
+    readme.write_text(text)
+    # The project README shows the same table wherever it carries the markers.
+    project_readme = directory.parent.parent / "README.md"
+    if project_readme.exists():
+        project_text = project_readme.read_text()
+        if TABLE_START in project_text and TABLE_END in project_text:
+            project_readme.write_text(_replace_table(project_text, table))
+
+
+def _replace_table(text: str, table: str) -> str:
+    before, rest = text.split(TABLE_START, 1)
+    after = rest.split(TABLE_END, 1)[1]
+    return before + table + after
+
+
+def _readme_preamble() -> str:
+    return (
+        "# Benchmark results\n\n"
+        "Written by `make bench` (`python -m bench`); each benchmark also leaves "
+        "`<name>.json` here with every figure, its baseline and the machine it ran on.\n"
+    )
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def joined(parts: Iterable[str]) -> str:
+    return "; ".join(parts)

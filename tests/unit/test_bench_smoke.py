@@ -1,0 +1,86 @@
+"""Each benchmark's core at a tiny size: it runs, its figures hang together, its result is kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench import bootstrap, fidelity, latency, memory
+from bench.common import TABLE_START, percentile, refresh_table, write_result
+
+
+def test_percentile_is_nearest_rank() -> None:
+    samples = [float(n) for n in range(1, 101)]
+    assert percentile(samples, 0.5) == 50.0
+    assert percentile(samples, 0.95) == 95.0
+    assert percentile(samples, 1.0) == 100.0
+    assert percentile([7.0], 0.99) == 7.0
+
+
+def test_results_table_lists_every_result_with_its_machine(tmp_path: Path) -> None:
+    write_result("alpha", {"x": 1}, summary="alpha did 1", directory=tmp_path)
+    write_result("beta", {"x": 2}, summary="beta did 2", directory=tmp_path)
+    (tmp_path / "README.md").write_text(
+        (tmp_path / "README.md").read_text() + "\nnotes kept below the table\n"
+    )
+    write_result("alpha", {"x": 3}, summary="alpha did 3", directory=tmp_path)
+    refresh_table(tmp_path)
+    readme = (tmp_path / "README.md").read_text()
+    assert readme.count(TABLE_START) == 1
+    assert "alpha did 3" in readme
+    assert "alpha did 1" not in readme
+    assert "beta did 2" in readme
+    assert "notes kept below the table" in readme
+    assert "CPUs, Python" in readme
+    record = json.loads((tmp_path / "alpha.json").read_text())
+    assert record["x"] == 3
+    assert record["machine"]["cpus"] >= 1
+
+
+def test_bootstrap_reads_pages_where_the_baseline_reads_extensions(tmp_path: Path) -> None:
+    result = bootstrap.main(["--people", "300", "--sample", "20"], directory=tmp_path)
+    ours, base = result["ours"], result["baseline"]
+    assert ours["presences_known"] >= 300
+    assert not any("{id}" in key for key in ours["requests_by_endpoint"])
+    assert base["sample_presences_known"] == 20
+    assert base["extrapolated"] is True
+    assert base["requests_by_group"]["light"] == base["presences_known"]
+    assert ours["requests"] < base["requests"]
+    assert ours["rate_limited_429"] == 0
+    assert base["rate_limited_429"] == 0
+    assert (tmp_path / "bootstrap.json").exists()
+
+
+def test_latency_times_every_transition(tmp_path: Path) -> None:
+    result = latency.main(
+        ["--people", "200", "--rates", "40", "--baseline-rate", "20", "--duration", "0.5"],
+        directory=tmp_path,
+    )
+    for phase in [result["baseline"], *result["loads"]]:
+        assert phase["events_sent"] > 0
+        assert phase["transitions_timed"] == phase["events_sent"]
+        assert phase["transitions_missing"] == 0
+        assert 0 < phase["p50_ms"] <= phase["p95_ms"] <= phase["p99_ms"]
+        assert phase["rss_mib"] > 0
+    assert "40/s" in result["ratio_p95"]
+
+
+def test_fidelity_reports_every_bridge(tmp_path: Path) -> None:
+    result = fidelity.main(
+        ["--people", "30", "--seeds", "1", "2", "--span", "600"], directory=tmp_path
+    )
+    (size,) = result["sizes"]
+    assert set(size["per_seed"]) == {"1", "2"}
+    for bridge in fidelity.BRIDGES:
+        figures = size["mean"][bridge]
+        assert 0.0 <= figures["coverage"] <= 1.0
+        assert figures["error_ratio"] >= 0.0
+    assert size["mean"]["bound"]["writes"] <= size["mean"]["naive"]["writes"]
+
+
+def test_memory_measures_a_fresh_interpreter(tmp_path: Path) -> None:
+    result = memory.main(["--people", "200"], directory=tmp_path)
+    (row,) = result["sizes"]
+    assert row["presences"] == row["applied"] >= 200
+    assert row["python_heap_bytes_per_person"] > 0
+    assert "B/person" in (tmp_path / "README.md").read_text()
