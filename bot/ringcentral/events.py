@@ -174,7 +174,7 @@ def _presence_update(
 ) -> PresenceUpdate:
     dnd_personal = _optional_enum(fields, "dndStatusPersonal", DndStatus)
     if dnd_personal is not None and dnd_personal not in _PERSONAL_DND:
-        raise MalformedPayload("dndStatusPersonal has an unknown value")
+        dnd_personal = None  # a value this field does not take: ignored like any unknown one
     return PresenceUpdate(
         extension_id=extension_id,
         source=source,
@@ -290,7 +290,9 @@ def _optional_enum(
     try:
         return kind(value)
     except ValueError:
-        raise MalformedPayload(f"{name} has an unknown value") from None
+        # A value RingCentral added after this code was written: treat the field as absent, so
+        # the rest of the update still applies instead of the whole event being dropped.
+        return None
 
 
 def _optional_bool(fields: Mapping[str, object], key: str) -> bool | None:

@@ -437,22 +437,13 @@ MALFORMED: list[tuple[str, object]] = [
     ("string sequence", with_body(sequence="2698")),
     ("float sequence", with_body(sequence=2698.0)),
     ("bool sequence", with_body(sequence=True)),
-    ("unknown telephonyStatus", with_body(telephonyStatus="Dialing")),
     ("numeric telephonyStatus", with_body(telephonyStatus=2)),
-    ("unknown presenceStatus", with_body(presenceStatus="Away")),
-    (
-        "department value in dndStatusPersonal",
-        with_body(dndStatusPersonal="TakeDepartmentCallsOnly"),
-    ),
-    ("unknown meetingStatus", with_body(meetingStatus="+18775380038")),
     ("string allowSeeMyPresence", with_body(allowSeeMyPresence="false")),
     ("activeCalls not a list", with_body(activeCalls={"from": "+18775380038"})),
     ("activeCalls item not an object", with_body(activeCalls=["+18775380038"])),
     ("phone number as startTime", with_first_call(startTime="+18775380038")),
     ("startTime without offset", with_first_call(startTime="2016-02-18T09:37:24.322")),
     ("numeric startTime", with_first_call(startTime=18775380038)),
-    ("unknown call direction", with_first_call(direction="John Wang")),
-    ("unknown call telephonyStatus", with_first_call(telephonyStatus="+18445810019")),
     ("negative totalActiveCalls", with_body(totalActiveCalls=-2)),
     ("extensions not a list", {"uuid": "u", "body": {"extensions": {"extensionId": "1"}}}),
     ("extensions item not an object", {"uuid": "u", "body": {"extensions": ["+18775380038"]}}),
@@ -469,6 +460,43 @@ MALFORMED: list[tuple[str, object]] = [
         },
     ),
 ]
+
+
+UNKNOWN_VALUES: list[tuple[str, object, str]] = [
+    ("unknown telephonyStatus", with_body(telephonyStatus="Dialing"), "telephony_status"),
+    ("unknown presenceStatus", with_body(presenceStatus="Away"), "presence_status"),
+    (
+        "department value in dndStatusPersonal",
+        with_body(dndStatusPersonal="TakeDepartmentCallsOnly"),
+        "dnd_status_personal",
+    ),
+    ("unknown meetingStatus", with_body(meetingStatus="+18775380038"), "meeting_status"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "envelope", "field"), UNKNOWN_VALUES, ids=[case for case, _, _ in UNKNOWN_VALUES]
+)
+def test_a_value_ringcentral_added_later_is_ignored_and_the_rest_applies(
+    case: str, envelope: object, field: str
+) -> None:
+    update = parse_notification(envelope, received_at=RECEIVED)
+    assert isinstance(update, PresenceUpdate), case
+    assert getattr(update, field) is None
+    assert update.sequence == 2698  # the rest of the event still counts
+    assert "+1877" not in repr(update)
+
+
+def test_unknown_call_fields_are_ignored_without_losing_the_call() -> None:
+    for envelope in (
+        with_first_call(direction="John Wang"),
+        with_first_call(telephonyStatus="+18445810019"),
+    ):
+        update = parse_notification(envelope, received_at=RECEIVED)
+        assert isinstance(update, PresenceUpdate)
+        assert update.calls is not None
+        assert "John Wang" not in repr(update)
+        assert "+1844" not in repr(update)
 
 
 @pytest.mark.parametrize(("case", "envelope"), MALFORMED, ids=[case for case, _ in MALFORMED])
@@ -493,7 +521,7 @@ def test_malformed_notifications_raise_one_error_without_payload_details(
         {},
         {"extension": "248111004"},
         {"extension": {"id": "+18775380038x"}},
-        {"extension": {"id": 1}, "telephonyStatus": "Dialing"},
+        {"extension": {"id": 1}, "telephonyStatus": 2},
     ],
 )
 def test_malformed_presence_records_raise_the_same_error(record: object) -> None:
