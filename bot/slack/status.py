@@ -7,7 +7,6 @@ first write, so a bot killed between the two still knows what to put back.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -141,7 +140,6 @@ class StatusWriter:
         self.scheduler = scheduler_factory(self._send)
         self._people: dict[str, PersonState] = {}
         self._by_extension: dict[str, str] = {}
-        self._lock = asyncio.Lock()
         self._availability_listeners: list[AvailabilityListener] = []
         self.stats = WriterStats()
 
