@@ -10,11 +10,17 @@ call starts and ends into writes. Three bridges are compared:
 - `ideal`: an oracle that knows every call's end: one write per call, expiring at the true
   end, longest calls first. No bridge that learns a call's end only when it happens beats it.
 
+Two workloads. `calls` is the issue's as written: each call is a start and an end. `ringcentral`
+is the same calls as RingCentral's presence feed reports them: a `Ringing` event before each call
+is answered, holds (`OnHold`, then `CallConnected` again) during some calls, and rings nobody
+answers (`Ringing`, then `NoCall`). The on-call time, and so the truth, is the same in both; only
+the events differ, and a bridge that writes once per event pays for every one of them.
+
 Measures, over the simulated span: *coverage* (share of on-call person-time during which the
 profile shows the call), *false busy* (person-time showing a call that has ended, as a share of
 on-call time), and the error ratio (1 - coverage) + false busy.
 
-Run `python -m bench.fidelity_model` for the table at 500 and 2,000 people.
+Run `python -m bench.fidelity_model [--ringing]` for the table at 500 and 2,000 people.
 """
 
 from __future__ import annotations
@@ -125,9 +131,25 @@ class Workload:
     window: float = 60.0
     latency: float = 0.1
     """Seconds one users.profile.set takes."""
+    ringing: bool = False
+    """Report calls as RingCentral does (rings, holds, missed rings), not as starts and ends."""
+    ring_mean: float = 6.0
+    """Mean seconds an answered call rings first (exponential, at most `missed_ring`)."""
+    missed_per_hour: float = 0.5
+    """Unanswered rings per person per hour, on top of the answered calls."""
+    missed_ring: float = 20.0
+    """Seconds an unanswered ring lasts before it stops (about five rings)."""
+    hold_share: float = 0.25
+    """Share of calls of a minute or more that are put on hold once."""
+    hold_mean: float = 30.0
+    """Mean seconds on hold (exponential, ending at least 5 s before the call does)."""
 
 
 Call = tuple[float, float]
+PhoneEvent = tuple[float, str, str]
+"""(loop seconds, person key, telephonyStatus after the change)."""
+
+RINGING, CONNECTED, ON_HOLD, NO_CALL = "Ringing", "CallConnected", "OnHold", "NoCall"
 
 
 def generate_calls(workload: Workload) -> dict[str, list[Call]]:
@@ -148,15 +170,57 @@ def generate_calls(workload: Workload) -> dict[str, list[Call]]:
     return calls
 
 
-def call_events(calls: dict[str, list[Call]]) -> list[tuple[float, bool, str, float]]:
-    """(time, is_start, key, call start), in time order."""
-    events: list[tuple[float, bool, str, float]] = []
+def phone_events(workload: Workload, calls: dict[str, list[Call]]) -> list[PhoneEvent]:
+    """The telephony changes the presence feed reports for `calls`, in time order.
+
+    Without `workload.ringing`, a call is a `CallConnected` and a `NoCall`. With it, each call
+    rings first, some go on hold, and unanswered rings fall in the gaps between calls; none of
+    that changes when a person is on a call.
+    """
+    # A separate generator, so both workloads share the very same calls.
+    rng = random.Random(workload.seed * 7919 + 1)
+    events: list[PhoneEvent] = []
     for key, person in calls.items():
+        previous_end = 0.0
         for start, end in person:
-            events.append((start, True, key, start))
-            events.append((end, False, key, start))
-    events.sort(key=lambda event: (event[0], event[1]))
+            if workload.ringing:
+                ring = min(rng.expovariate(1.0 / workload.ring_mean), workload.missed_ring)
+                ring_start = max(start - ring, previous_end + 0.5 * (start - previous_end))
+                _missed_rings(workload, rng, key, previous_end, ring_start, events)
+                events.append((ring_start, key, RINGING))
+            events.append((start, key, CONNECTED))
+            if workload.ringing and end - start >= 60.0 and rng.random() < workload.hold_share:
+                hold_start = rng.uniform(start + 10.0, end - 20.0)
+                hold_end = min(hold_start + rng.expovariate(1.0 / workload.hold_mean), end - 5.0)
+                if hold_end > hold_start:
+                    events.append((hold_start, key, ON_HOLD))
+                    events.append((hold_end, key, CONNECTED))
+            events.append((end, key, NO_CALL))
+            previous_end = end
+        if workload.ringing:
+            _missed_rings(workload, rng, key, previous_end, workload.span, events)
+    events.sort(key=lambda event: event[0])
     return events
+
+
+def _missed_rings(
+    workload: Workload,
+    rng: random.Random,
+    key: str,
+    after: float,
+    before: float,
+    events: list[PhoneEvent],
+) -> None:
+    """Unanswered rings in the idle stretch (after, before), a few seconds clear of either end."""
+    if workload.missed_per_hour <= 0:
+        return
+    rate = workload.missed_per_hour / 3600.0
+    t = after + rng.expovariate(rate)
+    while t + workload.missed_ring + 2.0 < before:
+        if t > after + 2.0:
+            events.append((t, key, RINGING))
+            events.append((t + workload.missed_ring, key, NO_CALL))
+        t += workload.missed_ring + rng.expovariate(rate)
 
 
 # ---------------------------------------------------------------------------------- fake Slack
@@ -296,13 +360,18 @@ async def run_ours(
         **options,
     )
     runner = asyncio.create_task(scheduler.run())
-    for at, is_start, key, start in call_events(calls):
+    on_call: set[str] = set()
+    for at, key, telephony in phone_events(workload, calls):
         if at >= workload.span:
             break
         await _sleep_until(loop, at)
-        if is_start:
-            scheduler.submit(Desire(key, "show", CALL_STATUS, busy_since=EPOCH + start))
-        else:
+        # What the status writer submits: availability changes only. A ring is never written, and
+        # a hold or a resume leaves the person on the call they were already shown on.
+        if telephony in (CONNECTED, ON_HOLD) and key not in on_call:
+            on_call.add(key)
+            scheduler.submit(Desire(key, "show", CALL_STATUS, busy_since=EPOCH + at))
+        elif telephony in (RINGING, NO_CALL) and key in on_call:
+            on_call.discard(key)
             scheduler.submit(Desire(key, "release", EMPTY_STATUS))
     await _sleep_until(loop, workload.span)
     if runner.done():
@@ -316,7 +385,11 @@ async def run_ours(
 
 
 async def run_naive(workload: Workload, calls: dict[str, list[Call]] | None = None) -> Fidelity:
-    """One write per event, in order, no expiration; a 429 is waited out and retried."""
+    """One write per event, in order, no expiration; a 429 is waited out and retried.
+
+    Each event's telephony status is mapped as ours maps it (connected or on hold shows the call,
+    a ring or a hang-up clears it), so naive shows no ring as a call: it loses only by its writes.
+    """
     calls = calls if calls is not None else generate_calls(workload)
     loop = asyncio.get_running_loop()
     slack = FakeSlack(
@@ -335,11 +408,11 @@ async def run_naive(workload: Workload, calls: dict[str, list[Call]] | None = No
                 await asyncio.sleep(outcome.retry_after)
 
     worker = asyncio.create_task(bridge())
-    for at, is_start, key, _start in call_events(calls):
+    for at, key, telephony in phone_events(workload, calls):
         if at >= workload.span:
             break
         await _sleep_until(loop, at)
-        queue.put_nowait((key, CALL_STATUS if is_start else EMPTY_STATUS))
+        queue.put_nowait((key, CALL_STATUS if telephony in (CONNECTED, ON_HOLD) else EMPTY_STATUS))
     await _sleep_until(loop, workload.span)
     worker.cancel()
     await asyncio.gather(worker, return_exceptions=True)
@@ -414,10 +487,15 @@ def main() -> None:
     parser.add_argument("--span", type=float, default=3600.0)
     parser.add_argument("--sigma", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--ringing", action="store_true", help="RingCentral's events: rings, holds, missed rings"
+    )
     args = parser.parse_args()
     rows = []
     for people in args.people:
-        workload = Workload(people=people, span=args.span, sigma=args.sigma, seed=args.seed)
+        workload = Workload(
+            people=people, span=args.span, sigma=args.sigma, seed=args.seed, ringing=args.ringing
+        )
         for name, fidelity in compare(workload).items():
             rows.append((people, name, fidelity))
     print(_table(rows))

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from bench import bootstrap, fidelity, latency, memory
 from bench.common import TABLE_START, percentile, refresh_table, write_result
+from bench.fidelity_model import (
+    CONNECTED,
+    NO_CALL,
+    ON_HOLD,
+    RINGING,
+    Workload,
+    generate_calls,
+    phone_events,
+)
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -69,13 +80,43 @@ def test_fidelity_reports_every_bridge(tmp_path: Path) -> None:
     result = fidelity.main(
         ["--people", "30", "--seeds", "1", "2", "--span", "600"], directory=tmp_path
     )
-    (size,) = result["sizes"]
-    assert set(size["per_seed"]) == {"1", "2"}
-    for bridge in fidelity.BRIDGES:
-        figures = size["mean"][bridge]
-        assert 0.0 <= figures["coverage"] <= 1.0
-        assert figures["error_ratio"] >= 0.0
-    assert size["mean"]["bound"]["writes"] <= size["mean"]["naive"]["writes"]
+    assert set(result["results"]) == {"calls", "ringcentral"}
+    (plain,) = result["results"]["calls"]
+    (rung,) = result["results"]["ringcentral"]
+    for size in (plain, rung):
+        assert set(size["per_seed"]) == {"1", "2"}
+        for bridge in fidelity.BRIDGES:
+            figures = size["mean"][bridge]
+            assert 0.0 <= figures["coverage"] <= 1.0
+            assert figures["error_ratio"] >= 0.0
+        assert size["mean"]["bound"]["writes"] <= size["mean"]["naive"]["writes"]
+    # Rings, holds and missed calls change no one's on-call time, so they cannot change what a
+    # bridge that ignores them achieves; a bridge writing once per event pays for each of them.
+    assert rung["mean"]["ours"] == plain["mean"]["ours"]
+    assert rung["mean"]["naive"]["writes"] > plain["mean"]["naive"]["writes"]
+    assert "on RingCentral's events" in (tmp_path / "README.md").read_text()
+
+
+def test_ringcentral_events_keep_the_calls_and_add_rings_holds_and_missed_rings() -> None:
+    workload = Workload(people=200, seed=3, ringing=True)
+    calls = generate_calls(workload)
+    plain = phone_events(replace(workload, ringing=False), calls)
+    rung = phone_events(workload, calls)
+    assert {(at, key) for at, key, state in plain if state == CONNECTED} <= {
+        (at, key) for at, key, state in rung if state == CONNECTED
+    }
+    kinds = Counter(state for _at, _key, state in rung)
+    answered = sum(len(person) for person in calls.values())
+    assert kinds[RINGING] > answered  # every answered call rings, and some rings go unanswered
+    assert 0 < kinds[ON_HOLD] < answered
+    for key, person in calls.items():
+        # Between calls the phone is never on a call; within one it never rings.
+        states = [(at, state) for at, who, state in rung if who == key]
+        assert [at for at, _ in states] == sorted(at for at, _ in states)
+        for start, end in person:
+            inside = [state for at, state in states if start < at < end]
+            assert RINGING not in inside
+            assert NO_CALL not in inside
 
 
 def test_memory_measures_a_fresh_interpreter(tmp_path: Path) -> None:
