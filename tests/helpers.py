@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -11,17 +12,17 @@ import aiohttp
 
 
 async def wait_until(
-    predicate: Callable[[], bool | Awaitable[bool]],
+    predicate: Callable[[], object | Awaitable[object]],
     *,
     timeout: float = 10.0,
     interval: float = 0.01,
     message: str = "condition",
 ) -> None:
-    """Poll `predicate` until it holds; fail with `message` after `timeout` seconds."""
+    """Poll `predicate` until it is truthy; fail with `message` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
-        if not isinstance(result, bool):
+        if inspect.isawaitable(result):
             result = await result
         if result:
             return

@@ -1,11 +1,10 @@
-"""Helpers for the RingCentral simulator tests: condition waits, a raw gateway client, raw REST."""
+"""Helpers for the RingCentral simulator tests: a manual clock, a raw gateway client, raw REST."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,25 +16,6 @@ from bot.sim.ringcentral import RingCentralSimulator
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 DEFAULT_TIMEOUT = 5.0
-
-
-async def wait_until(
-    predicate: Callable[[], bool | Awaitable[bool]],
-    within: float = DEFAULT_TIMEOUT,
-    interval: float = 0.01,
-) -> None:
-    """Poll `predicate` until it holds; fail the test if it does not within `timeout` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        outcome = predicate()
-        if not isinstance(outcome, bool):
-            outcome = await outcome
-        if outcome:
-            return
-        if loop.time() >= deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(interval)
 
 
 class ManualClock:

@@ -1,12 +1,9 @@
-"""Helpers for the Slack simulator tests: condition waits, a running sim, a served app."""
+"""Helpers for the Slack simulator tests: a running sim, its control API, a served app."""
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import socket
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -20,22 +17,6 @@ from bot.sim.slack import SlackSimulator
 
 # A simulated minute passes in one real second.
 FAST = TimeScale(60.0)
-
-
-async def wait_until(
-    predicate: Callable[[], Any | Awaitable[Any]], within: float = 5.0, interval: float = 0.02
-) -> Any:
-    """Poll `predicate` until it returns something truthy; fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        value = predicate()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(interval)
 
 
 def closed_port_url() -> str:

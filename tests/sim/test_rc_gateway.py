@@ -15,8 +15,9 @@ from websockets.protocol import State
 from bot.sim.company import build_company
 from bot.sim.limits import TimeScale
 from bot.sim.ringcentral import RingCentralSimulator
+from tests.helpers import wait_until
 from tests.sim.rc_shapes import assert_frame_shape, assert_same_shape
-from tests.sim.rc_support import GatewayClient, ManualClock, Rest, wait_until
+from tests.sim.rc_support import GatewayClient, ManualClock, Rest
 
 ACCOUNT_PRESENCE = "/restapi/v1.0/account/~/presence"
 SUBSCRIPTION = "/restapi/v1.0/subscription"

@@ -17,7 +17,8 @@ from slack_sdk.oauth.state_store import FileOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sim.slack import SlackSimulator
-from tests.sim.slack_helpers import closed_port_url, control, running_sim, served, wait_until
+from tests.helpers import wait_until
+from tests.sim.slack_helpers import closed_port_url, control, running_sim, served
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sim.slack import SlackSimulator
-from tests.sim.slack_helpers import authorize_code, control, running_sim, wait_until
+from tests.helpers import wait_until
+from tests.sim.slack_helpers import authorize_code, control, running_sim
 
 USER_SCOPES = "users.profile:write,users.profile:read"
 
