@@ -313,3 +313,34 @@ async def test_clearing_our_status_by_hand_keeps_it_cleared_for_the_rest_of_the_
         sims.call(judy, "ended")
         sims.call(judy, "connected")  # the next call is a new call: shown again
         await wait_until(lambda: shows(sims, judy) == ON_A_CALL, message="the next call shown")
+
+
+async def test_admin_token_mode_writes_for_people_who_never_connected(tmp_path: Path) -> None:
+    # A paid workspace's admin token writes everyone's status (`user=`), but Slack lets one token
+    # touch only 30 distinct profiles a minute: more callers than that must still all be shown.
+    async with simulators(users=60) as sims:
+        owner = next(p for p in sims.company.people if p.slack_role == "owner")
+        assert owner.slack_id is not None
+        admin_token = sims.slack.grant_user_token(owner.slack_id)
+        members = [p for p in sims.people() if p.slack_role == "member"]
+        assert len(members) > 30
+        async with running_bot(sims, tmp_path / "bot.db", SLACK_ADMIN_USER_TOKEN=admin_token):
+            for person in members:
+                sims.call(person, "connected")
+            await wait_until(
+                lambda: all(shows(sims, p) == ON_A_CALL for p in members),
+                timeout=30,
+                message="every member On a call through the admin token",
+            )
+            for person in members:
+                sims.call(person, "ended")
+            await wait_until(
+                lambda: all(shows(sims, p) == ("", "") for p in members),
+                timeout=30,
+                message="every member's status back to empty",
+            )
+        assert sims.slack.stats()["rate_limited"].get("users.profile.set", 0) == 0
+        # Every write went through the admin's token, on the members' profiles.
+        writes = [w for p in members for w in sims.slack.profile_writes(user=p.slack_id)]
+        assert len(writes) >= 2 * len(members)
+        assert {w["by"] for w in writes} == {owner.slack_id}
