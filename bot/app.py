@@ -23,6 +23,7 @@ from bot.ringcentral.directory import Directory
 from bot.ringcentral.subscriber import LinkState, Subscriber
 from bot.slack import blocks
 from bot.slack.app import BotIdentity, SlackApp, UserTokens
+from bot.slack.boards import BoardRefresher
 from bot.slack.call_model import CallLengthModel
 from bot.slack.commands import RcStatusHandlers
 from bot.slack.notifier import FreeNotifier
@@ -132,6 +133,7 @@ class Bot:
         self.supervisor = supervisor
         self.notifier = notifier
         self.handlers: RcStatusHandlers | None = None
+        self.boards: BoardRefresher | None = None
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self.http_port: int | None = None
@@ -254,8 +256,13 @@ class Bot:
         )
         handlers.register(slack.app)
         bot.handlers = handlers
+        bot.boards = BoardRefresher(
+            viewers_of=handlers.viewers_of,
+            publish=handlers.publish_home,
+            window=settings.rate_window_seconds,
+        )
         writer.add_availability_listener(notifier.on_availability)
-        writer.add_availability_listener(bot.refresh_boards)
+        writer.add_availability_listener(bot.boards.on_availability)
         return bot
 
     async def start(self) -> None:
@@ -277,6 +284,8 @@ class Bot:
         self.supervisor.start("status-scheduler", self.writer.scheduler.run)
         self.supervisor.start("free-notifier", self.notifier.run)
         self.supervisor.start("status-upkeep", self._upkeep)
+        if self.boards is not None:
+            self.supervisor.start("home-boards", self.boards.run)
         self.pipeline.start_tasks(self.supervisor)
         await self._serve()
         log.info("rcstatus is running for workspace %s", self.team_id)
@@ -344,13 +353,6 @@ class Bot:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.store.close()
-
-    async def refresh_boards(self, user_id: str, availability: Availability, since: float) -> None:
-        """Republish the Home board of everyone who starred this person."""
-        if self.handlers is None:
-            return
-        for viewer in self.handlers.viewers_of(user_id):
-            await self.handlers.publish_home(viewer)
 
 
 class BotPresences:

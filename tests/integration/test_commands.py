@@ -149,6 +149,12 @@ async def test_back_to_back_calls_do_not_fire_and_a_star_changes_the_board(
         )
         assert bot.notifier.sent == 0
         assert sims.slack.messages(user=watcher.slack_id, kind="dm") == []
+        # The board follows the colleague without the watcher opening Home again.
+        sims.call(target, "ended")
+        await wait_until(
+            lambda: "On a call" not in json.dumps(sims.slack.views()[watcher.slack_id]),
+            message="the board republished once the starred colleague hung up",
+        )
 
 
 @pytest.fixture
