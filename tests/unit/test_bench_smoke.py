@@ -62,18 +62,49 @@ def test_bootstrap_reads_pages_where_the_baseline_reads_extensions(tmp_path: Pat
     assert (tmp_path / "bootstrap.json").exists()
 
 
-def test_latency_times_every_transition(tmp_path: Path) -> None:
-    result = latency.main(
-        ["--people", "200", "--rates", "40", "--baseline-rate", "20", "--duration", "0.5"],
-        directory=tmp_path,
-    )
+def test_latency_times_every_event_to_its_slack_write(tmp_path: Path) -> None:
+    tiny = "--people 200 --rates 40 --baseline-rate 20 --duration 0.5 --call-seconds 0.2"
+    result = latency.main([*tiny.split(), "--deadline", "20"], directory=tmp_path)
+    assert result["people_connected"] > 150
     for phase in [result["baseline"], *result["loads"]]:
-        assert phase["events_sent"] > 0
-        assert phase["transitions_timed"] == phase["events_sent"]
-        assert phase["transitions_missing"] == 0
-        assert 0 < phase["p50_ms"] <= phase["p95_ms"] <= phase["p99_ms"]
-        assert phase["rss_mib"] > 0
-    assert "40/s" in result["ratio_p95"]
+        assert phase["call_starts"] == phase["call_ends"] > 0
+        assert phase["events_logged"] == phase["events"]
+        assert phase["missing"] == 0
+        assert phase["still_showing_call_after_phase"] == 0
+        assert phase["writes_matched"] == phase["events"]
+        assert phase["bot_transitions"] == phase["events"]
+        assert phase["bot_scheduler"]["rate_limited"] == 0
+        for prefix in ("", "start_", "end_", "taken_in_"):
+            figures = [phase[f"{prefix}{p}_ms"] for p in ("p50", "p95", "p99", "max")]
+            assert 0 < figures[0] <= figures[1] <= figures[2] <= figures[3]
+        # A write cannot come before the bot took the event in.
+        assert phase["taken_in_p50_ms"] <= phase["p50_ms"]
+        assert phase["bot_rss_mib"] > 0
+    assert set(result["ratio_p95"]) == {"40/s"}
+    assert result["conditions"]["disabled"]["CALL_DEBOUNCE_SECONDS"].startswith("0 ")
+    saved = (tmp_path / "latency.json").read_text()
+    assert "xoxp-" not in saved
+    assert "xoxb-" not in saved
+
+
+def test_latency_matching_pairs_each_event_with_the_first_later_write() -> None:
+    events = [("U1", 10.0, True), ("U1", 11.0, False), ("U2", 10.5, True), ("U2", 12.0, False)]
+    writes = [
+        ("U1", 10.2, True),
+        ("U1", 10.9, True),  # a renewal: answers nothing
+        ("U1", 11.3, False),
+        ("U2", 12.5, False),  # U2's call was never shown; its end still was
+    ]
+    matched = latency.match_writes(events, writes)
+    assert [round(x, 3) for x in matched.start] == [0.2]
+    assert [round(x, 3) for x in sorted(matched.end)] == [0.3, 0.5]
+    assert (matched.missing_start, matched.missing_end) == (1, 0)
+    # A start answered only after the same person's next start was coalesced, not late.
+    late = latency.match_writes(
+        [("U3", 1.0, True), ("U3", 2.0, False), ("U3", 3.0, True)], [("U3", 3.5, True)]
+    )
+    assert late.start == [0.5]
+    assert (late.missing_start, late.missing_end) == (1, 1)
 
 
 def test_fidelity_reports_every_bridge(tmp_path: Path) -> None:
