@@ -376,8 +376,18 @@ class StatusWriter:
             status = desire.status.with_expiration(expiration)
             if person.claim is None:
                 saved = person.pending_save or person.live.shown_at(self._wall())
-                await self._store.claim(self.team_id, person.user_id, saved=saved, written=status)
+                # Ours before the store has it: a hang-up taken in while the claim is saved
+                # must find a claim to release, or this write would land with no one owning it.
                 person.claim = Claim(saved=saved, written=status)
+                person.writing = status
+                try:
+                    await self._store.claim(
+                        self.team_id, person.user_id, saved=saved, written=status
+                    )
+                except BaseException:
+                    person.claim = None
+                    person.writing = None
+                    raise
             else:
                 person.claim = Claim(saved=person.claim.saved, written=status)
                 await self._store.update_written(self.team_id, person.user_id, status)

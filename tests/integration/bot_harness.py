@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from bot.sim.company import Company, Person, build_company
 from bot.sim.limits import TimeScale
 from bot.sim.ringcentral import RingCentralSimulator
 from bot.sim.slack import SlackSimulator
+from bot.sim.slack_state import DEFAULT_EVENT_SUBSCRIPTIONS
 from tests.helpers import wait_until
 
 
@@ -73,12 +74,22 @@ class Sims:
 
 
 @contextlib.asynccontextmanager
-async def simulators(users: int = 20, scale: float = 60.0, seed: int = 7) -> AsyncIterator[Sims]:
+async def simulators(
+    users: int = 20,
+    scale: float = 60.0,
+    seed: int = 7,
+    slack_events: Collection[str] = DEFAULT_EVENT_SUBSCRIPTIONS,
+) -> AsyncIterator[Sims]:
     company = build_company(users, seed=seed)
     time_scale = TimeScale(scale)
     port = free_port()
     rc = RingCentralSimulator(company, time_scale=time_scale)
-    slack = SlackSimulator(company, time_scale=time_scale, app_url=f"http://127.0.0.1:{port}")
+    slack = SlackSimulator(
+        company,
+        time_scale=time_scale,
+        app_url=f"http://127.0.0.1:{port}",
+        event_subscriptions=slack_events,
+    )
     await rc.start()
     await slack.start()
     try:

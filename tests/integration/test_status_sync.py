@@ -14,7 +14,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.presence import Availability
 from bot.sim.company import Person
+from bot.sim.slack_state import DEFAULT_EVENT_SUBSCRIPTIONS
 from tests.helpers import wait_until
 from tests.integration.bot_harness import (
     Sims,
@@ -344,3 +346,51 @@ async def test_admin_token_mode_writes_for_people_who_never_connected(tmp_path: 
         writes = [w for p in members for w in sims.slack.profile_writes(user=p.slack_id)]
         assert len(writes) >= 2 * len(members)
         assert {w["by"] for w in writes} == {owner.slack_id}
+
+
+async def test_a_hang_up_while_the_claim_is_being_saved_still_clears_the_status(
+    tmp_path: Path,
+) -> None:
+    # Without Slack's echo of our own write, nothing but the writer's own bookkeeping can notice
+    # that a call ended while its "On a call" was on its way: the store is held so the hang-up
+    # is taken in exactly then.
+    echo_off = DEFAULT_EVENT_SUBSCRIPTIONS - {"user_status_changed"}
+    async with (
+        simulators(slack_events=echo_off) as sims,
+        running_bot(sims, tmp_path / "bot.db", CALL_DEBOUNCE_SECONDS="0") as bot,
+    ):
+        alice = sims.people()[0]
+        await connect(sims, alice)
+        assert alice.extension_id is not None
+        sims.call(alice, "connected")
+        await wait_until(lambda: shows(sims, alice) == ON_A_CALL, message="first call shown")
+        sims.call(alice, "ended")
+        await wait_until(lambda: shows(sims, alice) == ("", ""), message="first call cleared")
+        await bot.writer.scheduler.drain()
+
+        written_before = len(app_writes(sims, alice))
+        held = await bot.store.engine.connect()  # the claim's save now waits for this
+        try:
+            writes = bot.writer.scheduler.stats.writes
+            call_id = sims.rc.call(alice.extension_id, "connected")
+            await wait_until(
+                lambda: bot.writer.scheduler.stats.writes > writes,
+                message="the show under way, its claim waiting for the store",
+            )
+            sims.rc.call(alice.extension_id, "ended", call_id=call_id)
+            await wait_until(
+                lambda: (
+                    bot.writer.person(str(alice.slack_id)).availability  # type: ignore[union-attr]
+                    is Availability.AVAILABLE
+                ),
+                message="the hang-up taken in",
+            )
+        finally:
+            await held.close()
+        # The write already on its way lands; what matters is that a release follows it.
+        await wait_until(
+            lambda: len(app_writes(sims, alice)) > written_before, message="the show landed"
+        )
+        await wait_until(lambda: shows(sims, alice) == ("", ""), message="status cleared again")
+        await bot.writer.scheduler.drain()
+        assert shows(sims, alice) == ("", "")
