@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
@@ -122,8 +123,10 @@ class Bot:
         people: SlackPeople,
         supervisor: Supervisor,
         notifier: FreeNotifier,
+        http: aiohttp.ClientSession,
     ) -> None:
         self.settings = settings
+        self._http = http
         self.store = store
         self.identity = identity
         self.slack = slack
@@ -148,8 +151,11 @@ class Bot:
         assert bot_token is not None
         store = Store(settings.database_url, client_id=settings.slack_client_id)
         await store.open()
+        # One connection pool for every Web API call: without it slack_sdk opens (and, against
+        # the real Slack, handshakes) a new connection for each users.profile.set.
+        http = aiohttp.ClientSession()
         try:
-            lookup = AsyncWebClient(base_url=settings.slack_api_url)
+            lookup = AsyncWebClient(base_url=settings.slack_api_url, session=http)
             try:
                 identity = await BotIdentity.discover(lookup, bot_token.reveal())
             except SlackApiError as exc:
@@ -159,13 +165,16 @@ class Bot:
                         "copy it again from OAuth & Permissions on your Slack app's page."
                     ]
                 ) from None
-            return cls._assemble(settings, store, identity)
+            return cls._assemble(settings, store, identity, http)
         except BaseException:
+            await http.close()
             await store.close()
             raise
 
     @classmethod
-    def _assemble(cls, settings: Settings, store: Store, identity: BotIdentity) -> Bot:
+    def _assemble(
+        cls, settings: Settings, store: Store, identity: BotIdentity, http: aiohttp.ClientSession
+    ) -> Bot:
         tokens = UserTokens(store.installation_store, identity.team_id)
         slack = SlackApp(
             identity=identity,
@@ -181,6 +190,7 @@ class Bot:
             oauth_states=store.oauth_state_store,
             tokens=tokens,
             socket_mode=settings.socket_mode,
+            http=http,
         )
         # The simulators compress time; every duration the scheduler keeps follows the window.
         scale = settings.rate_window_seconds / 60.0
@@ -207,7 +217,7 @@ class Bot:
         writer = StatusWriter(
             team_id=identity.team_id,
             store=store,
-            client=AsyncWebClient(base_url=settings.slack_api_url),
+            client=AsyncWebClient(base_url=settings.slack_api_url, session=http),
             tokens=tokens,
             scheduler_factory=scheduler,
             notice=notices,
@@ -244,6 +254,7 @@ class Bot:
             people=people,
             supervisor=Supervisor(),
             notifier=notifier,
+            http=http,
         )
         handlers = RcStatusHandlers(
             store=store,
@@ -352,6 +363,7 @@ class Bot:
         await self.supervisor.stop(grace=3.0)
         if self._runner is not None:
             await self._runner.cleanup()
+        await self._http.close()
         await self.store.close()
 
 

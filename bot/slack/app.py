@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
@@ -155,11 +156,12 @@ class SlackApp:
         oauth_states: AsyncOAuthStateStore,
         tokens: UserTokens,
         socket_mode: bool,
+        http: aiohttp.ClientSession | None = None,
     ) -> None:
         self.identity = identity
         self.tokens = tokens
         self.socket_mode = socket_mode
-        self.client = AsyncWebClient(token=identity.bot_token, base_url=api_url)
+        self.client = AsyncWebClient(token=identity.bot_token, base_url=api_url, session=http)
         self._events: StatusEvents | None = None
         oauth = None
         if client_id and client_secret:
@@ -178,7 +180,7 @@ class SlackApp:
             )
         self.app = AsyncApp(
             # Tokenless: Bolt puts each request's authorized token on its own copy.
-            client=AsyncWebClient(base_url=api_url),
+            client=AsyncWebClient(base_url=api_url, session=http),
             signing_secret=signing_secret or "socket-mode-needs-no-signing-secret",
             # Bolt accepts an AsyncAuthorize instance here, though its annotation says callable.
             authorize=_StaticAuthorize(identity, tokens),  # type: ignore[arg-type]
