@@ -64,27 +64,88 @@ def test_bootstrap_reads_pages_where_the_baseline_reads_extensions(tmp_path: Pat
 
 def test_latency_times_every_event_to_its_slack_write(tmp_path: Path) -> None:
     tiny = "--people 200 --rates 40 --baseline-rate 20 --duration 0.5 --call-seconds 0.2"
-    result = latency.main([*tiny.split(), "--deadline", "20"], directory=tmp_path)
-    assert result["people_connected"] > 150
-    for phase in [result["baseline"], *result["loads"]]:
+    argv = [*tiny.split(), "--deadline", "20", "--configs", "lifted"]
+    result = latency.main(argv, directory=tmp_path)
+    assert result["configs"] == ["lifted"]
+    assert "production" not in result
+    lifted = result["lifted"]
+    assert lifted["people_connected"] > 150
+    for phase in [lifted["baseline"], *lifted["loads"]]:
         assert phase["call_starts"] == phase["call_ends"] > 0
         assert phase["events_logged"] == phase["events"]
         assert phase["missing"] == 0
         assert phase["still_showing_call_after_phase"] == 0
         assert phase["writes_matched"] == phase["events"]
         assert phase["bot_transitions"] == phase["events"]
+        assert phase["bot_events_not_taken_in_at_end"] == 0
         assert phase["bot_scheduler"]["rate_limited"] == 0
+        assert phase["slack_profile_set_429s"] == 0
+        assert phase["slack_profile_set_written"] == phase["events"]
         for prefix in ("", "start_", "end_", "taken_in_"):
             figures = [phase[f"{prefix}{p}_ms"] for p in ("p50", "p95", "p99", "max")]
             assert 0 < figures[0] <= figures[1] <= figures[2] <= figures[3]
         # A write cannot come before the bot took the event in.
         assert phase["taken_in_p50_ms"] <= phase["p50_ms"]
         assert phase["bot_rss_mib"] > 0
-    assert set(result["ratio_p95"]) == {"40/s"}
-    assert result["conditions"]["disabled"]["CALL_DEBOUNCE_SECONDS"].startswith("0 ")
+    assert set(lifted["ratio_p95"]) == {"40/s"}
+    assert lifted["conditions"]["disabled"]["CALL_DEBOUNCE_SECONDS"].startswith("0 ")
     saved = (tmp_path / "latency.json").read_text()
     assert "xoxp-" not in saved
     assert "xoxb-" not in saved
+
+
+def test_latency_production_takes_every_event_in_within_slacks_budget(tmp_path: Path) -> None:
+    # Calls must outlast the default 2 s call debounce, or nothing is written and the budget
+    # is never tested; so must the phase, or its calls are cut short.
+    tiny = "--people 100 --rates 40 --baseline-rate 20 --duration 2.2"
+    argv = [*tiny.split(), "--production-call-seconds", "2.1", "--configs", "production"]
+    result = latency.main([*argv, "--deadline", "20"], directory=tmp_path)
+    assert "lifted" not in result
+    production = result["production"]
+    bot = production["conditions"]["bot"]
+    assert bot["CALL_DEBOUNCE_SECONDS"] == 2.0
+    assert bot["SLACK_PROFILE_WRITES_PER_MINUTE"] == 50
+    for phase in [production["baseline"], *production["loads"]]:
+        assert phase["call_starts"] == phase["call_ends"] > 0
+        assert phase["events_logged"] == phase["events"]
+        assert phase["bot_transitions"] == phase["events"]
+        assert phase["bot_events_not_taken_in_at_end"] == 0
+        assert phase["bot_all_taken_in_after_sending_stopped_seconds"] is not None
+        assert phase["bot_writes_queued_at_end"] == 0
+        # The budget was spent, Slack never refused, and Slack and the bot agree on it.
+        assert phase["slack_profile_set_written"] > 0
+        assert phase["slack_profile_set_429s"] == 0
+        assert phase["slack_429s_other_methods"] == {}
+        assert phase["bot_scheduler"]["rate_limited"] == 0
+        assert phase["slack_profile_set_written"] == phase["bot_scheduler"]["writes"]
+        figures = [phase[f"taken_in_{p}_ms"] for p in ("p50", "p95", "p99", "max")]
+        assert 0 < figures[0] <= figures[1] <= figures[2] <= figures[3]
+    assert set(production["ratio_taken_in_p95"]) == {"40/s"}
+    record = json.loads((tmp_path / "latency.json").read_text())
+    assert "production budget: taken in p95" in record["summary"]
+    assert record["summary"].endswith(", 0 429s")
+
+
+def test_latency_summary_is_one_line_for_both_and_says_when_slack_refused() -> None:
+    def phase(rate: float, taken_in_p95: float, refused: int = 0) -> dict[str, object]:
+        return {
+            "target_rate_per_second": rate,
+            "taken_in_p95_ms": taken_in_p95,
+            "bot_cpu_percent_of_one_core": rate / 10,
+            "bot_events_not_taken_in_at_end": 0,
+            "slack_profile_set_written": 40,
+            "slack_profile_set_429s": refused,
+        }
+
+    production = {
+        "baseline": phase(5, 2.0),
+        "loads": [phase(50, 3.0), phase(500, 900.0, refused=2)],
+        "ratio_taken_in_p95": {"50/s": 1.5, "500/s": 450.0},
+    }
+    summary = latency.summarise({"people": 10, "production": production})
+    assert "\n" not in summary
+    assert "taken in p95 3.0/900.0 ms at 50/500/s (x1.50/450 of 5/s)" in summary
+    assert summary.endswith("2 429s (OVER BUDGET)")
 
 
 def test_latency_matching_pairs_each_event_with_the_first_later_write() -> None:
