@@ -11,16 +11,14 @@ import platform
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from slack_sdk.oauth.installation_store import Installation
-
-from bot.app import Bot, PresencePipeline
+from bot.app import PresencePipeline
 from bot.config import Settings
 from bot.presence import Transition
 from bot.ringcentral.subscriber import LinkState
@@ -158,33 +156,6 @@ async def receive(conn: Connection, *, within: float) -> Any:
         loop.remove_reader(conn.fileno())
     # A process that died closes its end: recv() then raises EOFError instead of hanging.
     return conn.recv()
-
-
-async def connect_quickly(
-    bot: Bot, app_id: str, tokens: Mapping[str, str], *, label: str, every: int = 1000
-) -> None:
-    """Store each person's user token as the OAuth flow would, then tell the writer; the OAuth
-    pages are not what a load benchmark measures, and at thousands of people they would be."""
-    store = bot.store.installation_store
-    for done, (user_id, token) in enumerate(tokens.items(), 1):
-        await store.async_save(
-            Installation(
-                app_id=app_id,
-                enterprise_id=None,
-                team_id=bot.team_id,
-                user_id=user_id,
-                user_token=token,
-                user_scopes=["users.profile:write", "users.profile:read"],
-                bot_token=bot.identity.bot_token,
-                bot_user_id=bot.identity.bot_user_id,
-            )
-        )
-        if done % every == 0:
-            progress(f"{label}: {done:,}/{len(tokens):,} tokens stored")
-    for done, user_id in enumerate(tokens, 1):
-        await bot.writer.connected(user_id)
-        if done % every == 0:
-            progress(f"{label}: {done:,}/{len(tokens):,} people connected")
 
 
 def write_result(name: str, data: dict[str, Any], *, summary: str, directory: Path) -> Path:
