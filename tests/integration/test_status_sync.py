@@ -394,3 +394,23 @@ async def test_a_hang_up_while_the_claim_is_being_saved_still_clears_the_status(
         await wait_until(lambda: shows(sims, alice) == ("", ""), message="status cleared again")
         await bot.writer.scheduler.drain()
         assert shows(sims, alice) == ("", "")
+
+
+async def test_a_status_set_by_hand_as_a_call_starts_is_never_written_over(
+    sims: Sims, tmp_path: Path
+) -> None:
+    # A new user connects, then within the same second sets a status by hand and starts a call:
+    # Slack tells the bot about the status while it is still deciding about the call.
+    async with running_bot(sims, tmp_path / "bot.db") as bot:
+        people = sims.people()[10:16]
+        for person in people:
+            await connect(sims, person)
+        for person in people:
+            assert person.slack_id is not None
+            sims.call(person, "connected")
+            sims.slack.set_status(person.slack_id, "Vacationing", ":palm_tree:")
+        for person in people:
+            await caught_up(bot, sims, person)
+        for person in people:
+            assert shows(sims, person) == ("Vacationing", ":palm_tree:")
+            assert app_writes(sims, person) == []
