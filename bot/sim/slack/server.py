@@ -13,12 +13,12 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from bot.sim import slack_payloads as payloads
 from bot.sim.company import Company
 from bot.sim.limits import TimeScale
-from bot.sim.slack_delivery import AppLink, Delivery, ResponseUrls
-from bot.sim.slack_oauth import LOGIN_COOKIE, OAuth, run_install_flow
-from bot.sim.slack_state import (
+from bot.sim.slack import payloads
+from bot.sim.slack.delivery import AppLink, Delivery, ResponseUrls
+from bot.sim.slack.oauth import LOGIN_COOKIE, OAuth, run_install_flow
+from bot.sim.slack.state import (
     DEFAULT_BOT_SCOPES,
     DEFAULT_EVENT_SUBSCRIPTIONS,
     STATUS_TEXT_LIMIT,
@@ -29,7 +29,7 @@ from bot.sim.slack_state import (
     Workspace,
     valid_emoji,
 )
-from bot.sim.slack_webapi import DEFAULT_TIER_LIMITS, RateLimits, WebApi
+from bot.sim.slack.webapi import DEFAULT_TIER_LIMITS, RateLimits, WebApi
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ import aiohttp
 from aiohttp import web
 
 from bot.sim.limits import TimeScale
-from bot.sim.slack_payloads import event_callback
-from bot.sim.slack_state import AppIdentity, Message, Workspace
+from bot.sim.slack.payloads import event_callback
+from bot.sim.slack.state import AppIdentity, Message, Workspace
 
 log = logging.getLogger(__name__)
 
