@@ -18,7 +18,7 @@ from bot.sim.company import Company, Person, build_company
 from bot.sim.limits import TimeScale
 from bot.sim.ringcentral import RingCentralSimulator
 from bot.sim.slack import SlackSimulator
-from bot.sim.slack_state import DEFAULT_EVENT_SUBSCRIPTIONS
+from bot.sim.slack.state import DEFAULT_EVENT_SUBSCRIPTIONS
 from tests.helpers import wait_until
 
 

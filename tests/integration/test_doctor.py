@@ -19,10 +19,10 @@ from bot.config import Settings, describe_settings
 from bot.doctor import Finding, Report, diagnose, diagnose_environment, render
 from bot.sim.company import Company, Person, build_company
 from bot.sim.limits import TimeScale
-from bot.sim.rc_auth import APP_PERMISSIONS
 from bot.sim.ringcentral import RingCentralSimulator
+from bot.sim.ringcentral.auth import APP_PERMISSIONS
 from bot.sim.slack import SlackSimulator
-from bot.sim.slack_state import DEFAULT_BOT_SCOPES
+from bot.sim.slack.state import DEFAULT_BOT_SCOPES
 from bot.store import Store
 from tests.sim.rc_support import GatewayClient, Rest
 

@@ -16,7 +16,7 @@ import pytest
 
 from bot.presence import Availability
 from bot.sim.company import Person
-from bot.sim.slack_state import DEFAULT_EVENT_SUBSCRIPTIONS
+from bot.sim.slack.state import DEFAULT_EVENT_SUBSCRIPTIONS
 from tests.helpers import wait_until
 from tests.integration.bot_harness import (
     Sims,

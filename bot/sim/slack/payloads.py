@@ -7,7 +7,7 @@ import re
 import time
 from typing import Any
 
-from bot.sim.slack_state import AppIdentity, Workspace
+from bot.sim.slack.state import AppIdentity, Workspace
 
 _MENTION = re.compile(r"(?<![<\w])@([a-z0-9][a-z0-9._-]*[a-z0-9])")
 

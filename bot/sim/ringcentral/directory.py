@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from bot.sim.company import Company
-from bot.sim.rc_wire import dumps, iso_millis
+from bot.sim.ringcentral.wire import dumps, iso_millis
 
 # Records are pre-rendered once with this marker where the origin goes, and the marker is replaced
 # per response by the origin the client used, so pre-rendered JSON stays right behind any host name.

@@ -22,8 +22,8 @@ import aiohttp
 from aiohttp import web
 
 from bot.sim.limits import TimeScale
-from bot.sim.slack_payloads import event_callback
-from bot.sim.slack_state import AppIdentity, Message, Workspace
+from bot.sim.slack.payloads import event_callback
+from bot.sim.slack.state import AppIdentity, Message, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 ACK_DEADLINE = 3.0
 RESPONSE_URL_USES = 5
 RESPONSE_URL_LIFETIME = 30 * 60.0
+# How long a scripted command or click waits for the app's posts to its response_url.
+DEFAULT_RESPONSE_WAIT = 2.0
 # Slack says it retries nearly immediately, after 1 minute and after 5 minutes.
 EVENT_RETRY_DELAYS = (1.0, 60.0, 300.0)
 # Slack's hello reports roughly five hours before it asks a Socket Mode client to reconnect.

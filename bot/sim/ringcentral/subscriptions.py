@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
-from bot.sim.rc_directory import Directory
-from bot.sim.rc_wire import error_body, iso_millis
+from bot.sim.ringcentral.directory import Directory
+from bot.sim.ringcentral.wire import error_body, iso_millis
 
 SUBSCRIPTION_PATH: Final = "/restapi/v1.0/subscription"
 SUBSCRIPTION_EXPIRES_IN: Final = 86399

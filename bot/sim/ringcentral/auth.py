@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from bot.sim.limits import TimeScale
-from bot.sim.rc_wire import reported_seconds
+from bot.sim.ringcentral.wire import reported_seconds
 
 # The permissions ticked on the simulated app; the token's `scope` lists exactly these.
 APP_PERMISSIONS: Final = ("ReadAccounts", "ReadPresence", "SubscriptionWebSocket")

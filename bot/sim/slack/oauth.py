@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.sim.limits import TimeScale
-from bot.sim.slack_state import ApiError, Workspace
+from bot.sim.slack.state import ApiError, Workspace
 
 CODE_LIFETIME = 10 * 60.0
 LOGIN_COOKIE = "sim_user"

@@ -22,6 +22,8 @@ ROLE_RANK: dict[SlackRole, int] = {"member": 0, "admin": 1, "owner": 2, "primary
 DEFAULT_BOT_SCOPES = frozenset(
     {"commands", "chat:write", "im:write", "users:read", "users:read.email", "users.profile:read"}
 )
+# What a user token issued without the browser flow holds (benchmarks with many users).
+DEFAULT_USER_SCOPES = ("users.profile:read", "users.profile:write")
 DEFAULT_EVENT_SUBSCRIPTIONS = frozenset(
     {"app_home_opened", "user_status_changed", "tokens_revoked", "app_uninstalled"}
 )

@@ -10,13 +10,13 @@ from aiohttp import web
 
 from bot.sim.company import Company
 from bot.sim.limits import TimeScale
-from bot.sim.rc_auth import APP_PERMISSIONS, AuthService, Credentials
-from bot.sim.rc_control import ControlApi
-from bot.sim.rc_directory import Directory, Extension
-from bot.sim.rc_gateway import Gateway, GatewaySettings
-from bot.sim.rc_rest import RestApi
-from bot.sim.rc_subscriptions import SUBSCRIPTION_EXPIRES_IN
-from bot.sim.rc_wire import FaultBook, RateLimiter, Stats, reported_seconds
+from bot.sim.ringcentral.auth import APP_PERMISSIONS, AuthService, Credentials
+from bot.sim.ringcentral.control import ControlApi
+from bot.sim.ringcentral.directory import Directory, Extension
+from bot.sim.ringcentral.gateway import Gateway, GatewaySettings
+from bot.sim.ringcentral.rest import RestApi
+from bot.sim.ringcentral.subscriptions import SUBSCRIPTION_EXPIRES_IN
+from bot.sim.ringcentral.wire import FaultBook, RateLimiter, Stats, reported_seconds
 
 WS_PATH: Final = "/ws"
 DEFAULT_TIME_SCALE: Final = TimeScale()

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
-from bot.sim import slack_payloads as payloads
 from bot.sim.company import Company
 from bot.sim.limits import TimeScale
-from bot.sim.slack_delivery import AppLink, Delivery, ResponseUrls
-from bot.sim.slack_oauth import LOGIN_COOKIE, OAuth, run_install_flow
-from bot.sim.slack_state import (
+from bot.sim.slack import payloads
+from bot.sim.slack.control import ControlApi, ControlError
+from bot.sim.slack.delivery import DEFAULT_RESPONSE_WAIT, AppLink, Delivery, ResponseUrls
+from bot.sim.slack.oauth import OAuth, run_install_flow
+from bot.sim.slack.state import (
     DEFAULT_BOT_SCOPES,
     DEFAULT_EVENT_SUBSCRIPTIONS,
+    DEFAULT_USER_SCOPES,
     STATUS_TEXT_LIMIT,
     AppIdentity,
     Message,
@@ -29,25 +29,12 @@ from bot.sim.slack_state import (
     Workspace,
     valid_emoji,
 )
-from bot.sim.slack_webapi import DEFAULT_TIER_LIMITS, RateLimits, WebApi
+from bot.sim.slack.webapi import DEFAULT_TIER_LIMITS, RateLimits, WebApi
 
 log = logging.getLogger(__name__)
 
 REAL_TIME = TimeScale()
-DEFAULT_USER_SCOPES = ("users.profile:read", "users.profile:write")
-DEFAULT_RESPONSE_WAIT = 2.0
 SHUTDOWN_TIMEOUT = 2.0
-
-JsonHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ControlError(Exception):
-    """A control API request that cannot be served: answered as {"ok": false, "error": ...}."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class SlackSimulator:
@@ -100,6 +87,7 @@ class SlackSimulator:
             socket_url=self._socket_url,
         )
         self._trigger_rng = random.Random(f"rcstatus-slack-sim/{company.seed}/triggers")
+        self._control = ControlApi(self)
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
 
@@ -114,7 +102,7 @@ class SlackSimulator:
                 web.get("/oauth/v2/authorize", self._authorize_page),
                 web.post("/commands/{team}/{number}/{secret}", self._link.responses.handle),
                 web.post("/actions/{team}/{number}/{secret}", self._link.responses.handle),
-                *self._control_routes(),
+                *self._control.routes(),
             ]
         )
         # In-flight control calls wait at most a few seconds, so shutdown need not wait longer.
@@ -471,197 +459,10 @@ class SlackSimulator:
         """Send Socket Mode's `disconnect` (refresh_requested) to every connection."""
         return await self._link.refresh_sockets()
 
-    # -- HTTP: OAuth page and control API ---------------------------------------------------
+    # -- HTTP: OAuth page -------------------------------------------------------------------
 
     async def _authorize_page(self, request: web.Request) -> web.StreamResponse:
         return await self._oauth.authorize_page(request, self.app_url)
-
-    def _control_routes(self) -> list[web.RouteDef]:
-        routes = [
-            ("GET", "/_sim/users", self._c_users),
-            ("GET", "/_sim/users/{id}", self._c_user),
-            ("POST", "/_sim/users/{id}/status", self._c_status),
-            ("POST", "/_sim/users/{id}/authorize", self._c_authorize),
-            ("POST", "/_sim/users/{id}/token", self._c_token),
-            ("POST", "/_sim/users/{id}/revoke", self._c_revoke),
-            ("POST", "/_sim/commands", self._c_command),
-            ("POST", "/_sim/actions", self._c_action),
-            ("POST", "/_sim/events/app_home_opened", self._c_home_opened),
-            ("GET", "/_sim/messages", self._c_messages),
-            ("GET", "/_sim/views", self._c_views),
-            ("GET", "/_sim/profile_writes", self._c_profile_writes),
-            ("POST", "/_sim/faults", self._c_faults),
-            ("GET", "/_sim/stats", self._c_stats),
-            ("POST", "/_sim/stats/reset", self._c_stats_reset),
-            ("POST", "/_sim/delivery", self._c_delivery),
-            ("POST", "/_sim/socket/refresh", self._c_socket_refresh),
-            ("GET", "/_sim/login", self._c_login),
-            ("GET", "/_sim/info", self._c_info),
-        ]
-        return [web.route(verb, path, _json_endpoint(handler)) for verb, path, handler in routes]
-
-    async def _c_users(self, request: web.Request, body: dict[str, Any]) -> Any:
-        return {"ok": True, "users": self.users()}
-
-    async def _c_user(self, request: web.Request, body: dict[str, Any]) -> Any:
-        return {"ok": True, "user": self.user(request.match_info["id"])}
-
-    async def _c_status(self, request: web.Request, body: dict[str, Any]) -> Any:
-        user = self.set_status(
-            request.match_info["id"],
-            str(body.get("status_text", "")),
-            str(body.get("status_emoji", "")),
-            int(body.get("status_expiration") or 0),
-        )
-        return {"ok": True, "user": user}
-
-    async def _c_authorize(self, request: web.Request, body: dict[str, Any]) -> Any:
-        outcome = await self.authorize(request.match_info["id"])
-        if outcome["ok"]:
-            return outcome
-        unreachable = str(outcome.get("error", "")).startswith("app not reachable")
-        return web.json_response(outcome, status=502 if unreachable else 400)
-
-    async def _c_token(self, request: web.Request, body: dict[str, Any]) -> Any:
-        scopes = body.get("scopes") or DEFAULT_USER_SCOPES
-        token = self.grant_user_token(request.match_info["id"], [str(s) for s in scopes])
-        return {"ok": True, "user_id": request.match_info["id"], "token": token}
-
-    async def _c_revoke(self, request: web.Request, body: dict[str, Any]) -> Any:
-        revoked = self.revoke(request.match_info["id"])
-        return {"ok": True, "revoked": len(revoked)}
-
-    async def _c_command(self, request: web.Request, body: dict[str, Any]) -> Any:
-        outcome = await self.send_command(
-            _required(body, "user_id"),
-            _required(body, "command"),
-            str(body.get("text", "")),
-            body.get("channel_id"),
-            wait=float(body.get("wait", DEFAULT_RESPONSE_WAIT)),
-            expect_responses=_optional_int(body.get("expect_responses")),
-        )
-        return {"ok": True, **outcome}
-
-    async def _c_action(self, request: web.Request, body: dict[str, Any]) -> Any:
-        view = body.get("view")
-        if view not in (None, "home"):
-            raise ControlError(400, 'view must be "home" or absent')
-        outcome = await self.click(
-            _required(body, "user_id"),
-            _required(body, "action_id"),
-            None if body.get("value") is None else str(body["value"]),
-            body.get("block_id"),
-            "home" if view == "home" else None,
-            wait=float(body.get("wait", DEFAULT_RESPONSE_WAIT)),
-            expect_responses=_optional_int(body.get("expect_responses")),
-        )
-        return {"ok": True, **outcome}
-
-    async def _c_home_opened(self, request: web.Request, body: dict[str, Any]) -> Any:
-        return {"ok": True, "event_id": self.open_app_home(_required(body, "user_id"))}
-
-    async def _c_messages(self, request: web.Request, body: dict[str, Any]) -> Any:
-        query = request.query
-        found = self.messages(query.get("user"), query.get("kind"), query.get("channel"))
-        return {"ok": True, "messages": found}
-
-    async def _c_views(self, request: web.Request, body: dict[str, Any]) -> Any:
-        return {"ok": True, "views": self.views()}
-
-    async def _c_profile_writes(self, request: web.Request, body: dict[str, Any]) -> Any:
-        since = request.query.get("since")
-        writes = self.profile_writes(request.query.get("user"), float(since) if since else None)
-        return {"ok": True, "writes": writes}
-
-    async def _c_faults(self, request: web.Request, body: dict[str, Any]) -> Any:
-        self.inject_fault(
-            _required(body, "method"),
-            int(body.get("status", 429)),
-            int(body.get("count", 1)),
-            float(body.get("retry_after", 1)),
-            body.get("error"),
-        )
-        return {"ok": True}
-
-    async def _c_stats(self, request: web.Request, body: dict[str, Any]) -> Any:
-        return {"ok": True, **self.stats()}
-
-    async def _c_stats_reset(self, request: web.Request, body: dict[str, Any]) -> Any:
-        self.reset_stats()
-        return {"ok": True}
-
-    async def _c_delivery(self, request: web.Request, body: dict[str, Any]) -> Any:
-        if "app_url" in body:
-            self.app_url = str(body["app_url"])
-        self.configure_delivery(
-            signing_secret=body.get("signing_secret"),
-            timestamp_skew=float(body.get("timestamp_skew", 0.0)),
-        )
-        return {"ok": True, "app_url": self.app_url}
-
-    async def _c_socket_refresh(self, request: web.Request, body: dict[str, Any]) -> Any:
-        return {"ok": True, "refreshed": await self.refresh_sockets()}
-
-    async def _c_login(self, request: web.Request, body: dict[str, Any]) -> Any:
-        user = self._human(request.query.get("user", ""))
-        response = web.json_response({"ok": True, "user_id": user.id})
-        following = request.query.get("next")
-        if following and urlsplit(following).netloc in ("", urlsplit(self.url).netloc):
-            response = web.Response(status=302, headers={"Location": following})
-        response.set_cookie(LOGIN_COOKIE, user.id, path="/", httponly=True)
-        return response
-
-    async def _c_info(self, request: web.Request, body: dict[str, Any]) -> Any:
-        return {
-            "ok": True,
-            "team_id": self.team_id,
-            "app_id": self.app_id,
-            "bot_user_id": self.bot_user_id,
-            "api_url": self.api_url,
-            "authorize_url": self.authorize_url,
-            "app_url": self.app_url,
-            "client_id": self.client_id,
-            "time_scale": self.time_scale.factor,
-        }
-
-
-def _required(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if not value:
-        raise ControlError(400, f"missing {name}")
-    return str(value)
-
-
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _json_endpoint(
-    handler: Callable[[web.Request, dict[str, Any]], Awaitable[Any]],
-) -> JsonHandler:
-    async def endpoint(request: web.Request) -> web.StreamResponse:
-        body: dict[str, Any] = {}
-        if request.method == "POST" and request.can_read_body:
-            try:
-                parsed = await request.json()
-            except ValueError:
-                return web.json_response({"ok": False, "error": "body is not JSON"}, status=400)
-            if not isinstance(parsed, dict):
-                return web.json_response(
-                    {"ok": False, "error": "body must be an object"}, status=400
-                )
-            body = parsed
-        try:
-            result = await handler(request, body)
-        except ControlError as error:
-            return web.json_response({"ok": False, "error": error.message}, status=error.status)
-        except (TypeError, ValueError) as error:
-            return web.json_response({"ok": False, "error": str(error)}, status=400)
-        if isinstance(result, web.StreamResponse):
-            return result
-        return web.json_response(result, dumps=lambda value: json.dumps(value, default=str))
-
-    return endpoint
 
 
 def _find_element(

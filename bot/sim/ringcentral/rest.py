@@ -10,15 +10,15 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from bot.sim.rc_auth import JWT_GRANT, AuthFailure, AuthService, OAuthSession
-from bot.sim.rc_directory import (
+from bot.sim.ringcentral.auth import JWT_GRANT, AuthFailure, AuthService, OAuthSession
+from bot.sim.ringcentral.directory import (
     BASE,
     EXTENSION_STATUSES,
     EXTENSION_TYPES,
     Directory,
     Extension,
 )
-from bot.sim.rc_wire import (
+from bot.sim.ringcentral.wire import (
     FaultBook,
     Group,
     RateLimiter,

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bot.sim.rc_directory import DirectoryError
-from bot.sim.rc_rest import json_response
+from bot.sim.ringcentral.directory import DirectoryError
+from bot.sim.ringcentral.rest import json_response
 
 if TYPE_CHECKING:
-    from bot.sim.ringcentral import RingCentralSimulator
+    from bot.sim.ringcentral.server import RingCentralSimulator
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from bot.sim.limits import SlidingWindow, TimeScale
-from bot.sim.slack_oauth import OAuth
-from bot.sim.slack_state import (
+from bot.sim.slack.oauth import OAuth
+from bot.sim.slack.state import (
     ROLE_RANK,
     STATUS_TEXT_LIMIT,
     ApiError,

@@ -18,16 +18,16 @@ from typing import Any, Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bot.sim.rc_auth import AuthService, OAuthSession
-from bot.sim.rc_directory import Directory, ExtensionEvent, PresenceChange
-from bot.sim.rc_subscriptions import (
+from bot.sim.ringcentral.auth import AuthService, OAuthSession
+from bot.sim.ringcentral.directory import Directory, ExtensionEvent, PresenceChange
+from bot.sim.ringcentral.subscriptions import (
     SUBSCRIPTION_PATH,
     FilterSet,
     Subscription,
     request_problem,
     resolve_filters,
 )
-from bot.sim.rc_wire import (
+from bot.sim.ringcentral.wire import (
     FaultBook,
     RateLimiter,
     Stats,
