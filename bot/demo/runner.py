@@ -24,7 +24,7 @@ from rich.live import Live
 
 from bot.app import Bot
 from bot.config import Settings
-from bot.demo_view import (
+from bot.demo.view import (
     Counters,
     FeedLine,
     Latency,
