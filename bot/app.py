@@ -1,13 +1,19 @@
-"""Composition root: builds every part from Settings and wires them together."""
+"""Composition root: builds every part from Settings once, and runs them under one supervisor.
+
+The picture, who owns which state and the path of one presence event are in
+docs/architecture.md. Nothing outside this module wires parts together or reaches into one;
+the demo, the benchmarks and the tests use `Bot`'s documented surface.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import Any, Unpack
 
 import aiohttp
 from aiohttp import web
@@ -16,35 +22,71 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Secret, Settings
+from bot.coordinator import (
+    Coordinator,
+    CoordinatorStats,
+    LinkStore,
+    PersonConsumer,
+    PresenceMemory,
+)
 from bot.errors import ConfigError
 from bot.mapping import link_by_email
 from bot.presence import Availability, Presence
 from bot.ringcentral.client import RingCentralClient
 from bot.ringcentral.directory import Directory
-from bot.ringcentral.subscriber import LinkState, Subscriber
-from bot.slack import blocks
+from bot.ringcentral.feed import FeedStats, PresenceFeed, PresenceSnapshots
+from bot.ringcentral.subscriber import LinkState, Subscriber, SubscriberHealth
+from bot.roster import Roster, availability_of, busy_since
 from bot.slack.app import BotIdentity, SlackApp, UserTokens
 from bot.slack.boards import BoardRefresher
 from bot.slack.call_model import CallLengthModel
 from bot.slack.commands import RcStatusHandlers
+from bot.slack.home import HomeTab
+from bot.slack.messages import DirectMessages, TokenLostNotice
 from bot.slack.notifier import FreeNotifier
 from bot.slack.people import SlackPeople
-from bot.slack.scheduler import Desire, SendOutcome, StatusScheduler
-from bot.slack.status import StatusWriter
-from bot.store import Store
+from bot.slack.profiles import SlackProfiles
+from bot.slack.scheduler import SchedulerStats, StatusScheduler
+from bot.slack.status import StatusWriter, WriterStats
+from bot.store import PreferenceChanges, Store
 from bot.supervisor import Supervisor
-from bot.sync import PresenceCoordinator, PresenceMemory, TransitionConsumer
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
+# --------------------------------------------------------------------------------- RingCentral
+
+
+def ringcentral_client(settings: Settings) -> RingCentralClient:
+    client_id, secret, jwt = settings.rc_client_id, settings.rc_client_secret, settings.rc_jwt
+    if not (client_id and secret and jwt):
+        raise ConfigError(
+            [p for p in settings.missing_for_run() if p.startswith(("RC_CLIENT", "RC_JWT"))]
+        )
+    return RingCentralClient(
+        server_url=settings.rc_server_url,
+        client_id=client_id,
+        client_secret=secret,
+        jwt=jwt,
+        rate_window=settings.rate_window_seconds,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class PresencePipeline:
-    """RingCentral's side of the bot: who is on the phone, kept current, never missing a change."""
+    """RingCentral's side wired to the hub: who is on the phone, kept current, nothing missed.
+
+    RingCentral's code (client, directory, feed, snapshots, subscriber) parses what the platform
+    says into domain updates; the coordinator merges them into the roster and tells every
+    consumer what changed for whom.
+    """
 
     client: RingCentralClient
     directory: Directory
-    coordinator: PresenceCoordinator
+    snapshots: PresenceSnapshots
+    roster: Roster
+    coordinator: Coordinator
+    feed: PresenceFeed
     subscriber: Subscriber
 
     @classmethod
@@ -52,42 +94,41 @@ class PresencePipeline:
         cls,
         settings: Settings,
         *,
-        consumers: Iterable[TransitionConsumer] = (),
+        team_id: str,
+        roster: Roster,
+        links: LinkStore,
+        consumers: Sequence[PersonConsumer] = (),
         memory: PresenceMemory | None = None,
+        reconnect_backoff: float = 1.0,
     ) -> PresencePipeline:
-        client_id, secret, jwt = settings.rc_client_id, settings.rc_client_secret, settings.rc_jwt
-        if not (client_id and secret and jwt):
-            raise ConfigError(
-                [p for p in settings.missing_for_run() if p.startswith(("RC_CLIENT", "RC_JWT"))]
-            )
-        client = RingCentralClient(
-            server_url=settings.rc_server_url,
-            client_id=client_id,
-            client_secret=secret,
-            jwt=jwt,
-            rate_window=settings.rate_window_seconds,
-        )
+        client = ringcentral_client(settings)
         directory = Directory(client, max_age=settings.directory_refresh_seconds)
-        coordinator = PresenceCoordinator(
-            client,
-            directory,
+        snapshots = PresenceSnapshots(client)
+        coordinator = Coordinator(
+            team_id=team_id,
+            roster=roster,
+            snapshots=snapshots,
+            links=links,
             consumers=consumers,
             memory=memory,
             snapshot_interval=settings.presence_snapshot_seconds,
-            directory_interval=settings.directory_refresh_seconds,
         )
-        # Heartbeats must fit inside the gateway's idle timeout, which time scaling shortens too.
-        heartbeat = min(300.0, settings.rate_window_seconds * 5)
+        feed = PresenceFeed(
+            coordinator, directory, directory_interval=settings.directory_refresh_seconds
+        )
+        # The heartbeat follows the idle timeout the gateway announces; nothing to scale here.
         subscriber = Subscriber(
             client,
-            coordinator,
+            feed,
             detailed_extensions=settings.rc_detailed_extensions,
-            heartbeat_interval=heartbeat,
+            backoff_base=reconnect_backoff,
         )
-        return cls(client, directory, coordinator, subscriber)
+        return cls(client, directory, snapshots, roster, coordinator, feed, subscriber)
 
     async def start(self, supervisor: Supervisor) -> None:
+        """Log in, take the links, then start the feeds (for a pipeline without the Slack side)."""
         await self.prepare()
+        await self.coordinator.reload_links()
         self.start_tasks(supervisor)
 
     async def prepare(self) -> None:
@@ -104,46 +145,215 @@ class PresencePipeline:
         supervisor.start("ringcentral-token", self.client.keep_token_fresh)
         supervisor.start("ringcentral-subscriber", self.subscriber.run, stop=self.subscriber.stop)
         supervisor.start("presence-snapshots", self.coordinator.run_snapshots)
-        supervisor.start("ringcentral-directory", self.coordinator.run_directory)
+        supervisor.start("ringcentral-directory", self.feed.run_directory)
         supervisor.start("presence-persistence", self.coordinator.run_persistence)
 
 
-class Bot:
-    """The whole bot: presence pipeline, status writer, Slack app and HTTP server, supervised."""
+# --------------------------------------------------------------------------------- the bot
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        store: Store,
-        identity: BotIdentity,
-        slack: SlackApp,
-        writer: StatusWriter,
-        pipeline: PresencePipeline,
-        people: SlackPeople,
-        supervisor: Supervisor,
-        notifier: FreeNotifier,
-        http: aiohttp.ClientSession,
-    ) -> None:
-        self.settings = settings
-        self._http = http
-        self.store = store
-        self.identity = identity
-        self.slack = slack
-        self.writer = writer
-        self.pipeline = pipeline
-        self.people = people
-        self.supervisor = supervisor
-        self.notifier = notifier
-        self.handlers: RcStatusHandlers | None = None
-        self.boards: BoardRefresher | None = None
+
+def status_scheduler(settings: Settings, *, admin_token: str | None) -> StatusScheduler:
+    """Slack's budget and the holds around it, each in the clock it is measured by."""
+    service = settings.service_seconds
+    return StatusScheduler(
+        writes_per_window=settings.slack_profile_writes_per_minute,
+        writes_per_profile=settings.slack_writes_per_profile_per_minute,
+        distinct_profiles=settings.slack_admin_profiles_per_minute if admin_token else None,
+        window=settings.rate_window_seconds,
+        status_ttl=settings.status_ttl_seconds,
+        call_debounce=settings.call_debounce_seconds,
+        # Measured against the expirations we write (STATUS_TTL_SECONDS), so on Slack's clock.
+        gap_hold=service(2.0),
+        extend_lead=service(30.0),
+        release_grace=service(5.0),
+        min_horizon=service(20.0),
+        # How long people talk is nobody's clock but theirs: the priors never scale.
+        call_model=CallLengthModel(prior_mean=240.0),
+        meeting_model=CallLengthModel(prior_mean=1800.0),
+    )
+
+
+class _Lookups:
+    """Availability and extensions for the Slack handlers, which know nothing of RingCentral."""
+
+    def __init__(self, roster: Roster, directory: Directory, people: SlackPeople) -> None:
+        self._roster = roster
+        self._directory = directory
+        self._people = people
+
+    def availability(self, user_id: str) -> tuple[Availability, datetime] | None:
+        presence = self._roster.presence_of(user_id)
+        if presence is None:
+            return None
+        return presence.availability, busy_since(presence)
+
+    def extension_id_for_number(self, number: str) -> str | None:
+        extension = self._directory.by_number(number)
+        return extension.id if extension else None
+
+    def extension_number(self, extension_id: str) -> str | None:
+        extension = self._directory.by_id(extension_id)
+        return extension.number if extension else None
+
+    def user_for_email(self, email: str) -> str | None:
+        person = self._people.by_email(email)
+        return person.id if person else None
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Every part of one running bot, built once by `Bot.create`; nothing is attached later."""
+
+    settings: Settings
+    store: Store
+    http: aiohttp.ClientSession
+    identity: BotIdentity
+    people: SlackPeople
+    presence: PresencePipeline
+    writer: StatusWriter
+    notifier: FreeNotifier
+    boards: BoardRefresher
+    slack: SlackApp
+    supervisor: Supervisor
+
+
+def wire(
+    settings: Settings,
+    *,
+    store: Store,
+    identity: BotIdentity,
+    http: aiohttp.ClientSession,
+    consumers: Sequence[PersonConsumer] = (),
+) -> Services:
+    """Build every part, each given its collaborators through its constructor."""
+    team_id = identity.team_id
+    admin_token = _reveal(settings.slack_admin_user_token)
+    client = AsyncWebClient(token=identity.bot_token, base_url=settings.slack_api_url, session=http)
+    tokens = UserTokens(store.installation_store, team_id)
+    people = SlackPeople(client, team_id)
+    roster = Roster()
+    messages = DirectMessages(client)
+    writer = StatusWriter(
+        team_id=team_id,
+        store=store,
+        roster=roster,
+        profiles=SlackProfiles(
+            client=AsyncWebClient(base_url=settings.slack_api_url, session=http),
+            tokens=tokens,
+            admin_token=admin_token,
+        ),
+        scheduler=status_scheduler(settings, admin_token=admin_token),
+        notice=TokenLostNotice(
+            store=store, messages=messages, team_id=team_id, connect_url=settings.connect_url
+        ),
+        known_statuses=people,
+    )
+    notifier = FreeNotifier(
+        store=store,
+        team_id=team_id,
+        roster=roster,
+        messenger=messages,
+        free_debounce=settings.free_debounce_seconds,
+        expiry_interval=settings.rate_window_seconds,
+    )
+    presence = PresencePipeline.build(
+        settings,
+        team_id=team_id,
+        roster=roster,
+        links=store,
+        consumers=[writer, notifier, *consumers],
+        memory=store,
+    )
+    lookups = _Lookups(roster, presence.directory, people)
+    home = HomeTab(
+        store=store,
+        team_id=team_id,
+        presences=lookups,
+        connections=tokens,
+        client=client,
+        install_url=settings.connect_url,
+    )
+    boards = BoardRefresher(home=home, window=settings.rate_window_seconds)
+    commands = RcStatusHandlers(
+        store=store,
+        team_id=team_id,
+        presences=lookups,
+        connections=tokens,
+        status_sync=writer,
+        links=presence.coordinator,
+        watches=notifier,
+        home=home,
+        boards=boards,
+        client=client,
+        install_url=settings.connect_url,
+    )
+    slack = SlackApp(
+        identity=identity,
+        client=client,
+        status_events=writer,
+        listeners=[commands],
+        api_url=settings.slack_api_url,
+        signing_secret=_reveal(settings.slack_signing_secret),
+        client_id=settings.slack_client_id,
+        client_secret=_reveal(settings.slack_client_secret),
+        authorize_url=settings.slack_authorize_url,
+        redirect_url=(settings.public_url.rstrip("/") + "/slack/oauth_redirect")
+        if settings.public_url
+        else None,
+        installations=store.installation_store,
+        oauth_states=store.oauth_state_store,
+        tokens=tokens,
+        socket_mode=settings.socket_mode,
+        http=http,
+    )
+    return Services(
+        settings=settings,
+        store=store,
+        http=http,
+        identity=identity,
+        people=people,
+        presence=presence,
+        writer=writer,
+        notifier=notifier,
+        boards=boards,
+        slack=slack,
+        supervisor=Supervisor(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BotStats:
+    """Counters since start, copied at one moment (for the demo, benchmarks and tests)."""
+
+    writer: WriterStats
+    scheduler: SchedulerStats
+    coordinator: CoordinatorStats
+    feed: FeedStats
+    free_dms_sent: int
+    extensions_known: int
+    people_linked: int
+
+
+class Bot:
+    """The whole bot, built from Settings and supervised: `create`, `start`, `stop`.
+
+    Its surface for the demo, the benchmarks and the tests, which never reach into the parts:
+    `team_id`, `settings`, `store` (durable state: links, claims, preferences), `http_port`,
+    `ready`/`wait_ready()` (the first presence snapshot is in), `availability(user_id)`,
+    `presence(extension_id)`, `status_reason(user_id)`, `pending_writes()`, `settle()` (nothing
+    being told, no write queued), `set_preferences(…)`, `person_connected(user_id)`, `stats()`,
+    `health()`. Extra consumers of every person's changes are given to `create`.
+    """
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self.http_port: int | None = None
 
     @classmethod
-    async def create(cls, settings: Settings) -> Bot:
-        """Check the configuration, open the store and learn who our bot token is."""
+    async def create(cls, settings: Settings, *, consumers: Sequence[PersonConsumer] = ()) -> Bot:
+        """Check the configuration, open the store, learn who our bot token is, wire it all."""
         problems = settings.missing_for_run()
         if problems:
             raise ConfigError(problems)
@@ -165,290 +375,173 @@ class Bot:
                         "copy it again from OAuth & Permissions on your Slack app's page."
                     ]
                 ) from None
-            return cls._assemble(settings, store, identity, http)
+            return cls(
+                wire(settings, store=store, identity=identity, http=http, consumers=consumers)
+            )
         except BaseException:
             await http.close()
             await store.close()
             raise
 
-    @classmethod
-    def _assemble(
-        cls, settings: Settings, store: Store, identity: BotIdentity, http: aiohttp.ClientSession
-    ) -> Bot:
-        tokens = UserTokens(store.installation_store, identity.team_id)
-        slack = SlackApp(
-            identity=identity,
-            api_url=settings.slack_api_url,
-            signing_secret=_reveal(settings.slack_signing_secret),
-            client_id=settings.slack_client_id,
-            client_secret=_reveal(settings.slack_client_secret),
-            authorize_url=settings.slack_authorize_url,
-            redirect_url=(settings.public_url.rstrip("/") + "/slack/oauth_redirect")
-            if settings.public_url
-            else None,
-            installations=store.installation_store,
-            oauth_states=store.oauth_state_store,
-            tokens=tokens,
-            socket_mode=settings.socket_mode,
-            http=http,
-        )
-        # The simulators compress time; every duration the scheduler keeps follows the window.
-        scale = settings.rate_window_seconds / 60.0
-        admin_token = _reveal(settings.slack_admin_user_token)
-
-        def scheduler(send: Callable[[Desire, int], Awaitable[SendOutcome]]) -> StatusScheduler:
-            return StatusScheduler(
-                send,
-                writes_per_window=settings.slack_profile_writes_per_minute,
-                writes_per_profile=settings.slack_writes_per_profile_per_minute,
-                distinct_profiles=settings.slack_admin_profiles_per_minute if admin_token else None,
-                window=settings.rate_window_seconds,
-                status_ttl=settings.status_ttl_seconds,
-                call_debounce=settings.call_debounce_seconds,
-                gap_hold=2.0 * scale,
-                extend_lead=30.0 * scale,
-                release_grace=5.0 * scale,
-                min_horizon=20.0 * scale,
-                call_model=CallLengthModel(prior_mean=240.0 * scale, longest=86_400.0 * scale),
-                meeting_model=CallLengthModel(prior_mean=1800.0 * scale, longest=86_400.0 * scale),
-            )
-
-        notices = TokenLostNotice(store, slack, identity.team_id, settings.connect_url)
-        writer = StatusWriter(
-            team_id=identity.team_id,
-            store=store,
-            client=AsyncWebClient(base_url=settings.slack_api_url, session=http),
-            tokens=tokens,
-            scheduler_factory=scheduler,
-            notice=notices,
-            admin_token=admin_token,
-        )
-        slack.attach(writer)
-        pipeline = PresencePipeline.build(settings, consumers=[writer], memory=store)
-        pipeline.coordinator.add_snapshot_listener(writer)
-        people = SlackPeople(slack.client, identity.team_id)
-
-        def free_text(
-            target_id: str,
-            was: Availability | None,
-            busy_since: datetime | None,
-            freed_at: datetime,
-        ) -> tuple[str, list[Any]]:
-            return blocks.free_dm(target_id, was=was, busy_since=busy_since, now=freed_at)
-
-        notifier = FreeNotifier(
-            store=store,
-            team_id=identity.team_id,
-            direct_message=slack.direct_message,
-            free_text=free_text,
-            free_debounce=settings.free_debounce_seconds,
-            expiry_interval=settings.rate_window_seconds,
-        )
-        bot = cls(
-            settings,
-            store=store,
-            identity=identity,
-            slack=slack,
-            writer=writer,
-            pipeline=pipeline,
-            people=people,
-            supervisor=Supervisor(),
-            notifier=notifier,
-            http=http,
-        )
-        handlers = RcStatusHandlers(
-            store=store,
-            team_id=identity.team_id,
-            presences=BotPresences(bot),
-            sync=BotSyncControl(bot, tokens),
-            client=slack.client,
-            install_url=settings.connect_url,
-            kick_watches=notifier.kick,
-        )
-        handlers.register(slack.app)
-        bot.handlers = handlers
-        bot.boards = BoardRefresher(
-            viewers_of=handlers.viewers_of,
-            publish=handlers.publish_home,
-            window=settings.rate_window_seconds,
-        )
-        writer.add_availability_listener(notifier.on_availability)
-        writer.add_availability_listener(bot.boards.on_availability)
-        return bot
+    # ----------------------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
         """Start in the order that loses nothing: state first, then the feeds, then the doors."""
-        await self.pipeline.prepare()
-        await self.people.refresh()
-        await self.refresh_links()
-        book = self.pipeline.coordinator.book
-        presences = {
-            extension_id: (known.availability, _busy_since(known))
-            for extension_id in book.extension_ids()
-            if (known := book.get(extension_id)) is not None
-        }
-        await self.writer.load(
-            [(link.user_id, link.extension_id) for link in await self.store.links(self.team_id)],
-            {person.id: person.status for person in self.people},
-            presences,
-        )
-        self.supervisor.start("status-scheduler", self.writer.scheduler.run)
-        self.supervisor.start("free-notifier", self.notifier.run)
-        self.supervisor.start("status-upkeep", self._upkeep)
-        if self.boards is not None:
-            self.supervisor.start("home-boards", self.boards.run)
-        self.pipeline.start_tasks(self.supervisor)
+        s = self._services
+        await s.presence.prepare()
+        await s.people.refresh()
+        # Claims first, so that the links told next meet what a previous run had written.
+        await s.writer.load()
+        await self._refresh_links()
+        s.supervisor.start("status-writer", s.writer.run)
+        s.supervisor.start("free-notifier", s.notifier.run)
+        s.supervisor.start("home-boards", s.boards.run)
+        s.supervisor.start("status-upkeep", self._upkeep)
+        s.presence.start_tasks(s.supervisor)
         await self._serve()
         log.info("rcstatus is running for workspace %s", self.team_id)
-
-    @property
-    def team_id(self) -> str:
-        return self.identity.team_id
-
-    async def refresh_links(self) -> None:
-        directory = self.pipeline.directory
-
-        def extension_for(email: str) -> str | None:
-            extension = directory.by_email(email)
-            return extension.id if extension is not None else None
-
-        await link_by_email(self.store, self.team_id, self.people, extension_for)
-
-    async def _upkeep(self) -> None:
-        """Claims Slack already expired, and the people mapping as both directories change."""
-        interval = self.settings.rate_window_seconds
-        mapping_every = max(1, int(self.settings.directory_refresh_seconds / interval))
-        tick = 0
-        while True:
-            await asyncio.sleep(interval)
-            await self.writer.sweep()
-            tick += 1
-            if tick % mapping_every == 0:
-                await self.people.refresh()
-                await self.refresh_links()
-                links = await self.store.links(self.team_id)
-                await self.writer.set_links([(lk.user_id, lk.extension_id) for lk in links])
-
-    async def _serve(self) -> None:
-        application = self.slack.web_application(self.health)
-        self._runner = web.AppRunner(application, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host=self.settings.host, port=self.settings.port)
-        await site.start()
-        addresses = self._runner.addresses
-        self.http_port = int(addresses[0][1]) if addresses else self.settings.port
-        if self.settings.socket_mode:
-            app_token = _reveal(self.settings.slack_app_token)
-            self._socket = AsyncSocketModeHandler(self.slack.app, app_token)
-            await self._socket.connect_async()  # type: ignore[no-untyped-call]
-
-    async def health(self) -> tuple[bool, dict[str, Any]]:
-        subscriber = self.pipeline.subscriber.health
-        ringcentral_ok = subscriber.state is LinkState.CONNECTED
-        slack_ok = True
-        if self._socket is not None:
-            slack_ok = bool(await self._socket.client.is_connected())
-        tasks = {name: h.running for name, h in self.supervisor.health().items()}
-        return ringcentral_ok and slack_ok, {
-            "ringcentral": subscriber.as_dict(),
-            "slack": {"socket_mode": self._socket is not None, "connected": slack_ok},
-            "tasks": tasks,
-            "pending_writes": self.writer.scheduler.pending(),
-        }
 
     async def stop(self) -> None:
         """Everything stopped and awaited within a few seconds (SIGTERM)."""
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
-        await self.supervisor.stop(grace=3.0)
+        await self._services.supervisor.stop(grace=3.0)
         if self._runner is not None:
             await self._runner.cleanup()
-        await self._http.close()
-        await self.store.close()
+        await self._services.http.close()
+        await self._services.store.close()
 
+    async def _refresh_links(self) -> None:
+        s = self._services
+        directory = s.presence.directory
 
-class BotPresences:
-    """Availability and extensions for the Slack handlers, which know nothing of RingCentral."""
+        def extension_for(email: str) -> str | None:
+            extension = directory.by_email(email)
+            return extension.id if extension is not None else None
 
-    def __init__(self, bot: Bot) -> None:
-        self._bot = bot
+        await link_by_email(s.store, self.team_id, s.people, extension_for)
+        await s.presence.coordinator.reload_links()
 
-    def availability(self, user_id: str) -> tuple[Availability, datetime] | None:
-        extension_id = self._bot.writer.extension_of(user_id)
-        if extension_id is None:
-            return None
-        known = self._bot.pipeline.coordinator.book.get(extension_id)
-        if known is None:
-            return None
-        return known.availability, known.on_call_since or known.availability_since
+    async def _upkeep(self) -> None:
+        """Claims Slack already expired, and the people mapping as both directories change."""
+        s = self._services
+        interval = s.settings.rate_window_seconds
+        mapping_every = max(1, int(s.settings.directory_refresh_seconds / interval))
+        tick = 0
+        while True:
+            await asyncio.sleep(interval)
+            await s.writer.sweep()
+            tick += 1
+            if tick % mapping_every == 0:
+                await s.people.refresh()
+                await self._refresh_links()
 
-    def extension_id_for_number(self, number: str) -> str | None:
-        extension = self._bot.pipeline.directory.by_number(number)
-        return extension.id if extension else None
+    async def _serve(self) -> None:
+        s = self._services
+        application = s.slack.web_application(self.health)
+        self._runner = web.AppRunner(application, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host=s.settings.host, port=s.settings.port)
+        await site.start()
+        addresses = self._runner.addresses
+        self.http_port = int(addresses[0][1]) if addresses else s.settings.port
+        if s.settings.socket_mode:
+            app_token = _reveal(s.settings.slack_app_token)
+            self._socket = AsyncSocketModeHandler(s.slack.app, app_token)
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
 
-    def extension_number(self, extension_id: str) -> str | None:
-        extension = self._bot.pipeline.directory.by_id(extension_id)
-        return extension.number if extension else None
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        s = self._services
+        subscriber = s.presence.subscriber.health
+        ringcentral_ok = subscriber.state is LinkState.CONNECTED
+        slack_ok = True
+        if self._socket is not None:
+            slack_ok = bool(await self._socket.client.is_connected())
+        tasks = {name: h.running for name, h in s.supervisor.health().items()}
+        return ringcentral_ok and slack_ok, {
+            "ringcentral": subscriber.as_dict(),
+            "slack": {"socket_mode": self._socket is not None, "connected": slack_ok},
+            "tasks": tasks,
+            "pending_writes": s.writer.pending,
+        }
 
-    def user_for_email(self, email: str) -> str | None:
-        person = self._bot.people.by_email(email)
-        return person.id if person else None
+    # ----------------------------------------------------------------------------- surface
 
+    @property
+    def team_id(self) -> str:
+        return self._services.identity.team_id
 
-class BotSyncControl:
-    def __init__(self, bot: Bot, tokens: UserTokens) -> None:
-        self._bot = bot
-        self._tokens = tokens
+    @property
+    def settings(self) -> Settings:
+        return self._services.settings
 
-    async def preferences_changed(self, user_id: str) -> None:
-        await self._bot.writer.preferences_changed(user_id)
+    @property
+    def store(self) -> Store:
+        return self._services.store
 
-    async def links_changed(self) -> None:
-        links = await self._bot.store.links(self._bot.team_id)
-        await self._bot.writer.set_links([(link.user_id, link.extension_id) for link in links])
+    @property
+    def identity(self) -> BotIdentity:
+        return self._services.identity
 
-    async def is_connected(self, user_id: str) -> bool:
-        return await self._tokens.user_token(user_id) is not None
+    @property
+    def ready(self) -> bool:
+        """The first presence snapshot has been merged: everyone's availability is known."""
+        return self._services.presence.coordinator.first_snapshot.is_set()
 
+    async def wait_ready(self) -> None:
+        await self._services.presence.coordinator.first_snapshot.wait()
 
-class TokenLostNotice:
-    """Tells a person once that their connection broke, and how to reconnect."""
+    def availability(self, user_id: str) -> Availability | None:
+        """A person's availability as the bot knows it now; None if unlinked or never reported."""
+        return availability_of(self._services.presence.roster, user_id)
 
-    def __init__(self, store: Store, slack: SlackApp, team_id: str, connect_url: str) -> None:
-        self._store = store
-        self._slack = slack
-        self._team_id = team_id
-        self._connect_url = connect_url
+    def presence(self, extension_id: str) -> Presence | None:
+        """Any extension's last known presence, linked to someone or not."""
+        return self._services.presence.roster.presence(extension_id)
 
-    async def token_lost(self, user_id: str) -> None:
-        prefs = await self._store.preferences(self._team_id, user_id)
-        if prefs.disconnected_notified_at is not None:
-            return
-        text = (
-            "I can no longer update your Slack status from your phone: your connection to "
-            f"rcstatus was revoked or expired. Reconnect here: {self._connect_url}"
+    def status_reason(self, user_id: str) -> str | None:
+        """Why nothing is written for this person, if something stops it (as App Home says)."""
+        return self._services.writer.explain(user_id)
+
+    def pending_writes(self) -> int:
+        return self._services.writer.pending
+
+    async def settle(self) -> None:
+        """Wait until no change is being told to the consumers and no status write is queued."""
+        s = self._services
+        while True:
+            await s.presence.coordinator.wait_idle()
+            await s.writer.drain()
+            if s.presence.coordinator.idle:
+                return
+
+    async def set_preferences(self, user_id: str, **changes: Unpack[PreferenceChanges]) -> None:
+        """Save a person's choices and act on them, as `/rcstatus settings` does."""
+        await self.store.update_preferences(self.team_id, user_id, **changes)
+        await self._services.writer.preferences_changed(user_id)
+
+    async def person_connected(self, user_id: str) -> None:
+        """A person's token was stored by other means than the OAuth page (bulk set-up)."""
+        await self._services.writer.connected(user_id)
+
+    def stats(self) -> BotStats:
+        s = self._services
+        return BotStats(
+            writer=dataclasses.replace(s.writer.stats),
+            scheduler=s.writer.scheduler_stats(),
+            coordinator=dataclasses.replace(s.presence.coordinator.stats),
+            feed=dataclasses.replace(s.presence.feed.stats),
+            free_dms_sent=s.notifier.sent,
+            extensions_known=s.presence.roster.extensions_known,
+            people_linked=s.presence.roster.people_linked,
         )
-        if await self._slack.direct_message(user_id, text):
-            await self._store.update_preferences(
-                self._team_id, user_id, disconnected_notified_at=datetime.now(UTC)
-            )
 
-    async def reconnected(self, user_id: str) -> None:
-        """A later loss deserves its own notice."""
-        prefs = await self._store.preferences(self._team_id, user_id)
-        if prefs.disconnected_notified_at is not None:
-            await self._store.update_preferences(
-                self._team_id, user_id, disconnected_notified_at=None
-            )
+    def subscriber_health(self) -> SubscriberHealth:
+        return dataclasses.replace(self._services.presence.subscriber.health)
 
 
 def _reveal(secret: Secret | None) -> str | None:
     return secret.reveal() if secret is not None else None
-
-
-def _busy_since(presence: Presence) -> float | None:
-    since = presence.on_call_since or presence.availability_since
-    return since.timestamp() if since is not None else None
 
 
 async def run_bot(settings: Settings, stop: asyncio.Event) -> None:

@@ -212,8 +212,8 @@ def simulator_env(
         "SLACK_CLIENT_SECRET": slack.client_secret,
         "PORT": str(app_port),
         "HOST": urlsplit(app_url).hostname or "127.0.0.1",
-        # The simulators shorten Slack's and RingCentral's minute; the bot's budgets follow.
-        "RATE_WINDOW_SECONDS": f"{time_scale.seconds(60):g}",
+        # The simulators run Slack's and RingCentral's clocks faster; the bot's budgets follow.
+        "TIME_SCALE": f"{time_scale.factor:g}",
         "STATUS_TTL_SECONDS": f"{time_scale.seconds(3600):g}",
         "FREE_DEBOUNCE_SECONDS": f"{time_scale.seconds(20):g}",
         "PUBLIC_URL": app_url,

@@ -184,12 +184,13 @@ class Settings:
         str,
         default="0.0.0.0",
     )
-    rate_window_seconds: float = _env(
-        "RATE_WINDOW_SECONDS",
-        "the length of the window every per-minute budget refers to; "
-        "only the simulators' time scaling shortens it",
+    time_scale: float = _env(
+        "TIME_SCALE",
+        "only for the simulators, which can run Slack's and RingCentral's clocks faster: how many "
+        "times faster (their minute lasts 60/TIME_SCALE real seconds); keep 1 with the real "
+        "services",
         _positive_float,
-        default=60.0,
+        default=1.0,
     )
     slack_profile_writes_per_minute: int = _env(
         "SLACK_PROFILE_WRITES_PER_MINUTE",
@@ -308,6 +309,20 @@ class Settings:
                 meta = spec.metadata
                 problems.append(f"{meta['env']} is not set; it comes from {meta['source']}.")
         return problems
+
+    def service_seconds(self, seconds: float) -> float:
+        """Real seconds that stand for `seconds` of Slack's or RingCentral's clock.
+
+        The time scale shortens only what those services measure (rate windows, and the bot's
+        holds and margins around the expirations it writes); never how long people talk, nor
+        the WebSocket heartbeat, which follows the idle timeout the gateway itself announces.
+        """
+        return seconds / self.time_scale
+
+    @property
+    def rate_window_seconds(self) -> float:
+        """The window every per-minute budget (Slack's tiers, RingCentral's groups) refers to."""
+        return self.service_seconds(60.0)
 
     @property
     def connect_url(self) -> str:

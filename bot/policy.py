@@ -128,15 +128,19 @@ def decide(
     live: SlackStatus,
     claim: Claim | None,
     now: float,
+    *,
+    declined: bool = False,
 ) -> Decision:
     """The one thing to do about a person's Slack status now (`now` in unix seconds).
 
     `live` is the profile's status as last read or reported, with its expiration; `claim` is
-    ours if we hold one. A claim is ended by a manual change as soon as we see one, before
-    anything else, so we never write over (or restore over) what the person chose.
+    ours if we hold one, and it must be on the profile (a claim whose first write has not
+    landed yet is not one). A claim is ended by a manual change as soon as we see one, before
+    anything else, so we never write over (or restore over) what the person chose. `declined`
+    says the person already refused our status for this call: nothing is wanted until it ends.
     """
     shown = live.shown_at(now)
-    wanted = _wanted(availability, prefs)
+    wanted = None if declined else _wanted(availability, prefs)
     if claim is not None:
         if not _still_ours(shown, claim, now):
             return Drop("manual_change")

@@ -129,34 +129,13 @@ class Interrupts:
 # ------------------------------------------------------------------------------------ the demo
 
 
-class _BotProbe:
-    """The demo's only reads of the bot's internals, kept together so that one class changes
-    when `Bot` offers a public way to ask the same three things."""
-
-    def __init__(self, bot: Bot) -> None:
-        self._bot = bot
-
-    async def first_snapshot(self) -> None:
-        """Returns once the bot has taken its first presence snapshot."""
-        await self._bot.pipeline.coordinator.snapshot_done.wait()
-
-    def pending_writes(self) -> int:
-        """Status writes waiting in the bot's scheduler."""
-        return self._bot.writer.scheduler.pending()
-
-    def availability_of(self, extension_id: int) -> Availability | None:
-        """What the bot believes of this extension; None if it has heard nothing of it."""
-        known = self._bot.pipeline.coordinator.book.get(str(extension_id))
-        return None if known is None else known.availability
-
-
 @dataclass(frozen=True, slots=True)
 class Stage:
     """What is running: both simulators, the bot (as the demo may look at it), and the people."""
 
     rc: RingCentralSimulator
     slack: SlackSimulator
-    probe: _BotProbe
+    bot: Bot
     scale: TimeScale
     actors: list[Actor]
     observer: Observer
@@ -255,14 +234,13 @@ class Demo:
             await guard(bot.start())
         except OSError as exc:
             raise BotError(f"cannot start the bot on port {port}: {exc.strerror}") from exc
-        probe = _BotProbe(bot)
-        await guard(asyncio.wait_for(probe.first_snapshot(), SNAPSHOT_DEADLINE))
+        await guard(asyncio.wait_for(bot.wait_ready(), SNAPSHOT_DEADLINE))
 
         actors = cast(company, slack)
-        observer = self._observer = Observer(rc, slack, actors, probe.pending_writes)
+        observer = self._observer = Observer(rc, slack, actors, bot.pending_writes)
         refresher = asyncio.create_task(self._refresh(observer))
         stack.push_async_callback(_cancel, refresher)
-        return Stage(rc, slack, probe, scale, actors, observer)
+        return Stage(rc, slack, bot, scale, actors, observer)
 
     async def _connect_people(self, stage: Stage, stack: contextlib.AsyncExitStack) -> None:
         """A few never connect, a few keep a status of their own, the rest connect. Slack lets
@@ -332,17 +310,22 @@ class Demo:
         """Wait (with a deadline) until the bot heard every hang-up, sent its last writes and the
         statuses it left to their own expiration lapsed. False if the deadline came first."""
         deadline = time.monotonic() + SETTLE_DEADLINE
-        probe, actors = stage.probe, stage.actors
+        bot, actors = stage.bot, stage.actors
+
+        def availability_of(extension_id: int) -> Availability | None:
+            known = bot.presence(str(extension_id))
+            return None if known is None else known.availability
+
         quiet = (Availability.ON_CALL, Availability.RINGING, Availability.IN_MEETING)
 
         def heard_everything() -> bool:
-            return all(probe.availability_of(actor.extension_id) not in quiet for actor in actors)
+            return all(availability_of(actor.extension_id) not in quiet for actor in actors)
 
         settle = max(1.0, stage.scale.seconds(SETTLE_SIMULATED))
         quiet_since: float | None = None
         while time.monotonic() < deadline:
             now = time.monotonic()
-            if heard_everything() and probe.pending_writes() == 0:
+            if heard_everything() and bot.pending_writes() == 0:
                 quiet_since = quiet_since or now
                 if now - quiet_since >= settle:
                     return True

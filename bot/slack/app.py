@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
@@ -21,11 +21,11 @@ from slack_bolt.oauth.async_callback_options import (
 )
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.policy import SlackStatus
 from bot.slack.people import status_of
 
 log = logging.getLogger(__name__)
@@ -131,9 +131,15 @@ class _StaticAuthorize(AsyncAuthorize):
 class StatusEvents(Protocol):
     """What the status writer wants to hear from Slack."""
 
-    async def on_status_changed(self, user_id: str, status: Any) -> None: ...
+    async def on_status_changed(self, user_id: str, status: SlackStatus) -> None: ...
     async def token_revoked(self, user_id: str) -> None: ...
     async def connected(self, user_id: str) -> None: ...
+
+
+class Listeners(Protocol):
+    """A set of Bolt listeners (commands, actions, events) registered on the app once."""
+
+    def register(self, app: AsyncApp) -> None: ...
 
 
 HealthCheck = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
@@ -146,6 +152,9 @@ class SlackApp:
         self,
         *,
         identity: BotIdentity,
+        client: AsyncWebClient,
+        status_events: StatusEvents,
+        listeners: Sequence[Listeners],
         api_url: str,
         signing_secret: str | None,
         client_id: str | None,
@@ -161,8 +170,8 @@ class SlackApp:
         self.identity = identity
         self.tokens = tokens
         self.socket_mode = socket_mode
-        self.client = AsyncWebClient(token=identity.bot_token, base_url=api_url, session=http)
-        self._events: StatusEvents | None = None
+        self.client = client
+        self._events = status_events
         oauth = None
         if client_id and client_secret:
             oauth = AsyncOAuthSettings(
@@ -189,9 +198,8 @@ class SlackApp:
             logger=logging.getLogger("rcstatus.bolt"),
         )
         self._register_status_listeners()
-
-    def attach(self, events: StatusEvents) -> None:
-        self._events = events
+        for group in listeners:
+            group.register(self.app)
 
     # ----------------------------------------------------------------------------- listeners
 
@@ -201,7 +209,7 @@ class SlackApp:
         @app.event("user_status_changed")
         async def status_changed(event: dict[str, Any]) -> None:
             user = event.get("user") if isinstance(event.get("user"), dict) else None
-            if user is None or self._events is None:
+            if user is None:
                 return
             profile = user.get("profile") if isinstance(user.get("profile"), dict) else {}
             await self._events.on_status_changed(str(user.get("id")), status_of(profile or {}))
@@ -211,8 +219,7 @@ class SlackApp:
             users = ((event.get("tokens") or {}).get("oauth")) or []
             for user_id in users:
                 await self.tokens.delete(str(user_id))
-                if self._events is not None:
-                    await self._events.token_revoked(str(user_id))
+                await self._events.token_revoked(str(user_id))
 
         @app.event("app_uninstalled")
         async def uninstalled() -> None:
@@ -222,25 +229,12 @@ class SlackApp:
         user_id = args.installation.user_id
         log.info("%s connected their Slack status", user_id)
         self.tokens.forget(user_id)
-        if self._events is not None:
-            await self._events.connected(user_id)
+        await self._events.connected(user_id)
         return await args.default.success(args)
 
     async def _install_failed(self, args: AsyncFailureArgs) -> BoltResponse:
         log.warning("a Slack connection attempt failed: %s", args.reason)
         return await args.default.failure(args)
-
-    # ----------------------------------------------------------------------------- messages
-
-    async def direct_message(
-        self, user_id: str, text: str, blocks: list[Any] | None = None
-    ) -> bool:
-        try:
-            await self.client.chat_postMessage(channel=user_id, text=text, blocks=blocks)
-        except SlackApiError as exc:
-            log.warning("could not DM %s: %s", user_id, exc.response.get("error"))
-            return False
-        return True
 
     # ----------------------------------------------------------------------------- serving
 

@@ -15,6 +15,7 @@ from bot.policy import StatusPreferences
 from bot.presence import Availability
 from bot.slack import blocks
 from bot.slack.blocks import Message, NotifyRefusal, PersonView
+from bot.slack.boards import BoardRefresher
 from bot.slack.command_text import (
     MAX_ACTIVE_WATCHES,
     Cancel,
@@ -40,7 +41,8 @@ from bot.slack.command_text import (
     Watches,
     parse_command,
 )
-from bot.slack.status import effective_preferences
+from bot.slack.home import Connections, HomeTab, Presences, person_view
+from bot.slack.preferences import effective_preferences
 from bot.store import LinkConflict, Store
 
 log = logging.getLogger(__name__)
@@ -59,21 +61,20 @@ SORRY = Message(
 )
 
 
-class Presences(Protocol):
-    """Phone availability by Slack user and the extensions behind them (RingCentral's side)."""
-
-    def availability(self, user_id: str) -> tuple[Availability, datetime] | None: ...
-    def extension_id_for_number(self, number: str) -> str | None: ...
-    def extension_number(self, extension_id: str) -> str | None: ...
-    def user_for_email(self, email: str) -> str | None: ...
-
-
-class SyncControl(Protocol):
-    """The status writer, told when someone's choices or links change."""
+class StatusSync(Protocol):
+    """The status writer, told when someone's choices change."""
 
     async def preferences_changed(self, user_id: str) -> None: ...
-    async def links_changed(self) -> None: ...
-    def is_connected(self, user_id: str) -> Awaitable[bool]: ...
+
+
+class LinkOwner(Protocol):
+    """The coordinator, which owns the extension links, told the store's links changed."""
+
+    async def reload_links(self) -> None: ...
+
+
+class WatchKick(Protocol):
+    def kick(self) -> None: ...
 
 
 class RcStatusHandlers:
@@ -85,21 +86,28 @@ class RcStatusHandlers:
         store: Store,
         team_id: str,
         presences: Presences,
-        sync: SyncControl,
+        connections: Connections,
+        status_sync: StatusSync,
+        links: LinkOwner,
+        watches: WatchKick,
+        home: HomeTab,
+        boards: BoardRefresher,
         client: AsyncWebClient,
         install_url: str,
-        kick_watches: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._team_id = team_id
         self._presences = presences
-        self._sync = sync
+        self._connections = connections
+        self._status_sync = status_sync
+        self._links = links
+        self._watches = watches
+        self._home = home
+        self._boards = boards
         self._client = client
         self._install_url = install_url
-        self._kick_watches = kick_watches
         self._clock = clock
-        self._home_viewers: dict[str, tuple[str, ...]] = {}
 
     # ----------------------------------------------------------------------------- Bolt
 
@@ -142,8 +150,8 @@ class RcStatusHandlers:
             }
             changes = by_action[action]
             await self._store.update_preferences(self._team_id, user_id, **changes)
-            await self._sync.preferences_changed(user_id)
-            await self.publish_home(user_id)
+            await self._status_sync.preferences_changed(user_id)
+            await self._boards.show(user_id)
 
         for action_id in (
             blocks.SYNC_PAUSE_ACTION,
@@ -163,7 +171,7 @@ class RcStatusHandlers:
                 if selected not in prefs.starred:
                     starred = (*prefs.starred, selected)
                     await self._store.update_preferences(self._team_id, user_id, starred=starred)
-            await self.publish_home(user_id)
+            await self._boards.show(user_id)
 
         @app.action(blocks.UNSTAR_ACTION)
         async def unstar(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -172,12 +180,12 @@ class RcStatusHandlers:
             prefs = await self._store.preferences(self._team_id, user_id)
             starred = tuple(s for s in prefs.starred if s != value)
             await self._store.update_preferences(self._team_id, user_id, starred=starred)
-            await self.publish_home(user_id)
+            await self._boards.show(user_id)
 
         @app.event("app_home_opened")
         async def home_opened(event: dict[str, Any]) -> None:
             if event.get("tab", "home") == "home":
-                await self.publish_home(str(event["user"]))
+                await self._boards.show(str(event["user"]))
 
     async def _safely(self, handler: Callable[..., Awaitable[Message]], *args: Any) -> Message:
         """A failure becomes a friendly reply and one log line, never a stack trace in Slack."""
@@ -197,7 +205,7 @@ class RcStatusHandlers:
                 replace_original=False,
                 response_type="ephemeral",
             )
-        await self.publish_home(user_id)
+        await self._boards.show(user_id)
 
     # ----------------------------------------------------------------------------- commands
 
@@ -226,7 +234,7 @@ class RcStatusHandlers:
             case Settings(changes=changes):
                 return await self.settings(user_id, changes)
             case Connect():
-                connected = await self._sync.is_connected(user_id)
+                connected = await self._is_connected(user_id)
                 return blocks.connect_reply(self._install_url, connected=connected)
             case Help(reason=reason):
                 return blocks.help_reply(reason)
@@ -249,10 +257,10 @@ class RcStatusHandlers:
         return self._resolve(target)
 
     def _person(self, user_id: str) -> PersonView:
-        known = self._presences.availability(user_id)
-        if known is None:
-            return PersonView(user_id, None)
-        return PersonView(user_id, known[0], known[1])
+        return person_view(self._presences, user_id)
+
+    async def _is_connected(self, user_id: str) -> bool:
+        return await self._connections.user_token(user_id) is not None
 
     async def lookup(self, targets: tuple[Target, ...], now: datetime) -> Message:
         people: list[PersonView] = []
@@ -268,7 +276,7 @@ class RcStatusHandlers:
     async def me(self, user_id: str, now: datetime) -> Message:
         return blocks.me_reply(
             self._person(user_id),
-            connected=await self._sync.is_connected(user_id),
+            connected=await self._is_connected(user_id),
             preferences=await self._preferences(user_id),
             install_url=self._install_url,
             now=now,
@@ -303,7 +311,7 @@ class RcStatusHandlers:
         await self._store.add_watch(
             self._team_id, user_id, target_id, until, busy_since=person.since
         )
-        self._kick_watches()
+        self._watches.kick()
         return blocks.notify_confirmation(target_id, until, now=now, extended=target_id in before)
 
     async def cancel(self, user_id: str, target: Target) -> Message:
@@ -314,20 +322,10 @@ class RcStatusHandlers:
         return blocks.cancel_reply(target_id, cancelled=cancelled)
 
     async def watches(self, user_id: str, now: datetime) -> Message:
-        views, reported = await self._watch_views(user_id)
+        views, reported = await self._home.watch_views(user_id)
         if reported:
             await self._store.mark_expiry_reported(reported)
         return blocks.watches_reply(views, now=now)
-
-    async def _watch_views(self, user_id: str) -> tuple[list[blocks.WatchView], list[int]]:
-        views: list[blocks.WatchView] = []
-        reported: list[int] = []
-        for watch in await self._store.watches_for(self._team_id, user_id):
-            expired = watch.state == "expired"
-            views.append(blocks.WatchView(watch.target_id, watch.expires_at, expired))
-            if expired:
-                reported.append(watch.id)
-        return views, reported
 
     async def link(self, user_id: str, number: str, other: str | None) -> Message:
         subject = other or user_id
@@ -348,7 +346,7 @@ class RcStatusHandlers:
             return blocks.link_conflict_reply(
                 number, holder.user_id if holder else "someone", invoker_id=user_id
             )
-        await self._sync.links_changed()
+        await self._links.reload_links()
         return blocks.linked_reply(subject, number, invoker_id=user_id)
 
     async def unlink(self, user_id: str, other: str | None) -> Message:
@@ -358,7 +356,7 @@ class RcStatusHandlers:
         removed = await self._store.unlink(self._team_id, subject)
         if removed is None:
             return blocks.link_refusal_reply(blocks.LinkRefusal.NOT_LINKED, user_id=subject)
-        await self._sync.links_changed()
+        await self._links.reload_links()
         number = self._presences.extension_number(removed.extension_id)
         return blocks.unlinked_reply(subject, number, invoker_id=user_id)
 
@@ -376,9 +374,9 @@ class RcStatusHandlers:
         if not paused:
             changes["sync_enabled"] = True
         await self._store.update_preferences(self._team_id, user_id, **changes)
-        await self._sync.preferences_changed(user_id)
+        await self._status_sync.preferences_changed(user_id)
         preferences = await self._preferences(user_id)
-        state = blocks.sync_state(await self._sync.is_connected(user_id), preferences)
+        state = blocks.sync_state(await self._is_connected(user_id), preferences)
         return blocks.sync_reply(state, preferences, install_url=self._install_url)
 
     async def settings(self, user_id: str, changes: tuple[Any, ...]) -> Message:
@@ -396,39 +394,15 @@ class RcStatusHandlers:
             await self._store.update_preferences(self._team_id, user_id, **update)
             saved = change
         if changes:
-            await self._sync.preferences_changed(user_id)
+            await self._status_sync.preferences_changed(user_id)
         return blocks.settings_reply(
             await self._preferences(user_id),
-            connected=await self._sync.is_connected(user_id),
+            connected=await self._is_connected(user_id),
             saved=saved,
         )
 
     async def _preferences(self, user_id: str) -> StatusPreferences:
         return await effective_preferences(self._store, self._team_id, user_id)
-
-    # ----------------------------------------------------------------------------- App Home
-
-    async def publish_home(self, user_id: str) -> None:
-        now = self._clock()
-        prefs = await self._store.preferences(self._team_id, user_id)
-        views, _reported = await self._watch_views(user_id)
-        home = blocks.HomeState(
-            me=self._person(user_id),
-            connected=await self._sync.is_connected(user_id),
-            preferences=await self._preferences(user_id),
-            install_url=self._install_url,
-            watches=tuple(views),
-            starred=tuple(self._person(s) for s in prefs.starred),
-        )
-        self._home_viewers[user_id] = prefs.starred
-        try:
-            await self._client.views_publish(user_id=user_id, view=blocks.home_view(home, now=now))
-        except SlackApiError as exc:
-            log.warning("views.publish for %s failed: %s", user_id, exc.response.get("error"))
-
-    def viewers_of(self, target_id: str) -> list[str]:
-        """People whose Home board shows `target_id` (republished when that person changes)."""
-        return [viewer for viewer, starred in self._home_viewers.items() if target_id in starred]
 
 
 def _clicker(body: dict[str, Any]) -> str:

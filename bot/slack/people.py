@@ -89,6 +89,11 @@ class SlackPeople:
     def get(self, user_id: str) -> SlackPerson | None:
         return self._people.get(user_id)
 
+    def status_of(self, user_id: str) -> SlackStatus | None:
+        """The status their profile showed at the last refresh."""
+        person = self._people.get(user_id)
+        return person.status if person is not None else None
+
     def by_email(self, email: str) -> SlackPerson | None:
         return self._by_email.get(email.strip().casefold())
 

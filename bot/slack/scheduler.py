@@ -34,9 +34,11 @@ buys the most correct status time. The algorithm (docs/scheduler.md has the long
    regular calls and a tight budget it picks expirations near their ends. A status whose
    restore target is not empty always gets `status_ttl`: a release is needed anyway.
 
-The scheduler holds nothing that cannot be rebuilt: after a restart the writer submits each
-person's desire again, with `shown_expiration` from the claims it saved; the call-length model
-starts again from its prior and relearns within a few dozen calls.
+The scheduler keeps no copy of what a profile shows: each desire says which status of ours is
+shown and until when (`Desire.shown`), and the writer, which owns that, submits the person's
+desire again after every write. So nothing here needs rebuilding after a restart but the
+call-length model, which starts again from its prior and relearns within a few dozen calls.
+The scheduler learns each ended call once, when its show is replaced by anything else.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import ClassVar, Final, Literal
+from typing import ClassVar, Final, Literal, Protocol
 
 from bot.policy import SlackStatus, StatusKind
 from bot.slack.call_model import PRICE_LEVELS, CallLengthModel
@@ -76,12 +78,15 @@ class Outcome(Enum):
     """A 5xx or a network error: nothing known to be written; try again later."""
     GONE = "gone"
     """Permanent: token revoked, user deactivated. The person's work is dropped."""
+    SKIPPED = "skipped"
+    """Nothing was written: when its turn came the desire no longer held, and the sender has
+    already submitted (or cancelled) what holds now."""
 
 
 @dataclass(frozen=True, slots=True)
 class SendOutcome:
-    """What became of one `users.profile.set`; `SendOutcome.OK`, `.RETRY`, `.GONE` or
-    `SendOutcome.rate_limited(seconds, scope)`."""
+    """What became of one `users.profile.set`; `SendOutcome.OK`, `.RETRY`, `.GONE`, `.SKIPPED`
+    or `SendOutcome.rate_limited(seconds, scope)`."""
 
     kind: Outcome
     retry_after: float = 0.0
@@ -90,6 +95,7 @@ class SendOutcome:
     OK: ClassVar[SendOutcome]
     RETRY: ClassVar[SendOutcome]
     GONE: ClassVar[SendOutcome]
+    SKIPPED: ClassVar[SendOutcome]
 
     @classmethod
     def rate_limited(cls, retry_after: float, scope: RateScope = "method") -> SendOutcome:
@@ -99,6 +105,13 @@ class SendOutcome:
 SendOutcome.OK = SendOutcome(Outcome.OK)
 SendOutcome.RETRY = SendOutcome(Outcome.RETRY)
 SendOutcome.GONE = SendOutcome(Outcome.GONE)
+SendOutcome.SKIPPED = SendOutcome(Outcome.SKIPPED)
+
+
+class StatusSender(Protocol):
+    """Performs one write the scheduler chose (the status writer)."""
+
+    async def send(self, desire: Desire, expiration: int) -> SendOutcome: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +125,10 @@ class Desire:
     """Show: what to show (the scheduler picks the expiration). Release: what to put back."""
     busy_since: float | None = None
     """Show: when the call or meeting began; None means when the desire was first submitted."""
-    shown_expiration: int = 0
-    """The expiration of the status of ours the profile shows now; 0 if none of ours is shown.
-    Read only while the scheduler knows nothing of the person (at start, or after `cancel`),
-    and for a show it then means the profile shows `status` itself."""
+    shown: SlackStatus | None = None
+    """The status of ours the profile shows now, with its expiration; None if none of ours is.
+    The writer owns it: after every write it submits the person's desire again with what the
+    profile shows then, so the scheduler keeps no copy of its own."""
     restore_is_empty: bool = True
     """The status to put back afterwards is empty, so our expiration can do it for free."""
     kind: StatusKind = "call"
@@ -144,6 +157,8 @@ class SchedulerStats:
     """Releases not written because our expiration clears (or cleared) the status anyway."""
     bridged_gaps: int = 0
     """Releases cancelled by the next call within the gap hold."""
+    skipped: int = 0
+    """Writes whose desire no longer held when their turn came (decided again at that moment)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -153,16 +168,16 @@ class _Person:
     wanted_at: float = 0.0
     """Monotonic time `want` arrived (a replaced release keeps the first one's)."""
     wanted_wall: float = 0.0
-    shown: SlackStatus | None = None
-    """The status of ours on the profile, with its expiration; None when none of ours is."""
     not_before: float = 0.0
     attempts: int = 0
 
-    def shows_ours(self, wall: float) -> bool:
-        return self.shown is not None and wall < self.shown.expiration
+    def shown(self) -> SlackStatus | None:
+        """Ours on the profile, as the writer last told (with its expiration)."""
+        return self.want.shown if self.want is not None else None
 
     def shows(self, status: SlackStatus, wall: float) -> bool:
-        return self.shows_ours(wall) and self.shown is not None and self.shown.same_as(status)
+        shown = self.shown()
+        return shown is not None and wall < shown.expiration and shown.same_as(status)
 
     def needs_write(self, wall: float) -> bool:
         want = self.want
@@ -249,14 +264,15 @@ class _RateCounter:
 class StatusScheduler:
     """One per workspace: turns desires into `users.profile.set` calls within Slack's budget.
 
-    `send(desire, expiration)` performs one write (the writer owns tokens, saving, the store)
-    and reports its outcome; `expiration` is unix seconds (a release passes its restore
-    target's own). The writer calls `cancel(key)` when it drops a claim (a manual change).
+    `run(sender)` sends until cancelled: `sender.send(desire, expiration)` performs one write
+    (the writer owns tokens, claims, the store) and reports its outcome; `expiration` is unix
+    seconds (a release passes its restore target's own). Before it returns OK, the sender
+    submits what follows (the show now shown, or nothing). The writer calls `cancel(key)` when
+    it has nothing more to write for a person.
     """
 
     def __init__(
         self,
-        send: Callable[[Desire, int], Awaitable[SendOutcome]],
         *,
         writes_per_window: int = 50,
         writes_per_profile: int = 10,
@@ -290,7 +306,7 @@ class StatusScheduler:
             raise ValueError("rate_memory must be positive")
         if max_in_flight < 1 or max_attempts < 1 or burst < 1:
             raise ValueError("max_in_flight, max_attempts and burst must be at least 1")
-        self._send = send
+        self._sender: StatusSender | None = None
         self._per_profile = writes_per_profile
         self._distinct_limit = distinct_profiles
         # Requests reach Slack some milliseconds after we send them, in any order: a window a
@@ -349,9 +365,6 @@ class StatusScheduler:
         person = self._people.get(desire.key)
         if person is None:
             person = self._people[desire.key] = _Person(desire.key)
-            if desire.shown_expiration > 0:
-                shown_text = desire.status if desire.action == "show" else SlackStatus()
-                person.shown = shown_text.with_expiration(desire.shown_expiration)
         old = person.want
         self._learn(person, old, desire, wall)
         if desire.action == "release":
@@ -364,10 +377,6 @@ class StatusScheduler:
         """Forget the person: queued work, and what we believed their profile shows."""
         self._people.pop(key, None)
         self._wake.set()
-
-    def observe(self, duration: float, kind: StatusKind = "call") -> None:
-        """Teach the model one finished call or meeting (the scheduler also learns by itself)."""
-        self._models[kind].observe(duration)
 
     def model(self, kind: StatusKind = "call") -> CallLengthModel:
         return self._models[kind]
@@ -395,11 +404,13 @@ class StatusScheduler:
 
     # ------------------------------------------------------------------------ the loop
 
-    async def run(self) -> None:
-        """Send writes until cancelled; writes in flight are then cancelled and awaited."""
+    async def run(self, sender: StatusSender) -> None:
+        """Send writes through `sender` until cancelled; writes in flight are then cancelled
+        and awaited."""
         if self._running:
             raise RuntimeError("the scheduler is already running")
         self._running = True
+        self._sender = sender
         try:
             while True:
                 self._wake.clear()
@@ -445,12 +456,8 @@ class StatusScheduler:
             next_at = min(next_at, ready_at)
             if candidate is not None:
                 candidates.append(candidate)
-            elif (
-                person.key not in self._writing
-                and person.want is None
-                and not person.shows_ours(wall)
-            ):
-                # Nothing to do and nothing of ours shown: nothing worth remembering.
+            elif person.key not in self._writing and person.want is None:
+                # Nothing to do: nothing worth remembering.
                 del self._people[person.key]
                 self._forget_old_sends(person.key, now)
         candidates.sort(key=lambda c: c.value, reverse=True)
@@ -523,9 +530,9 @@ class StatusScheduler:
             return self._assess_release(person, want, now, wall)
         model = self._models[want.kind]
         elapsed = self._elapsed(person, want, wall)
-        if person.shows(want.status, wall):
-            assert person.shown is not None
-            slack = person.shown.expiration - wall
+        shown = want.shown
+        if shown is not None and person.shows(want.status, wall):
+            slack = shown.expiration - wall
             if slack > self._extend_lead:
                 return None, now + slack - self._extend_lead
             return _Candidate(person, "extend", model.extension_value(elapsed, slack)), _NEVER
@@ -539,11 +546,11 @@ class StatusScheduler:
         held_until = person.wanted_at + self._gap_hold
         if now < held_until:
             return None, held_until
-        if person.shown is None:
+        if want.shown is None:
             person.want = None
             self.stats.dropped_unwritten += 1
             return None, _NEVER
-        remaining = person.shown.expiration - wall
+        remaining = want.shown.expiration - wall
         if want.restore_is_empty:
             if remaining <= self._release_grace:
                 person.want = None
@@ -581,11 +588,10 @@ class StatusScheduler:
             planned = self._models[desire.kind].plan_horizon(elapsed, price)
             horizon = min(horizon, planned)
         horizon = min(self._status_ttl, max(self._min_horizon, horizon))
-        if person.shows(desire.status, wall):
-            assert person.shown is not None
+        if desire.shown is not None and person.shows(desire.status, wall):
             # An extension that does not move the expiration out would be a wasted write.
             horizon = max(
-                horizon, min(self._status_ttl, person.shown.expiration - wall + self._min_horizon)
+                horizon, min(self._status_ttl, desire.shown.expiration - wall + self._min_horizon)
             )
         return math.ceil(wall + horizon)
 
@@ -598,7 +604,8 @@ class StatusScheduler:
         self, person: _Person, desire: Desire, write: _WriteKind, expiration: int
     ) -> None:
         try:
-            outcome = await self._send(desire, expiration)
+            assert self._sender is not None
+            outcome = await self._sender.send(desire, expiration)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -620,14 +627,13 @@ class StatusScheduler:
         now = self._clock()
         current = self._people.get(person.key) is person
         if outcome.kind is Outcome.OK:
+            # The writer has already submitted what follows (it owns what the profile shows).
             person.attempts = 0
             if write == "release":
-                person.shown = None
                 self.stats.releases += 1
-                if person.want is desire:
+                if person.want == desire:
                     person.want = None
             else:
-                person.shown = desire.status.with_expiration(expiration)
                 if write == "extend":
                     self.stats.extends += 1
                 else:
@@ -646,6 +652,9 @@ class StatusScheduler:
                 "users.profile.set rate limited (%s) for %.1fs", outcome.scope, outcome.retry_after
             )
             return
+        if outcome.kind is Outcome.SKIPPED:
+            self.stats.skipped += 1
+            return
         if outcome.kind is Outcome.GONE:
             self.stats.gone += 1
             if current:
@@ -657,7 +666,7 @@ class StatusScheduler:
         if person.attempts >= self._max_attempts:
             self.stats.gave_up += 1
             person.attempts = 0
-            if person.want is desire:
+            if person.want == desire:
                 person.want = None
             log.warning(
                 "giving up a status write for %s after %d attempts", person.key, self._max_attempts
@@ -671,7 +680,7 @@ class StatusScheduler:
     def _want_release(
         self, person: _Person, old: Desire | None, desire: Desire, now: float, wall: float
     ) -> None:
-        if person.shown is None and person.key not in self._writing:
+        if desire.shown is None and person.key not in self._writing:
             # Nothing of ours was ever written: there is nothing to undo.
             if old is not None:
                 self.stats.dropped_unwritten += 1
@@ -692,16 +701,17 @@ class StatusScheduler:
             and old.busy_since == desire.busy_since
             and old.status.same_as(desire.status)
         )
-        if not same_call:
-            self._arrivals[desire.kind].count(now)
-            person.wanted_at = now
-            person.wanted_wall = wall
-            person.attempts = 0
+        person.want = desire
+        if same_call:
+            return
+        self._arrivals[desire.kind].count(now)
+        person.wanted_at = now
+        person.wanted_wall = wall
+        person.attempts = 0
         if person.shows(desire.status, wall):
             self.stats.dropped_equal += 1
             if old is not None and old.action == "release":
                 self.stats.bridged_gaps += 1
-        person.want = desire
 
     def _learn(self, person: _Person, old: Desire | None, new: Desire, wall: float) -> None:
         """A show replaced by anything but the same call means the call ended: learn its length."""

@@ -104,11 +104,7 @@ async def running_bot(sims: Sims, database: Path, **extra: str) -> AsyncIterator
     bot = await Bot.create(sims.settings(database, PORT=str(sims.port), **extra))
     try:
         await bot.start()
-        await wait_until(
-            lambda: bot.pipeline.coordinator.snapshot_done.is_set(),
-            timeout=20,
-            message="the bot's first presence snapshot",
-        )
+        await wait_until(lambda: bot.ready, timeout=20, message="the bot's first presence snapshot")
         yield bot
     finally:
         await bot.stop()
@@ -141,26 +137,20 @@ async def connect_quickly(sims: Sims, bot: Bot, people: list[Person]) -> None:
         )
     for person in people:
         assert person.slack_id is not None
-        await bot.writer.connected(person.slack_id)
+        await bot.person_connected(person.slack_id)
 
 
 async def caught_up(bot: Bot, sims: Sims, person: Person) -> None:
     """The bot has taken in every phone change made for `person` and has no write queued."""
     assert person.extension_id is not None
     assert person.slack_id is not None
-    extension_id, user_id = person.extension_id, person.slack_id
+    extension_id = person.extension_id
     events = sims.rc.events(extension_id=extension_id)
     last_change = events[-1]["time"] if events else 0.0
 
     def taken_in() -> bool:
-        known = bot.pipeline.coordinator.book.get(str(extension_id))
-        state = bot.writer.person(user_id)
-        return (
-            known is not None
-            and known.updated_at.timestamp() >= last_change
-            and state is not None
-            and state.availability is known.availability
-        )
+        known = bot.presence(str(extension_id))
+        return known is not None and known.updated_at.timestamp() >= last_change
 
-    await wait_until(taken_in, message=f"the bot to take in {user_id}'s phone changes")
-    await bot.writer.scheduler.drain()
+    await wait_until(taken_in, message=f"the bot to take in {person.slack_id}'s phone changes")
+    await bot.settle()

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.app import Bot
+from bot.presence import Availability
 from bot.sim.company import Person
 from tests.helpers import wait_until
 from tests.integration.bot_harness import Sims, connect, running_bot, simulators
@@ -56,12 +57,8 @@ async def test_lookup_says_each_availability_in_words(bot_and_sims: tuple[Bot, S
     sims.rc.set_presence(meeting.extension_id, meetingStatus="Connected")
     sims.rc.set_presence(offline.extension_id, presenceStatus="Offline", userStatus="Offline")
     sims.rc.set_presence(hidden.extension_id, allowSeeMyPresence=False)
-    book = bot.pipeline.coordinator.book
     await wait_until(
-        lambda: (
-            (p := book.get(str(hidden.extension_id))) is not None
-            and p.allow_see_my_presence is False
-        ),
+        lambda: bot.availability(str(hidden.slack_id)) is Availability.HIDDEN,
         message="presence changes to arrive",
     )
     expectations = [
@@ -87,21 +84,27 @@ async def test_bare_command_help_and_nonsense_get_helpful_replies(
 ) -> None:
     _bot, sims = bot_and_sims
     me = sims.people()[0]
-    assert "connect" in reply_text(await command(sims, me, "")).lower()
+    bare = reply_text(await command(sims, me, ""))
+    # Their own state, with the way to connect: not the list of commands.
+    assert sims.app_url + "/slack/install" in bare, bare
+    assert "/rcstatus notify" not in bare, bare
     help_text = reply_text(await command(sims, me, "help"))
-    assert "/rcstatus notify" in help_text
-    assert "/rcstatus" in reply_text(await command(sims, me, "flibbertigibbet"))
+    assert "/rcstatus notify @alice" in help_text
+    assert "don't know" not in help_text
+    nonsense = reply_text(await command(sims, me, "flibbertigibbet"))
+    assert "I don't know the command “flibbertigibbet”" in nonsense, nonsense
+    assert "/rcstatus notify @alice" in nonsense, nonsense
 
 
 async def test_notify_fires_once_after_the_call_ends(bot_and_sims: tuple[Bot, Sims]) -> None:
     bot, sims = bot_and_sims
     watcher, target = sims.people()[0], sims.people()[1]
     sims.call(target, "connected")
-    await wait_until(lambda: not bot.notifier.is_free(str(target.slack_id)))
+    await wait_until(lambda: bot.availability(str(target.slack_id)) is Availability.ON_CALL)
     reply = reply_text(await command(sims, watcher, f"notify {mention(target)} for 2h"))
     assert "I'll DM you" in reply or "DM you" in reply, reply
     sims.call(target, "ended")
-    await wait_until(lambda: bot.notifier.sent == 1, timeout=15, message="the free DM")
+    await wait_until(lambda: bot.stats().free_dms_sent == 1, timeout=15, message="the free DM")
     dms = sims.slack.messages(user=watcher.slack_id, kind="dm")
     assert len(dms) == 1
     assert f"<@{target.slack_id}> is free now" in dms[0]["text"]
@@ -127,12 +130,12 @@ async def test_back_to_back_calls_do_not_fire_and_a_star_changes_the_board(
     ):
         watcher, target = sims.people()[0], sims.people()[1]
         sims.call(target, "connected")
-        await wait_until(lambda: not bot.notifier.is_free(str(target.slack_id)))
+        await wait_until(lambda: bot.availability(str(target.slack_id)) is Availability.ON_CALL)
         await command(sims, watcher, f"notify {mention(target)}")
         sims.call(target, "ended")
         sims.call(target, "ringing")
         sims.call(target, "connected")
-        await wait_until(lambda: not bot.notifier.is_free(str(target.slack_id)))
+        await wait_until(lambda: bot.availability(str(target.slack_id)) is Availability.ON_CALL)
         # App Home: open it, star the busy target, and the board shows them on a call.
         assert watcher.slack_id is not None
         sims.slack.open_app_home(watcher.slack_id)
@@ -147,7 +150,7 @@ async def test_back_to_back_calls_do_not_fire_and_a_star_changes_the_board(
             lambda: "On a call" in json.dumps(sims.slack.views()[watcher.slack_id]),
             message="the starred colleague on the board",
         )
-        assert bot.notifier.sent == 0
+        assert bot.stats().free_dms_sent == 0
         assert sims.slack.messages(user=watcher.slack_id, kind="dm") == []
         # The board follows the colleague without the watcher opening Home again.
         sims.call(target, "ended")
@@ -205,12 +208,12 @@ async def test_a_watch_survives_a_restart_before_the_call_ends(tmp_path: Path) -
         watcher, target = sims.people()[0], sims.people()[1]
         async with running_bot(sims, database, FREE_DEBOUNCE_SECONDS="1") as bot:
             sims.call(target, "connected")
-            await wait_until(lambda: not bot.notifier.is_free(str(target.slack_id)))
+            await wait_until(lambda: bot.availability(str(target.slack_id)) is Availability.ON_CALL)
             reply = reply_text(await command(sims, watcher, f"notify {mention(target)}"))
             assert "DM you" in reply
         sims.call(target, "ended")  # while the bot is down
         async with running_bot(sims, database, FREE_DEBOUNCE_SECONDS="1") as bot:
-            await wait_until(lambda: bot.notifier.sent == 1, timeout=15, message="the free DM")
+            await wait_until(lambda: bot.stats().free_dms_sent == 1, timeout=15, message="the free DM")
         dms = sims.slack.messages(user=watcher.slack_id, kind="dm")
         assert len(dms) == 1
         assert f"<@{target.slack_id}> is free now" in dms[0]["text"]
@@ -223,7 +226,7 @@ async def test_every_other_subcommand_answers_in_words(bot_and_sims: tuple[Bot, 
     assert owner.slack_role == "owner"
     assert member.slack_id is not None
     sims.call(target, "connected")
-    await wait_until(lambda: not bot.notifier.is_free(str(target.slack_id)))
+    await wait_until(lambda: bot.availability(str(target.slack_id)) is Availability.ON_CALL)
 
     assert "/slack/install" in reply_text(await command(sims, member, "connect"))
     await connect(sims, member)

@@ -15,14 +15,15 @@ import pytest
 
 from bot.app import PresencePipeline
 from bot.config import Settings
-from bot.presence import Availability, Transition
+from bot.coordinator import PresenceMemory
+from bot.presence import Availability
 from bot.ringcentral.subscriber import LinkState
+from bot.roster import PersonChange, Roster
 from bot.sim.company import Company, build_company
 from bot.sim.limits import TimeScale
 from bot.sim.ringcentral import RingCentralSimulator
 from bot.store import Store
 from bot.supervisor import Supervisor
-from bot.sync import PresenceMemory
 from tests.helpers import ControlClient, wait_until
 
 pytestmark = pytest.mark.asyncio
@@ -30,19 +31,42 @@ pytestmark = pytest.mark.asyncio
 
 @dataclass
 class Recorder:
-    """A transition consumer that remembers what it was told, as the Slack side will be told."""
+    """A consumer under the hub that remembers what it was told, as the Slack side is told."""
 
-    transitions: list[Transition] = field(default_factory=list)
+    changes: list[PersonChange] = field(default_factory=list)
 
-    async def on_transition(self, transition: Transition) -> None:
-        self.transitions.append(transition)
+    async def on_person_change(self, change: PersonChange) -> None:
+        self.changes.append(change)
 
-    def of(self, extension_id: str) -> list[tuple[Availability | None, Availability]]:
+    async def on_resync(self) -> None:
+        pass
+
+    def of(self, extension_id: str) -> list[tuple[Availability | None, Availability | None]]:
         """Changes of one extension after it was first seen (the snapshot introduces everyone)."""
         return [
-            (t.old, t.new)
-            for t in self.transitions
-            if t.extension_id == extension_id and t.old is not None
+            (c.old, c.new)
+            for c in self.changes
+            if c.extension_id == extension_id and c.old is not None
+        ]
+
+
+@dataclass(frozen=True)
+class _Link:
+    user_id: str
+    extension_id: str
+
+
+@dataclass
+class EveryoneLinked:
+    """Links every extension of the company to a Slack user of its own, as the mapping would."""
+
+    company: Company
+
+    async def links(self, team_id: str) -> list[_Link]:
+        return [
+            _Link(f"U{p.extension_id}", str(p.extension_id))
+            for p in self.company.rc_users
+            if p.extension_id is not None
         ]
 
 
@@ -62,12 +86,12 @@ class Harness:
 
     def person(self, index: int) -> str:
         """The index-th enabled user who starts out available (the simulator seeds some as busy)."""
-        book = self.pipeline.coordinator.book
+        roster = self.pipeline.roster
         available = [
             str(p.extension_id)
             for p in self.company.rc_users
             if p.extension_status == "Enabled"
-            and (known := book.get(str(p.extension_id))) is not None
+            and (known := roster.presence(str(p.extension_id))) is not None
             and known.availability is Availability.AVAILABLE
         ]
         return available[index]
@@ -81,7 +105,7 @@ class Harness:
         await wait_until(
             lambda: (
                 self.subscriber_state is LinkState.CONNECTED
-                and self.pipeline.coordinator.snapshot_done.is_set()
+                and self.pipeline.coordinator.first_snapshot.is_set()
             ),
             message="subscriber connected and snapshot applied",
         )
@@ -127,7 +151,7 @@ def settings_for(sim: RingCentralSimulator, scale: TimeScale, **extra: str) -> S
             "RC_CLIENT_ID": sim.client_id,
             "RC_CLIENT_SECRET": sim.client_secret,
             "RC_JWT": sim.jwt,
-            "RATE_WINDOW_SECONDS": str(scale.seconds(60)),
+            "TIME_SCALE": f"{scale.factor:g}",
             **extra,
         },
         env_file=None,
@@ -153,9 +177,14 @@ async def start_harness(
     supervisor = Supervisor(backoff_base=0.05, backoff_cap=0.5)
     async with aiohttp.ClientSession() as session:
         pipeline = PresencePipeline.build(
-            settings_for(sim, time_scale, **extra), consumers=[recorder], memory=memory
+            settings_for(sim, time_scale, **extra),
+            team_id="T1",
+            roster=Roster(),
+            links=EveryoneLinked(company),
+            consumers=[recorder],
+            memory=memory,
+            reconnect_backoff=0.05,  # reconnect quickly; the sim compresses time
         )
-        pipeline.subscriber._backoff_base = 0.05  # reconnect quickly; the sim compresses time
         harness = Harness(
             company, sim, ControlClient(sim.url, session), pipeline, supervisor, recorder,
             time_scale,
@@ -193,7 +222,7 @@ async def test_bootstrap_of_5000_users_reads_pages_not_extensions() -> None:
         per_extension = [k for k in requests if "{id}" in k]
         assert per_extension == []
         assert len(h.pipeline.directory) >= 5000
-        assert len(h.pipeline.coordinator.book) >= 5000
+        assert h.pipeline.roster.extensions_known >= 5000
 
 
 async def test_a_call_yields_exactly_the_transitions_the_policy_needs(harness: Harness) -> None:
@@ -264,7 +293,7 @@ async def _assert_state_matches_sim(h: Harness) -> None:
     async def matches() -> bool:
         sim = await h.sim_presence()
         for extension_id, presence in sim.items():
-            known = h.pipeline.coordinator.book.get(extension_id)
+            known = h.pipeline.roster.presence(extension_id)
             if known is None:
                 return False
             if presence.get("telephonyStatus") and (
@@ -417,10 +446,10 @@ async def test_malformed_frames_are_skipped_and_delivery_continues(
     assert await harness.control.post("ws/send", {"frame": frame}) == {"sent": 1}
     await call(harness, ivan, "connected")
     await wait_until(lambda: bool(harness.recorder.of(ivan)), message="ivan's call")
-    assert harness.recorder.of(ivan)[-1][1] is Availability.ON_CALL, harness.recorder.transitions
+    assert harness.recorder.of(ivan)[-1][1] is Availability.ON_CALL, harness.recorder.changes
     subscriber = harness.pipeline.subscriber
     assert subscriber.health.connections == 1
-    assert subscriber.health.skipped_frames + harness.pipeline.coordinator.stats.malformed >= 1
+    assert subscriber.health.skipped_frames + harness.pipeline.feed.stats.malformed >= 1
 
 
 async def test_directory_follows_extension_list_notifications(harness: Harness) -> None:
@@ -450,11 +479,11 @@ async def test_last_known_presence_survives_a_restart(tmp_path: Path) -> None:
                 await wait_until(lambda: bool(first.recorder.of(mia)))
             # Stopped: the presence was flushed on the way out. A new process restores it.
             async with start_harness(memory=store, sim=sim) as second:
-                known = second.pipeline.coordinator.book.get(mia)
+                known = second.pipeline.roster.presence(mia)
                 assert known is not None
                 assert known.availability is Availability.ON_CALL
                 # Restored state is not news: no transition for Mia on the second start.
-                assert [t for t in second.recorder.transitions if t.extension_id == mia] == []
+                assert second.recorder.of(mia) == []  # linked as on a call; no change since
         finally:
             await sim.stop()
     finally:
