@@ -1,15 +1,8 @@
 """`rcstatus-bot doctor`: checks a configuration against the services and says how to fix it."""
 
-from bot.doctor.slack import (
-    Coverage,
-    Finding,
-    Report,
-    Severity,
-    coverage,
-    diagnose,
-    diagnose_environment,
-    render,
-)
+from bot.doctor.checkup import diagnose, diagnose_environment
+from bot.doctor.people import Coverage, coverage
+from bot.doctor.report import Finding, Report, Severity, render
 
 __all__ = [
     "Coverage",
