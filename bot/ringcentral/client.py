@@ -65,6 +65,22 @@ class RingCentralAuthError(RingCentralError):
     """Our credentials were refused: wrong client id/secret, a revoked or expired JWT."""
 
 
+class ClientCredentialsRefused(RingCentralAuthError):
+    """RingCentral refused the app's client id or secret (OAU-123 invalid_client)."""
+
+
+class JwtFlowNotAllowed(RingCentralAuthError):
+    """The app is not set up for the JWT auth flow (OAU-112 unauthorized_client)."""
+
+
+class JwtRefused(RingCentralAuthError):
+    """The JWT was refused (invalid_grant): expired, revoked, or made for another app."""
+
+
+class RingCentralRateLimited(RingCentralError):
+    """RingCentral answered 429; the request's rate group stays closed for its Retry-After."""
+
+
 class RingCentralPermissionError(RingCentralError):
     """The app lacks a permission (ReadAccounts, ReadPresence, WebSocket Subscriptions)."""
 
@@ -168,7 +184,14 @@ class RingCentralClient:
     # ----------------------------------------------------------------------------- auth
 
     async def login(self) -> None:
-        """Exchange the JWT for a token (a new OAuth session). Idempotent once logged in."""
+        """Exchange the JWT for a token (a new OAuth session). Idempotent once logged in.
+
+        Raises:
+            ClientCredentialsRefused, JwtFlowNotAllowed, JwtRefused: the credentials, by cause.
+            RingCentralRateLimited: the Auth group is closed for now.
+            RingCentralUnavailable: RingCentral could not be reached, or kept failing.
+            RingCentralError: any other refusal.
+        """
         async with self._auth_lock:
             if not self._logged_in:
                 await self._replace_token(refresh=False)
@@ -185,13 +208,16 @@ class RingCentralClient:
                     log.info("RingCentral access token refreshed")
                     return
                 except RingCentralError as exc:
-                    if isinstance(exc, RingCentralUnavailable) or exc.status == 429:
+                    if isinstance(exc, RingCentralUnavailable | RingCentralRateLimited):
                         raise
                     log.warning(
                         "RingCentral refresh refused (%s); logging in with the JWT again", exc
                     )
             jwt = self._jwt.reveal()
-            await self._call_auth(lambda: self._platform.login(jwt=jwt))
+            try:
+                await self._call_auth(lambda: self._platform.login(jwt=jwt))
+            except RingCentralError as exc:
+                raise _login_refusal(exc) from None
             self._logged_in = True
             self.stats.logins += 1
             log.info("RingCentral login with JWT succeeded")
@@ -399,7 +425,7 @@ class RingCentralClient:
             state.blocked_until = max(state.blocked_until, self._clock() + retry_after)
             self.stats.rate_limited += 1
             log.warning("%s; no %s-group requests for %.0fs", text, group, retry_after)
-            return RingCentralError(text, status=status, error_code=code), 0.0
+            return RingCentralRateLimited(text, status=status, error_code=code), 0.0
         if status >= 500:
             return RingCentralUnavailable(text, status=status, error_code=code), self._backoff(
                 attempt
@@ -421,6 +447,25 @@ class RingCentralClient:
         for secret in self._secrets:
             text = text.replace(secret, "[redacted]")
         return re.sub(r"(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", r"\1 [redacted]", text)
+
+
+def _login_refusal(error: RingCentralError) -> RingCentralError:
+    """A failed JWT login as the error that names its cause, judged by RingCentral's error code
+    or failing that by its message; any other failure is left as it was."""
+    if isinstance(error, RingCentralUnavailable | RingCentralRateLimited):
+        return error
+    code = (error.error_code or "").lower()
+    text = str(error).lower()
+    cause: type[RingCentralAuthError]
+    if code in ("oau-123", "invalid_client") or "invalid client" in text:
+        cause = ClientCredentialsRefused
+    elif code in ("oau-112", "unauthorized_client"):
+        cause = JwtFlowNotAllowed
+    elif code in ("oau-140", "oau-144", "invalid_grant") or "invalid_grant" in text:
+        cause = JwtRefused
+    else:
+        return error
+    return cause(str(error), status=error.status, error_code=error.error_code)
 
 
 def _http_response_of(exc: Exception) -> Any:
