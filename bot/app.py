@@ -19,7 +19,7 @@ from bot.config import Secret, Settings
 from bot.errors import ConfigError
 from bot.mapping import link_by_email
 from bot.presence import Availability, Presence
-from bot.ringcentral.client import RingCentralClient
+from bot.ringcentral.client import DEFAULT_MAX_ATTEMPTS, RingCentralClient
 from bot.ringcentral.directory import Directory
 from bot.ringcentral.subscriber import LinkState, Subscriber
 from bot.slack import blocks
@@ -36,6 +36,25 @@ from bot.supervisor import Supervisor
 from bot.sync import PresenceCoordinator, PresenceMemory, TransitionConsumer
 
 log = logging.getLogger(__name__)
+
+
+def ringcentral_client(
+    settings: Settings, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+) -> RingCentralClient:
+    """The RingCentral client for these settings; ConfigError names each missing credential."""
+    client_id, secret, jwt = settings.rc_client_id, settings.rc_client_secret, settings.rc_jwt
+    if not (client_id and secret and jwt):
+        raise ConfigError(
+            [p for p in settings.missing_for_run() if p.startswith(("RC_CLIENT", "RC_JWT"))]
+        )
+    return RingCentralClient(
+        server_url=settings.rc_server_url,
+        client_id=client_id,
+        client_secret=secret,
+        jwt=jwt,
+        rate_window=settings.rate_window_seconds,
+        max_attempts=max_attempts,
+    )
 
 
 @dataclass(slots=True)
@@ -55,18 +74,7 @@ class PresencePipeline:
         consumers: Iterable[TransitionConsumer] = (),
         memory: PresenceMemory | None = None,
     ) -> PresencePipeline:
-        client_id, secret, jwt = settings.rc_client_id, settings.rc_client_secret, settings.rc_jwt
-        if not (client_id and secret and jwt):
-            raise ConfigError(
-                [p for p in settings.missing_for_run() if p.startswith(("RC_CLIENT", "RC_JWT"))]
-            )
-        client = RingCentralClient(
-            server_url=settings.rc_server_url,
-            client_id=client_id,
-            client_secret=secret,
-            jwt=jwt,
-            rate_window=settings.rate_window_seconds,
-        )
+        client = ringcentral_client(settings)
         directory = Directory(client, max_age=settings.directory_refresh_seconds)
         coordinator = PresenceCoordinator(
             client,
