@@ -11,7 +11,7 @@ from bot.doctor.configuration import check_configuration, read_settings
 from bot.doctor.database import check_database
 from bot.doctor.people import check_people
 from bot.doctor.report import Report
-from bot.doctor.ringcentral import check_ringcentral
+from bot.doctor.ringcentral import build_client, check_ringcentral
 from bot.doctor.slack import check_slack
 
 
@@ -32,7 +32,7 @@ async def diagnose(settings: Settings, *, source: str = "the given settings") ->
     configuration = check_configuration(settings)
     # A check that crashes takes the others down with it, awaited, rather than leaving them behind.
     async with asyncio.TaskGroup() as checks:
-        ringcentral_check = checks.create_task(check_ringcentral(settings))
+        ringcentral_check = checks.create_task(check_ringcentral(settings, build_client(settings)))
         slack_check = checks.create_task(check_slack(settings))
         database_check = checks.create_task(check_database(settings))
     ringcentral, slack, database = (

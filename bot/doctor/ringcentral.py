@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-from ringcentral import SDK
-
+from bot.app import ringcentral_client
 from bot.config import RC_CONSOLE, Settings
 from bot.doctor.report import Finding, Section, count, names
+from bot.errors import ConfigError
 from bot.ringcentral.client import (
+    ClientCredentialsRefused,
+    JwtFlowNotAllowed,
+    JwtRefused,
     RingCentralClient,
     RingCentralError,
     RingCentralPermissionError,
+    RingCentralRateLimited,
     RingCentralUnavailable,
 )
 from bot.ringcentral.directory import Directory, Extension
+from bot.ringcentral.permissions import (
+    READ_ACCOUNTS,
+    READ_PRESENCE,
+    WEBSOCKET_SUBSCRIPTIONS,
+    AppPermission,
+)
 
+SECTION: Final = "RingCentral"
 RC_PERMISSIONS_PAGE: Final = f"the app's Settings → App Permissions in {RC_CONSOLE}"
-
 ACCOUNT_PRESENCE_PATH: Final = "/restapi/v1.0/account/~/presence"
+# A report should come in seconds: one retry, where the bot keeps trying for longer.
+MAX_ATTEMPTS: Final = 2
 
 
 @dataclass(slots=True)
@@ -32,50 +44,30 @@ class RingCentralFacts:
     extensions: list[Extension] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Permission:
-    label: str
-    """The checkbox in the Developer Console."""
-    scope_names: tuple[str, ...]
-    """How a token's `scope` may spell it: names differ between RingCentral's own sources."""
-    needed_for: str
+def build_client(settings: Settings) -> RingCentralClient | None:
+    """The client `run` would build from these settings, retrying less; None without credentials."""
+    try:
+        return ringcentral_client(settings, max_attempts=MAX_ATTEMPTS)
+    except ConfigError:
+        return None
 
 
-READ_ACCOUNTS: Final = _Permission("Read Accounts", ("ReadAccounts",), "listing users")
-READ_PRESENCE: Final = _Permission("Read Presence", ("ReadPresence",), "reading presence")
-WEBSOCKETS: Final = _Permission(
-    "WebSocket Subscriptions",
-    ("SubscriptionWebSocket", "WebSocketsSubscriptions", "WebSocket"),
-    "live presence updates",
-)
-
-
-async def check_ringcentral(settings: Settings) -> RingCentralFacts:
+async def check_ringcentral(
+    settings: Settings, client: RingCentralClient | None
+) -> RingCentralFacts:
     """Log in as the bot would, then make one call for each permission it needs."""
-    facts = RingCentralFacts(Section("RingCentral"))
+    facts = RingCentralFacts(Section(SECTION))
     section = facts.section
-    client_id, secret, jwt = settings.rc_client_id, settings.rc_client_secret, settings.rc_jwt
-    if not (client_id and secret and jwt):
+    if client is None:
         section.skipped("not checked: RC_CLIENT_ID, RC_CLIENT_SECRET and RC_JWT are all needed")
         return facts
     server = settings.rc_server_url.rstrip("/")
-    platform = SDK(client_id, secret.reveal(), server).platform()
-    client = RingCentralClient(
-        server_url=server,
-        client_id=client_id,
-        client_secret=secret,
-        jwt=jwt,
-        rate_window=settings.rate_window_seconds,
-        platform=platform,
-        max_attempts=2,
-    )
     try:
         await client.login()
     except RingCentralError as exc:
         section.findings.append(_login_failure(exc, server))
         return facts
     section.ok(f"logged in to {server} with RC_JWT")
-    scopes = _token_scopes(platform)
     try:
         directory = Directory(client)
 
@@ -91,107 +83,92 @@ async def check_ringcentral(settings: Settings) -> RingCentralFacts:
             await client.ws_token()
             return "WebSocket token issued"
 
-        listed = await _try_permission(section, READ_ACCOUNTS, scopes, list_users)
-        await _try_permission(section, READ_PRESENCE, scopes, read_presence)
-        await _try_permission(section, WEBSOCKETS, scopes, websocket_token)
+        listed = await _try_permission(section, client, READ_ACCOUNTS, "listing users", list_users)
+        await _try_permission(section, client, READ_PRESENCE, "reading presence", read_presence)
+        await _try_permission(
+            section, client, WEBSOCKET_SUBSCRIPTIONS, "live presence updates", websocket_token
+        )
         if listed:
             facts.extensions = list(directory)
             _check_directory(section, settings, facts.extensions)
     finally:
-        await _log_out(platform)
+        # RingCentral allows few parallel sessions per user, and the bot's must stay alive; a
+        # session that cannot be ended now just expires.
+        with contextlib.suppress(RingCentralError):
+            await client.logout()
     return facts
 
 
 def _login_failure(exc: RingCentralError, server: str) -> Finding:
-    section = "RingCentral"
-    code = (exc.error_code or "").lower()
-    text = str(exc).lower()
+    """What stopped the login, and where to fix it."""
     where = f"the app's Credentials page in {RC_CONSOLE}"
-    if isinstance(exc, RingCentralUnavailable):
-        return Finding(
-            section,
-            "error",
-            f"cannot reach RingCentral at {server}",
-            "check RC_SERVER_URL (normally https://platform.ringcentral.com) and this machine's "
-            "network or proxy",
-        )
-    if code in ("oau-123", "invalid_client") or "invalid client" in text:
-        return Finding(
-            section,
-            "error",
-            "RC_CLIENT_SECRET is wrong: RingCentral refused the app's credentials "
-            "(OAU-123 invalid_client)",
-            f"copy RC_CLIENT_SECRET, and RC_CLIENT_ID with it, from {where}",
-        )
-    if code in ("oau-112", "unauthorized_client"):
-        return Finding(
-            section,
-            "error",
-            "the RingCentral app does not allow the JWT auth flow (OAU-112 unauthorized_client)",
-            f"choose 'JWT auth flow' under the app's Settings → Auth in {RC_CONSOLE}",
-        )
-    if code in ("oau-140", "oau-144", "invalid_grant") or "invalid_grant" in text:
-        return Finding(
-            section,
-            "error",
-            "RC_JWT was refused (invalid_grant): it is expired, revoked, or made for another app",
-            "create a JWT for an administrator under Credentials → JWT credentials in "
-            f"{RC_CONSOLE}, allowed for this app, and put it in RC_JWT",
-        )
-    if exc.status == 429:
-        return Finding(
-            section,
-            "error",
-            "RingCentral is rate-limiting logins (Auth group), so nothing could be checked",
-            "wait a minute and run `rcstatus-bot doctor` again",
-        )
-    detail = " ".join(str(part) for part in (exc.status, exc.error_code) if part)
-    return Finding(
-        section,
-        "error",
-        f"RingCentral refused the login ({detail or type(exc).__name__})",
-        f"check RC_CLIENT_ID, RC_CLIENT_SECRET and RC_JWT against {where}",
-    )
-
-
-def _token_scopes(platform: Any) -> frozenset[str] | None:
-    """The permissions RingCentral granted this token, from the token response's `scope`."""
-    try:
-        scope = platform.auth().data().get("scope")
-    except (AttributeError, TypeError):
-        return None
-    return frozenset(str(scope).split()) if scope else None
+    match exc:
+        case RingCentralUnavailable():
+            what = f"cannot reach RingCentral at {server}"
+            fix = (
+                "check RC_SERVER_URL (normally https://platform.ringcentral.com) and this "
+                "machine's network or proxy"
+            )
+        case ClientCredentialsRefused():
+            what = (
+                "RC_CLIENT_SECRET is wrong: RingCentral refused the app's credentials "
+                "(OAU-123 invalid_client)"
+            )
+            fix = f"copy RC_CLIENT_SECRET, and RC_CLIENT_ID with it, from {where}"
+        case JwtFlowNotAllowed():
+            what = (
+                "the RingCentral app does not allow the JWT auth flow (OAU-112 unauthorized_client)"
+            )
+            fix = f"choose 'JWT auth flow' under the app's Settings → Auth in {RC_CONSOLE}"
+        case JwtRefused():
+            what = (
+                "RC_JWT was refused (invalid_grant): it is expired, revoked, "
+                "or made for another app"
+            )
+            fix = (
+                "create a JWT for an administrator under Credentials → JWT credentials in "
+                f"{RC_CONSOLE}, allowed for this app, and put it in RC_JWT"
+            )
+        case RingCentralRateLimited():
+            what = "RingCentral is rate-limiting logins (Auth group), so nothing could be checked"
+            fix = "wait a minute and run `rcstatus-bot doctor` again"
+        case _:
+            what = f"RingCentral refused the login ({_detail(exc)})"
+            fix = f"check RC_CLIENT_ID, RC_CLIENT_SECRET and RC_JWT against {where}"
+    return Finding(SECTION, "error", what, fix)
 
 
 async def _try_permission(
     section: Section,
-    permission: _Permission,
-    scopes: frozenset[str] | None,
+    client: RingCentralClient,
+    permission: AppPermission,
+    needed_for: str,
     call: Callable[[], Awaitable[str]],
 ) -> bool:
-    """Make the call the bot needs the permission for: the answer is the proof, the scope a hint."""
-    missing = (
-        f"the RingCentral app lacks the {permission.label} permission "
-        f"(needed for {permission.needed_for})"
-    )
-    fix = f"tick {permission.label} in {RC_PERMISSIONS_PAGE}"
+    """Make the call the bot needs the permission for, and say what it proved."""
     try:
-        done = await call()
+        done = await client.probe_permission(permission, call)
     except RingCentralPermissionError:
-        section.error(missing, fix)
+        section.error(
+            f"the RingCentral app lacks the {permission.label} permission "
+            f"(needed for {needed_for})",
+            f"tick {permission.label} in {RC_PERMISSIONS_PAGE}",
+        )
         return False
     except RingCentralError as exc:
-        if scopes is not None and not scopes.intersection(permission.scope_names):
-            section.error(missing, fix)
-        else:
-            detail = " ".join(str(part) for part in (exc.status, exc.error_code) if part)
-            section.error(
-                f"{permission.label}: the check failed ({detail or type(exc).__name__})",
-                "run `rcstatus-bot doctor` again; if it persists, check RingCentral's status page",
-            )
+        section.error(
+            f"{permission.label}: the check failed ({_detail(exc)})",
+            "run `rcstatus-bot doctor` again; if it persists, check RingCentral's status page",
+        )
         return False
     section.ok(f"{permission.label}: {done}")
     return True
+
+
+def _detail(exc: RingCentralError) -> str:
+    """What RingCentral answered, by status and code, never by message: a message may quote."""
+    detail = " ".join(str(part) for part in (exc.status, exc.error_code) if part)
+    return detail or type(exc).__name__
 
 
 def _check_directory(section: Section, settings: Settings, extensions: list[Extension]) -> None:
@@ -210,11 +187,3 @@ def _check_directory(section: Section, settings: Settings, extensions: list[Exte
             f"user has: {names(unknown)}",
             "use the ids of enabled users (not extension numbers), or remove them",
         )
-
-
-async def _log_out(platform: Any) -> None:
-    """End our session: RingCentral allows few parallel ones, and the bot's must stay alive."""
-    try:
-        await asyncio.to_thread(platform.logout)
-    except Exception:  # the SDK raises bare Exceptions; an abandoned session just expires
-        return
