@@ -32,7 +32,7 @@ from bot.coordinator import (
 from bot.errors import ConfigError
 from bot.mapping import link_by_email
 from bot.presence import Availability, Presence
-from bot.ringcentral.client import RingCentralClient
+from bot.ringcentral.client import DEFAULT_MAX_ATTEMPTS, RingCentralClient
 from bot.ringcentral.directory import Directory
 from bot.ringcentral.feed import FeedStats, PresenceFeed, PresenceSnapshots
 from bot.ringcentral.subscriber import LinkState, Subscriber, SubscriberHealth
@@ -57,7 +57,10 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------------- RingCentral
 
 
-def ringcentral_client(settings: Settings) -> RingCentralClient:
+def ringcentral_client(
+    settings: Settings, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+) -> RingCentralClient:
+    """The RingCentral client for these settings; ConfigError names each missing credential."""
     client_id, secret, jwt = settings.rc_client_id, settings.rc_client_secret, settings.rc_jwt
     if not (client_id and secret and jwt):
         raise ConfigError(
@@ -69,6 +72,7 @@ def ringcentral_client(settings: Settings) -> RingCentralClient:
         client_secret=secret,
         jwt=jwt,
         rate_window=settings.rate_window_seconds,
+        max_attempts=max_attempts,
     )
 
 

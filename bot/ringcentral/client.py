@@ -10,23 +10,27 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol, TypeVar
 from urllib.parse import urlencode
 
 from ringcentral import SDK
 
 from bot.config import Secret
 from bot.errors import BotError
+from bot.ringcentral.permissions import AppPermission
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 RateGroup = Literal["light", "medium", "heavy", "auth"]
 
 # RingCentral's default per-user limits per minute (reference/ringcentral.md §6). An app may be
 # granted more; the X-Rate-Limit-Limit header then raises our budget to match.
 DEFAULT_LIMITS: Final[Mapping[RateGroup, int]] = {"light": 50, "medium": 40, "heavy": 10, "auth": 5}
 DEFAULT_RETRY_AFTER: Final = 30.0
+DEFAULT_MAX_ATTEMPTS: Final = 4
 TOKEN_PATH: Final = "/restapi/oauth/token"  # noqa: S105 - a URL path, not a secret
+REVOKE_PATH: Final = "/restapi/oauth/revoke"
 WSTOKEN_PATH: Final = "/restapi/oauth/wstoken"
 # Refresh once this share of the access token's life has passed, well before it dies.
 REFRESH_AT_SHARE_OF_LIFETIME: Final = 0.8
@@ -65,6 +69,22 @@ class RingCentralAuthError(RingCentralError):
     """Our credentials were refused: wrong client id/secret, a revoked or expired JWT."""
 
 
+class ClientCredentialsRefused(RingCentralAuthError):
+    """RingCentral refused the app's client id or secret (OAU-123 invalid_client)."""
+
+
+class JwtFlowNotAllowed(RingCentralAuthError):
+    """The app is not set up for the JWT auth flow (OAU-112 unauthorized_client)."""
+
+
+class JwtRefused(RingCentralAuthError):
+    """The JWT was refused (invalid_grant): expired, revoked, or made for another app."""
+
+
+class RingCentralRateLimited(RingCentralError):
+    """RingCentral answered 429; the request's rate group stays closed for its Retry-After."""
+
+
 class RingCentralPermissionError(RingCentralError):
     """The app lacks a permission (ReadAccounts, ReadPresence, WebSocket Subscriptions)."""
 
@@ -97,6 +117,7 @@ class PlatformLike(Protocol):
     def get(self, url: str) -> Any: ...
     def post(self, url: str, body: Any = None) -> Any: ...
     def auth(self) -> Any: ...
+    def logout(self) -> Any: ...
 
 
 @dataclass(slots=True)
@@ -130,7 +151,7 @@ class RingCentralClient:
         jwt: Secret,
         rate_window: float = 60.0,
         limits: Mapping[RateGroup, int] = DEFAULT_LIMITS,
-        max_attempts: int = 4,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         platform: PlatformLike | None = None,
@@ -168,10 +189,75 @@ class RingCentralClient:
     # ----------------------------------------------------------------------------- auth
 
     async def login(self) -> None:
-        """Exchange the JWT for a token (a new OAuth session). Idempotent once logged in."""
+        """Exchange the JWT for a token (a new OAuth session). Idempotent once logged in.
+
+        Raises:
+            ClientCredentialsRefused, JwtFlowNotAllowed, JwtRefused: the credentials, by cause.
+            RingCentralRateLimited: the Auth group is closed for now.
+            RingCentralUnavailable: RingCentral could not be reached, or kept failing.
+            RingCentralError: any other refusal.
+        """
         async with self._auth_lock:
             if not self._logged_in:
                 await self._replace_token(refresh=False)
+
+    async def logout(self) -> None:
+        """End our OAuth session, revoking its tokens: RingCentral allows few parallel sessions
+        per user (reference §1.5), so a short-lived client must not leave its own behind.
+
+        One attempt, and none while the Auth group is closed: an unrevoked session just expires.
+        Meant for a client that is done: a request made afterwards logs in again (a new session),
+        and one made while the token is being revoked fails.
+        """
+        async with self._auth_lock:
+            if not self._logged_in:
+                return
+            self._gate.clear()
+            try:
+                await self._idle.wait()
+                if self._group_wait("auth") > 0:
+                    raise RingCentralRateLimited(
+                        "RingCentral POST /restapi/oauth/revoke not sent: the Auth group is closed"
+                    )
+                await self._send(
+                    "POST", REVOKE_PATH, self._platform.logout, skip_gate=True, attempts=1
+                )
+                self._logged_in = False
+                log.info("RingCentral session ended")
+            finally:
+                self._gate.set()
+
+    def granted_permissions(self) -> frozenset[str] | None:
+        """The app permissions the current token carries (its `scope`); None if it did not say."""
+        try:
+            scope = self._platform.auth().data().get("scope")
+        except (AttributeError, TypeError):
+            return None
+        return frozenset(str(scope).split()) if scope else None
+
+    async def probe_permission(
+        self, permission: AppPermission, call: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Make a call that needs `permission`: its answer is the proof, the token's scope a hint.
+
+        Raises:
+            RingCentralPermissionError: RingCentral refused for want of the permission, or the
+                call failed otherwise while the token's scope does not list the permission.
+            RingCentralError: the call failed for another reason.
+        """
+        try:
+            return await call()
+        except RingCentralPermissionError:
+            raise
+        except RingCentralError as exc:
+            granted = self.granted_permissions()
+            if granted is None or granted.intersection(permission.scope_names):
+                raise
+            raise RingCentralPermissionError(
+                f"{exc} (the token lacks the {permission.label} permission)",
+                status=exc.status,
+                error_code=exc.error_code,
+            ) from None
 
     async def _replace_token(self, *, refresh: bool) -> None:
         """Swap the access token while no request is in flight: a refresh kills the old token."""
@@ -185,13 +271,16 @@ class RingCentralClient:
                     log.info("RingCentral access token refreshed")
                     return
                 except RingCentralError as exc:
-                    if isinstance(exc, RingCentralUnavailable) or exc.status == 429:
+                    if isinstance(exc, RingCentralUnavailable | RingCentralRateLimited):
                         raise
                     log.warning(
                         "RingCentral refresh refused (%s); logging in with the JWT again", exc
                     )
             jwt = self._jwt.reveal()
-            await self._call_auth(lambda: self._platform.login(jwt=jwt))
+            try:
+                await self._call_auth(lambda: self._platform.login(jwt=jwt))
+            except RingCentralError as exc:
+                raise _login_refusal(exc) from None
             self._logged_in = True
             self.stats.logins += 1
             log.info("RingCentral login with JWT succeeded")
@@ -301,12 +390,19 @@ class RingCentralClient:
             return await self._send(method, path, action)
 
     async def _send(
-        self, method: str, path: str, action: Callable[[], Any], *, skip_gate: bool = False
+        self,
+        method: str,
+        path: str,
+        action: Callable[[], Any],
+        *,
+        skip_gate: bool = False,
+        attempts: int | None = None,
     ) -> Response:
         group = rate_group(method, path)
         key = f"{method} {path.split('?', 1)[0]}"
+        attempts = attempts or self._max_attempts
         last_error: RingCentralError | None = None
-        for attempt in range(self._max_attempts):
+        for attempt in range(attempts):
             if not skip_gate:
                 await self._gate.wait()
             await self._wait_for_group(group)
@@ -320,7 +416,7 @@ class RingCentralClient:
             except Exception as exc:  # the SDK raises bare Exception subclasses
                 error, retry_in = self._translate_failure(exc, method, path, group, attempt)
                 last_error = error
-                if retry_in is None or attempt + 1 == self._max_attempts:
+                if retry_in is None or attempt + 1 == attempts:
                     raise error from None
                 self.stats.retries += 1
                 log.info("%s; retrying in %.1fs", error, retry_in)
@@ -338,18 +434,20 @@ class RingCentralClient:
     # ----------------------------------------------------------------------------- rate groups
 
     async def _wait_for_group(self, group: RateGroup) -> None:
-        state = self._groups[group]
-        while True:
-            now = self._clock()
-            while state.sent and state.sent[0] <= now - self._rate_window:
-                state.sent.popleft()
-            wait = state.blocked_until - now
-            if len(state.sent) >= state.limit:
-                wait = max(wait, state.sent[0] + self._rate_window - now)
-            if wait <= 0:
-                return
+        while (wait := self._group_wait(group)) > 0:
             log.debug("RingCentral %s group: holding requests for %.1fs", group, wait)
             await self._sleep(wait)
+
+    def _group_wait(self, group: RateGroup) -> float:
+        """How long the group must wait before its next request: a penalty, or a full window."""
+        state = self._groups[group]
+        now = self._clock()
+        while state.sent and state.sent[0] <= now - self._rate_window:
+            state.sent.popleft()
+        wait = state.blocked_until - now
+        if len(state.sent) >= state.limit:
+            wait = max(wait, state.sent[0] + self._rate_window - now)
+        return wait
 
     def _note_sent(self, group: RateGroup) -> None:
         self._groups[group].sent.append(self._clock())
@@ -399,7 +497,7 @@ class RingCentralClient:
             state.blocked_until = max(state.blocked_until, self._clock() + retry_after)
             self.stats.rate_limited += 1
             log.warning("%s; no %s-group requests for %.0fs", text, group, retry_after)
-            return RingCentralError(text, status=status, error_code=code), 0.0
+            return RingCentralRateLimited(text, status=status, error_code=code), 0.0
         if status >= 500:
             return RingCentralUnavailable(text, status=status, error_code=code), self._backoff(
                 attempt
@@ -421,6 +519,25 @@ class RingCentralClient:
         for secret in self._secrets:
             text = text.replace(secret, "[redacted]")
         return re.sub(r"(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", r"\1 [redacted]", text)
+
+
+def _login_refusal(error: RingCentralError) -> RingCentralError:
+    """A failed JWT login as the error that names its cause, judged by RingCentral's error code
+    or failing that by its message; any other failure is left as it was."""
+    if isinstance(error, RingCentralUnavailable | RingCentralRateLimited):
+        return error
+    code = (error.error_code or "").lower()
+    text = str(error).lower()
+    cause: type[RingCentralAuthError]
+    if code in ("oau-123", "invalid_client") or "invalid client" in text:
+        cause = ClientCredentialsRefused
+    elif code in ("oau-112", "unauthorized_client"):
+        cause = JwtFlowNotAllowed
+    elif code in ("oau-140", "oau-144", "invalid_grant") or "invalid_grant" in text:
+        cause = JwtRefused
+    else:
+        return error
+    return cause(str(error), status=error.status, error_code=error.error_code)
 
 
 def _http_response_of(exc: Exception) -> Any:

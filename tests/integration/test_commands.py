@@ -213,7 +213,9 @@ async def test_a_watch_survives_a_restart_before_the_call_ends(tmp_path: Path) -
             assert "DM you" in reply
         sims.call(target, "ended")  # while the bot is down
         async with running_bot(sims, database, FREE_DEBOUNCE_SECONDS="1") as bot:
-            await wait_until(lambda: bot.stats().free_dms_sent == 1, timeout=15, message="the free DM")
+            await wait_until(
+                lambda: bot.stats().free_dms_sent == 1, timeout=15, message="the free DM"
+            )
         dms = sims.slack.messages(user=watcher.slack_id, kind="dm")
         assert len(dms) == 1
         assert f"<@{target.slack_id}> is free now" in dms[0]["text"]

@@ -15,6 +15,7 @@ import pytest
 from slack_sdk.oauth.installation_store import Installation
 from sqlalchemy import Connection, insert, inspect, make_url, select, text
 
+from bot.coordinator import PresenceMemory
 from bot.presence import (
     CallDirection,
     DndStatus,
@@ -34,7 +35,6 @@ from bot.store import (
     schema,
 )
 from bot.store.engine import build_engine, parse_url
-from bot.sync import PresenceMemory
 from tests.store_fixtures import BACKENDS, database_url, postgres_admin_url
 
 __all__ = ["database_url"]  # the fixture, imported so pytest finds it here
