@@ -46,7 +46,8 @@ class BoardRefresher:
         self._window = window
         self._clock = clock
         self._board_of: dict[str, frozenset[str]] = {}
-        self._viewers_of: dict[str, set[str]] = {}
+        # Dicts, not sets: viewers are republished in the order they first showed someone.
+        self._viewers_of: dict[str, dict[str, None]] = {}
         # A dict keeps arrival order and makes "already queued" a lookup.
         self._queued: dict[str, None] = {}
         self._sent: deque[float] = deque()
@@ -79,14 +80,14 @@ class BoardRefresher:
     def _remember(self, viewer: str, shown: Collection[str]) -> None:
         board = frozenset(shown)
         previous = self._board_of.get(viewer, frozenset())
-        for gone in previous - board:
+        for gone in sorted(previous - board):
             viewers = self._viewers_of.get(gone)
             if viewers is not None:
-                viewers.discard(viewer)
+                viewers.pop(viewer, None)
                 if not viewers:
                     del self._viewers_of[gone]
-        for added in board - previous:
-            self._viewers_of.setdefault(added, set()).add(viewer)
+        for added in sorted(board - previous):
+            self._viewers_of.setdefault(added, {})[viewer] = None
         self._board_of[viewer] = board
 
     async def run(self) -> None:
