@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.store import Store
-from bot.store.records import SyncReport
+from bot.store.records import AutoLinkReport
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class MappingReport:
     """Slack people with no RingCentral extension of the same email."""
     conflicts: tuple[str, ...]
     """Extensions more than one Slack person claims by email: linked to nobody."""
-    sync: SyncReport | None = field(default=None, repr=False)
+    changes: AutoLinkReport | None = field(default=None, repr=False)
 
 
 async def link_by_email(
@@ -46,7 +46,7 @@ async def link_by_email(
             unmatched.append(person.id)
         else:
             desired[person.id] = extension_id
-    report = await store.sync_auto_links(team_id, desired)
+    report = await store.replace_auto_links(team_id, desired)
     conflicts = tuple(sorted({c.extension_id for c in report.conflicts}))
     if conflicts:
         log.warning(

@@ -143,7 +143,7 @@ class Resume:
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class ChangeSettings:
     """`settings` shows them; with words after it, the changes to make."""
 
     changes: tuple[SettingChange, ...] = ()
@@ -171,7 +171,7 @@ Command = (
     | Unlink
     | Pause
     | Resume
-    | Settings
+    | ChangeSettings
     | Connect
     | Help
 )
@@ -370,7 +370,7 @@ def _parse_unlink(rest: Sequence[str]) -> Command:
 
 def _parse_settings(text: str, found: Sequence[re.Match[str]]) -> Command:
     if not found:
-        return Settings()
+        return ChangeSettings()
     words = [match.group() for match in found]
     word = words[0].casefold()
     kind: StatusKind = "call"
@@ -382,24 +382,24 @@ def _parse_settings(text: str, found: Sequence[re.Match[str]]) -> Command:
             raise _Refusal(f"Say `settings {kind} text …` or `settings {kind} emoji :name:`.")
     if word in ("respect", "replace"):
         _expect_nothing(words[1:], f"settings {word}")
-        return Settings((SetPolicy(StatusPolicy(word)),))
+        return ChangeSettings((SetPolicy(StatusPolicy(word)),))
     if word == "policy":
         choice = " ".join(words[1:]).casefold()
         if choice not in ("respect", "replace"):
             raise _Refusal("The policy is `respect` or `replace`, as in `settings policy replace`.")
-        return Settings((SetPolicy(StatusPolicy(choice)),))
+        return ChangeSettings((SetPolicy(StatusPolicy(choice)),))
     if word == "sync":
         choice = " ".join(words[1:]).casefold()
         if choice in _ON_WORDS:
-            return Settings((SetSync(enabled=True),))
+            return ChangeSettings((SetSync(enabled=True),))
         if choice in _OFF_WORDS:
-            return Settings((SetSync(enabled=False),))
+            return ChangeSettings((SetSync(enabled=False),))
         raise _Refusal("Say `settings sync on` or `settings sync off`.")
     if word == "text":
         # Everything after the keyword, as typed: a status is words, not tokens.
-        return Settings((SetStatusText(kind, _status_text(text[found[0].end() :])),))
+        return ChangeSettings((SetStatusText(kind, _status_text(text[found[0].end() :])),))
     if word == "emoji":
-        return Settings((SetStatusEmoji(kind, _status_emoji(words[1:])),))
+        return ChangeSettings((SetStatusEmoji(kind, _status_emoji(words[1:])),))
     raise _Refusal(f"I don't know the setting {_quote(words[0])}; {_HELP_EXAMPLES['settings']}.")
 
 
@@ -522,6 +522,7 @@ __all__ = [
     "MAX_WATCH_DURATION",
     "MIN_WATCH_DURATION",
     "Cancel",
+    "ChangeSettings",
     "Command",
     "Connect",
     "EmailTarget",
@@ -538,7 +539,6 @@ __all__ = [
     "SetStatusText",
     "SetSync",
     "SettingChange",
-    "Settings",
     "Target",
     "Unlink",
     "UserMention",

@@ -11,7 +11,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.policy import StatusPreferences
+from bot.policy import StatusPolicy, StatusPreferences
 from bot.presence import Availability
 from bot.slack import blocks
 from bot.slack.blocks import Message, NotifyRefusal, PersonView
@@ -19,6 +19,7 @@ from bot.slack.boards import BoardRefresher
 from bot.slack.command_text import (
     MAX_ACTIVE_WATCHES,
     Cancel,
+    ChangeSettings,
     Command,
     Connect,
     EmailTarget,
@@ -34,7 +35,6 @@ from bot.slack.command_text import (
     SetStatusEmoji,
     SetStatusText,
     SetSync,
-    Settings,
     Target,
     Unlink,
     UserMention,
@@ -145,8 +145,8 @@ class RcStatusHandlers:
             by_action: dict[str, dict[str, Any]] = {
                 blocks.SYNC_PAUSE_ACTION: {"paused": True},
                 blocks.SYNC_RESUME_ACTION: {"paused": False, "sync_enabled": True},
-                blocks.POLICY_RESPECT_ACTION: {"policy": "respect"},
-                blocks.POLICY_REPLACE_ACTION: {"policy": "replace"},
+                blocks.POLICY_RESPECT_ACTION: {"policy": StatusPolicy.RESPECT},
+                blocks.POLICY_REPLACE_ACTION: {"policy": StatusPolicy.REPLACE},
             }
             changes = by_action[action]
             await self._store.update_preferences(self._team_id, user_id, **changes)
@@ -231,7 +231,7 @@ class RcStatusHandlers:
                 return await self._pause(user_id, paused=True)
             case Resume():
                 return await self._pause(user_id, paused=False)
-            case Settings(changes=changes):
+            case ChangeSettings(changes=changes):
                 return await self.settings(user_id, changes)
             case Connect():
                 connected = await self._is_connected(user_id)
@@ -384,7 +384,7 @@ class RcStatusHandlers:
         for change in changes:
             update: dict[str, Any] = {}
             if isinstance(change, SetPolicy):
-                update["policy"] = change.policy.value
+                update["policy"] = change.policy
             elif isinstance(change, SetStatusText):
                 update[f"{change.kind}_text"] = change.text
             elif isinstance(change, SetStatusEmoji):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.policy import StatusPolicy, StatusPreferences
+from bot.policy import StatusPreferences
 from bot.store import Store
 
 
@@ -14,7 +14,7 @@ async def effective_preferences(store: Store, team_id: str, user_id: str) -> Sta
     return StatusPreferences(
         sync_enabled=stored.sync_enabled,
         paused=stored.paused,
-        policy=StatusPolicy(stored.policy),
+        policy=stored.policy,
         call_text=stored.call_text or defaults.call_text or base.call_text,
         call_emoji=stored.call_emoji or defaults.call_emoji or base.call_emoji,
         meeting_text=stored.meeting_text or defaults.meeting_text or base.meeting_text,

@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Row, case, select, update
 from bot.policy import SlackStatus
 from bot.store import schema
 from bot.store.base import StoreBase
-from bot.store.records import Claim
+from bot.store.records import ClaimRecord
 
 
 class ClaimRepository(StoreBase):
@@ -17,7 +17,7 @@ class ClaimRepository(StoreBase):
 
     async def claim(
         self, team_id: str, user_id: str, *, saved: SlackStatus, written: SlackStatus
-    ) -> Claim:
+    ) -> ClaimRecord:
         """Record that we are about to write `written` over the person's `saved` status.
 
         Call it before the write, so a crash in between still knows what to restore. If we
@@ -64,7 +64,7 @@ class ClaimRepository(StoreBase):
 
     async def update_written(
         self, team_id: str, user_id: str, written: SlackStatus
-    ) -> Claim | None:
+    ) -> ClaimRecord | None:
         """Record a refreshed status of ours (a new expiration); None if we hold no claim."""
         table = schema.claims
         async with self._transaction("updating a status claim") as conn:
@@ -86,7 +86,7 @@ class ClaimRepository(StoreBase):
             row = result.first()
             return _claim(row) if row is not None else None
 
-    async def release(self, team_id: str, user_id: str) -> Claim | None:
+    async def release(self, team_id: str, user_id: str) -> ClaimRecord | None:
         """End our claim; returns it (with the status to restore), or None if we held none."""
         table = schema.claims
         async with self._transaction("releasing a status claim") as conn:
@@ -103,8 +103,8 @@ class ClaimRepository(StoreBase):
             row = result.first()
             return _claim(row) if row is not None else None
 
-    async def claim_for(self, team_id: str, user_id: str) -> Claim | None:
-        """The person's claim record whatever its state; check `Claim.active`."""
+    async def claim_for(self, team_id: str, user_id: str) -> ClaimRecord | None:
+        """The person's claim record whatever its state; check `ClaimRecord.active`."""
         table = schema.claims
         async with self._transaction("reading a status claim") as conn:
             row = (
@@ -114,15 +114,15 @@ class ClaimRepository(StoreBase):
             ).first()
             return _claim(row) if row is not None else None
 
-    async def claims(self, team_id: str) -> list[Claim]:
+    async def claims(self, team_id: str) -> list[ClaimRecord]:
         """The workspace's active claims."""
         return await self._active_claims(schema.claims.c.team_id == team_id)
 
-    async def active_claims(self) -> list[Claim]:
+    async def active_claims(self) -> list[ClaimRecord]:
         """Every active claim in every workspace: whom to reconcile at start."""
         return await self._active_claims(None)
 
-    async def _active_claims(self, where: ColumnElement[bool] | None) -> list[Claim]:
+    async def _active_claims(self, where: ColumnElement[bool] | None) -> list[ClaimRecord]:
         table = schema.claims
         query = select(table).where(table.c.state == "claimed")
         if where is not None:
@@ -132,8 +132,8 @@ class ClaimRepository(StoreBase):
             return [_claim(row) for row in rows]
 
 
-def _claim(row: Row[Any]) -> Claim:
-    return Claim(
+def _claim(row: Row[Any]) -> ClaimRecord:
+    return ClaimRecord(
         team_id=row.team_id,
         user_id=row.user_id,
         saved=SlackStatus(row.saved_text, row.saved_emoji, row.saved_expiration),

@@ -14,10 +14,10 @@ from bot.store.base import StoreBase, chunks
 from bot.store.records import (
     LINK_SOURCES,
     AutoLinkConflict,
+    AutoLinkReport,
     Link,
     LinkConflict,
     LinkSource,
-    SyncReport,
 )
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ class LinkRepository(StoreBase):
             )
             return [_link(row) for row in rows]
 
-    async def sync_auto_links(self, team_id: str, desired: Mapping[str, str]) -> SyncReport:
+    async def replace_auto_links(self, team_id: str, desired: Mapping[str, str]) -> AutoLinkReport:
         """Make the workspace's automatic links exactly `desired` (Slack user → extension).
 
         Manual links are never touched and their extensions never given away; a user with a
@@ -202,7 +202,7 @@ class LinkRepository(StoreBase):
                     ],
                 )
         removed.sort(key=lambda link: link.user_id)
-        return SyncReport(
+        return AutoLinkReport(
             added=tuple(added),
             removed=tuple(removed),
             conflicts=tuple(conflicts),

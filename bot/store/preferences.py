@@ -8,6 +8,7 @@ from typing import Any, Final, Unpack
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.policy import StatusPolicy
 from bot.store import schema
 from bot.store.base import StoreBase
 from bot.store.records import (
@@ -112,7 +113,7 @@ class PreferenceRepository(StoreBase):
             user_id=user_id,
             sync_enabled=bool(row.sync_enabled),
             paused=bool(row.paused),
-            policy=row.policy,
+            policy=StatusPolicy(row.policy),
             call_text=row.call_text,
             call_emoji=row.call_emoji,
             meeting_text=row.meeting_text,

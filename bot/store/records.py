@@ -8,15 +8,14 @@ from datetime import datetime
 from typing import Final, Literal, TypedDict, get_args
 
 from bot.errors import BotError
-from bot.policy import SlackStatus
+from bot.policy import SlackStatus, StatusPolicy
 
 LinkSource = Literal["auto", "manual"]
-StatusPolicy = Literal["respect", "replace"]
 ClaimState = Literal["claimed", "released"]
 WatchState = Literal["active", "fired", "expired", "cancelled"]
 
 LINK_SOURCES: Final[tuple[LinkSource, ...]] = get_args(LinkSource)
-STATUS_POLICIES: Final[tuple[StatusPolicy, ...]] = get_args(StatusPolicy)
+STATUS_POLICIES: Final[tuple[StatusPolicy, ...]] = tuple(StatusPolicy)
 
 
 class StoreError(BotError):
@@ -58,8 +57,8 @@ class AutoLinkConflict:
 
 
 @dataclass(frozen=True, slots=True)
-class SyncReport:
-    """What `Store.sync_auto_links` changed; a changed extension shows in both lists."""
+class AutoLinkReport:
+    """What `Store.replace_auto_links` changed; a changed extension shows in both lists."""
 
     added: tuple[Link, ...] = ()
     removed: tuple[Link, ...] = ()
@@ -79,7 +78,7 @@ class Preferences:
     user_id: str
     sync_enabled: bool = True
     paused: bool = False
-    policy: StatusPolicy = "respect"
+    policy: StatusPolicy = StatusPolicy.RESPECT
     call_text: str | None = None
     call_emoji: str | None = None
     meeting_text: str | None = None
@@ -125,7 +124,7 @@ class WorkspaceDefaultChanges(TypedDict, total=False):
 
 
 @dataclass(frozen=True, slots=True)
-class Claim:
+class ClaimRecord:
     """The status writer's hold on someone's status: what was there before, and what we wrote."""
 
     team_id: str

@@ -21,5 +21,5 @@ class Store(
     SQLite by default, PostgreSQL when the URL names it. `open()` connects and migrates the
     schema; every method takes its own short transaction, so one store may be shared by any
     number of tasks. Datetimes go in and come out timezone-aware in UTC. It implements
-    `bot.sync.PresenceMemory`.
+    `bot.coordinator.PresenceMemory`.
     """

@@ -320,7 +320,7 @@ async def test_auto_link_sync_never_touches_manual_links(store: Store) -> None:
     await store.link("T1", "U_GONE", "203", "auto")
     await store.link("T2", "U_OTHER", "201", "auto")
 
-    report = await store.sync_auto_links(
+    report = await store.replace_auto_links(
         "T1",
         {
             "U_STAYS": "201",
@@ -353,7 +353,9 @@ async def test_auto_link_sync_never_touches_manual_links(store: Store) -> None:
     }
     assert [x.user_id for x in await store.links("T2")] == ["U_OTHER"]
 
-    again = await store.sync_auto_links("T1", {"U_STAYS": "201", "U_MOVES": "204", "U_NEW": "205"})
+    again = await store.replace_auto_links(
+        "T1", {"U_STAYS": "201", "U_MOVES": "204", "U_NEW": "205"}
+    )
     assert not again
     assert again.unchanged == 3
 
@@ -361,7 +363,7 @@ async def test_auto_link_sync_never_touches_manual_links(store: Store) -> None:
 async def test_auto_link_sync_can_swap_extensions_between_people(store: Store) -> None:
     await store.link("T1", "U1", "101", "auto")
     await store.link("T1", "U2", "102", "auto")
-    report = await store.sync_auto_links("T1", {"U1": "102", "U2": "101"})
+    report = await store.replace_auto_links("T1", {"U1": "102", "U2": "101"})
     assert len(report.added) == 2
     assert {(x.user_id, x.extension_id) for x in await store.links("T1")} == {
         ("U1", "102"),

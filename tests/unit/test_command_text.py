@@ -13,6 +13,7 @@ from bot.slack.command_text import (
     DEFAULT_WATCH_DURATION,
     MAX_LOOKUP_TARGETS,
     Cancel,
+    ChangeSettings,
     Command,
     Connect,
     EmailTarget,
@@ -28,7 +29,6 @@ from bot.slack.command_text import (
     SetStatusEmoji,
     SetStatusText,
     SetSync,
-    Settings,
     Unlink,
     UserMention,
     Watches,
@@ -96,28 +96,31 @@ EXAMPLES: list[tuple[str, Command]] = [
     ("help", Help(None)),
     ("HELP", Help(None)),
     # Settings
-    ("settings", Settings(())),
-    ("settings policy replace", Settings((SetPolicy(StatusPolicy.REPLACE),))),
-    ("Settings Policy RESPECT", Settings((SetPolicy(StatusPolicy.RESPECT),))),
-    ("settings replace", Settings((SetPolicy(StatusPolicy.REPLACE),))),
-    ("settings text Busy on the phone", Settings((SetStatusText("call", "Busy on the phone"),))),
+    ("settings", ChangeSettings(())),
+    ("settings policy replace", ChangeSettings((SetPolicy(StatusPolicy.REPLACE),))),
+    ("Settings Policy RESPECT", ChangeSettings((SetPolicy(StatusPolicy.RESPECT),))),
+    ("settings replace", ChangeSettings((SetPolicy(StatusPolicy.REPLACE),))),
+    (
+        "settings text Busy on the phone",
+        ChangeSettings((SetStatusText("call", "Busy on the phone"),)),
+    ),
     (
         "settings text   On the phone &amp; busy  ",
-        Settings((SetStatusText("call", "On the phone & busy"),)),
+        ChangeSettings((SetStatusText("call", "On the phone & busy"),)),
     ),
-    ("settings text 👩‍💻 coding", Settings((SetStatusText("call", "👩‍💻 coding"),))),
-    ("settings text default", Settings((SetStatusText("call", None),))),
-    ("settings meeting text Presenting", Settings((SetStatusText("meeting", "Presenting"),))),
-    ("settings call text On the line", Settings((SetStatusText("call", "On the line"),))),
-    ("settings emoji :phone:", Settings((SetStatusEmoji("call", ":phone:"),))),
-    ("settings emoji Phone", Settings((SetStatusEmoji("call", ":phone:"),))),
+    ("settings text 👩‍💻 coding", ChangeSettings((SetStatusText("call", "👩‍💻 coding"),))),
+    ("settings text default", ChangeSettings((SetStatusText("call", None),))),
+    ("settings meeting text Presenting", ChangeSettings((SetStatusText("meeting", "Presenting"),))),
+    ("settings call text On the line", ChangeSettings((SetStatusText("call", "On the line"),))),
+    ("settings emoji :phone:", ChangeSettings((SetStatusEmoji("call", ":phone:"),))),
+    ("settings emoji Phone", ChangeSettings((SetStatusEmoji("call", ":phone:"),))),
     (
         "settings emoji :+1::skin-tone-3:",
-        Settings((SetStatusEmoji("call", ":+1::skin-tone-3:"),)),
+        ChangeSettings((SetStatusEmoji("call", ":+1::skin-tone-3:"),)),
     ),
-    ("settings meeting emoji reset", Settings((SetStatusEmoji("meeting", None),))),
-    ("settings sync off", Settings((SetSync(enabled=False),))),
-    ("settings sync ON", Settings((SetSync(enabled=True),))),
+    ("settings meeting emoji reset", ChangeSettings((SetStatusEmoji("meeting", None),))),
+    ("settings sync off", ChangeSettings((SetSync(enabled=False),))),
+    ("settings sync ON", ChangeSettings((SetSync(enabled=True),))),
 ]
 
 
@@ -190,7 +193,7 @@ def test_a_long_unknown_word_is_quoted_short() -> None:
 
 def test_status_text_keeps_emoji_sequences_and_drops_control_characters() -> None:
     command = parse_command("settings text On\x00 the\x1b phone 🏳️‍🌈")
-    assert command == Settings((SetStatusText("call", "On the phone 🏳️‍🌈"),))
+    assert command == ChangeSettings((SetStatusText("call", "On the phone 🏳️‍🌈"),))
 
 
 def test_targets_are_described_without_markup_beyond_a_mention() -> None:
@@ -252,7 +255,7 @@ def _assert_well_formed(text: str, command: Command) -> None:
             Unlink,
             Pause,
             Resume,
-            Settings,
+            ChangeSettings,
             Connect,
             Help,
         ),
