@@ -104,9 +104,11 @@ class PresencePipeline:
         consumers: Sequence[PersonConsumer] = (),
         memory: PresenceMemory | None = None,
         reconnect_backoff: float = 1.0,
+        client: RingCentralClient | None = None,
+        directory: Directory | None = None,
     ) -> PresencePipeline:
-        client = ringcentral_client(settings)
-        directory = Directory(client, max_age=settings.directory_refresh_seconds)
+        client = client or ringcentral_client(settings)
+        directory = directory or Directory(client, max_age=settings.directory_refresh_seconds)
         snapshots = PresenceSnapshots(client)
         coordinator = Coordinator(
             team_id=team_id,
@@ -260,15 +262,9 @@ def wire(
         free_debounce=settings.free_debounce_seconds,
         expiry_interval=settings.rate_window_seconds,
     )
-    presence = PresencePipeline.build(
-        settings,
-        team_id=team_id,
-        roster=roster,
-        links=store,
-        consumers=[writer, notifier, *consumers],
-        memory=store,
-    )
-    lookups = _Lookups(roster, presence.directory, people)
+    rc_client = ringcentral_client(settings)
+    directory = Directory(rc_client, max_age=settings.directory_refresh_seconds)
+    lookups = _Lookups(roster, directory, people)
     home = HomeTab(
         store=store,
         team_id=team_id,
@@ -278,6 +274,16 @@ def wire(
         install_url=settings.connect_url,
     )
     boards = BoardRefresher(home=home, window=settings.rate_window_seconds)
+    presence = PresencePipeline.build(
+        settings,
+        team_id=team_id,
+        roster=roster,
+        links=store,
+        consumers=[writer, notifier, boards, *consumers],
+        memory=store,
+        client=rc_client,
+        directory=directory,
+    )
     commands = RcStatusHandlers(
         store=store,
         team_id=team_id,
