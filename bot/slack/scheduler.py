@@ -374,8 +374,16 @@ class StatusScheduler:
         self._wake.set()
 
     def cancel(self, key: str) -> None:
-        """Forget the person: queued work, and what we believed their profile shows."""
+        """Forget the person's queued work; their call, if any, goes on (a manual change)."""
         self._people.pop(key, None)
+        self._wake.set()
+
+    def end(self, key: str) -> None:
+        """The person's call or meeting is over with nothing to write: learn how long it was
+        (a call shorter than the debounce counts too), then forget the queued work."""
+        person = self._people.pop(key, None)
+        if person is not None and person.want is not None and person.want.action == "show":
+            self._learn(person, person.want, None, self._wall())
         self._wake.set()
 
     def model(self, kind: StatusKind = "call") -> CallLengthModel:
@@ -713,13 +721,19 @@ class StatusScheduler:
             if old is not None and old.action == "release":
                 self.stats.bridged_gaps += 1
 
-    def _learn(self, person: _Person, old: Desire | None, new: Desire, wall: float) -> None:
-        """A show replaced by anything but the same call means the call ended: learn its length."""
+    def _learn(self, person: _Person, old: Desire | None, new: Desire | None, wall: float) -> None:
+        """A show replaced by anything but the same call (or ended, `new` None) means the call
+        ended: learn its length."""
         if old is None or old.action != "show":
             return
-        if new.action == "show" and new.kind == old.kind and new.busy_since == old.busy_since:
+        if (
+            new is not None
+            and new.action == "show"
+            and new.kind == old.kind
+            and new.busy_since == old.busy_since
+        ):
             return
-        if old.kind == "meeting" and new.action != "release":
+        if old.kind == "meeting" and new is not None and new.action != "release":
             return  # a call during a meeting interrupts it; the meeting has not ended
         began = old.busy_since if old.busy_since is not None else person.wanted_wall
         self._models[old.kind].observe(max(0.0, wall - began))

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 NOT_CONNECTED = "not connected"
 RESPECTING = "respecting the status you set yourself"
 NOT_LINKED = "not linked to a RingCentral extension"
+_SHOWN_AS_BUSY = frozenset({Availability.ON_CALL, Availability.IN_MEETING})
 
 
 class DisconnectNotice(Protocol):
@@ -237,9 +238,12 @@ class StatusWriter:
         """Act on a decision taken just now; nothing here awaits before the scheduler is told."""
         user_id = person.user_id
         if isinstance(decision, Leave):
-            self._scheduler.cancel(user_id)
             presence = self._roster.presence_of(user_id)
             on_call = presence is not None and presence.availability is Availability.ON_CALL
+            if presence is not None and presence.availability in _SHOWN_AS_BUSY:
+                self._scheduler.cancel(user_id)  # the call goes on; we just write nothing
+            else:
+                self._scheduler.end(user_id)
             if (
                 person.claim is None
                 and on_call
@@ -248,7 +252,10 @@ class StatusWriter:
                 person.blocked_reason = RESPECTING
             return
         if isinstance(decision, Drop):
-            self._scheduler.cancel(user_id)
+            if decision.reason == "expired":
+                self._scheduler.end(user_id)
+            else:
+                self._scheduler.cancel(user_id)
             if person.claim is not None:
                 if decision.reason == "manual_change":
                     # Their choice holds for the rest of this call, even if they clear it.

@@ -258,7 +258,12 @@ def test_each_ended_call_is_learned_once(tmp_path: Path) -> None:
                 await call_is_shown(hub)
                 await hub.phone(EXT, ENDED)
                 await hub.until(hub.now() + 10)
+            # A call shorter than the debounce is never shown, but it is a call all the same.
+            await hub.phone(EXT, CONNECTED)
+            await hub.until(hub.now() + 1)
+            await hub.phone(EXT, ENDED)
+            await hub.until(hub.now() + 10)
             await hub.settled()
-            assert model.observations - before == 3
+            assert model.observations - before == 4
 
     virtual(body)
