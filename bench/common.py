@@ -20,8 +20,8 @@ from typing import Any
 
 from bot.app import PresencePipeline
 from bot.config import Settings
-from bot.presence import Transition
 from bot.ringcentral.subscriber import LinkState
+from bot.roster import PersonChange, Roster
 from bot.sim.company import Company, build_company
 from bot.sim.limits import TimeScale
 from bot.sim.ringcentral import RingCentralSimulator
@@ -69,17 +69,37 @@ async def wait_until(
 
 
 @dataclass(slots=True)
-class TransitionClock:
-    """A transition consumer that notes when each transition reached it (monotonic seconds)."""
+class ChangeClock:
+    """A consumer under the hub that notes when each person's change reached it (monotonic s)."""
 
-    seen: list[tuple[float, Transition]] = field(default_factory=list)
-    listeners: list[Callable[[float, Transition], None]] = field(default_factory=list)
+    seen: list[tuple[float, PersonChange]] = field(default_factory=list)
 
-    async def on_transition(self, transition: Transition) -> None:
-        now = time.monotonic()
-        self.seen.append((now, transition))
-        for listener in self.listeners:
-            listener(now, transition)
+    async def on_person_change(self, change: PersonChange) -> None:
+        self.seen.append((time.monotonic(), change))
+
+    async def on_resync(self) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    user_id: str
+    extension_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EveryoneLinked:
+    """Every extension of the company linked to a Slack user of its own, as the mapping would:
+    the hub tells its consumers only linked people's changes, and a benchmark wants them all."""
+
+    company: Company
+
+    async def links(self, team_id: str) -> list[Link]:
+        return [
+            Link(f"U{person.extension_id}", str(person.extension_id))
+            for person in self.company.rc_users
+            if person.extension_id is not None
+        ]
 
 
 def pipeline_settings(sim: RingCentralSimulator, scale: TimeScale, **extra: str) -> Settings:
@@ -89,7 +109,7 @@ def pipeline_settings(sim: RingCentralSimulator, scale: TimeScale, **extra: str)
             "RC_CLIENT_ID": sim.client_id,
             "RC_CLIENT_SECRET": sim.client_secret,
             "RC_JWT": sim.jwt,
-            "RATE_WINDOW_SECONDS": str(scale.seconds(60)),
+            "TIME_SCALE": f"{scale.factor:g}",
             **extra,
         },
         env_file=None,
@@ -105,7 +125,7 @@ class Rig:
     scale: TimeScale
     pipeline: PresencePipeline
     supervisor: Supervisor
-    clock: TransitionClock
+    clock: ChangeClock
     started_at: float
     settled_at: float
 
@@ -114,12 +134,21 @@ class Rig:
 async def running_pipeline(
     people: int, *, scale: float, seed: int = 7, settle_timeout: float = 300.0
 ) -> AsyncIterator[Rig]:
-    """Start the simulator and the pipeline, and yield once connected with the snapshot applied."""
+    """Start the simulator and the pipeline, and yield once connected with the snapshot applied.
+
+    Every extension is linked, so the consumer is told every change, as a bot whose whole
+    company has connected would be."""
     company = build_company(people, seed=seed)
     time_scale = TimeScale(scale)
-    clock = TransitionClock()
+    clock = ChangeClock()
     async with RingCentralSimulator(company, time_scale=time_scale) as sim:
-        pipeline = PresencePipeline.build(pipeline_settings(sim, time_scale), consumers=[clock])
+        pipeline = PresencePipeline.build(
+            pipeline_settings(sim, time_scale),
+            team_id="T1",
+            roster=Roster(),
+            links=EveryoneLinked(company),
+            consumers=[clock],
+        )
         supervisor = Supervisor(backoff_base=0.05, backoff_cap=0.5)
         started = time.monotonic()
         try:
@@ -127,7 +156,7 @@ async def running_pipeline(
             await wait_until(
                 lambda: (
                     pipeline.subscriber.health.state is LinkState.CONNECTED
-                    and pipeline.coordinator.snapshot_done.is_set()
+                    and pipeline.coordinator.first_snapshot.is_set()
                 ),
                 within=settle_timeout,
                 what="subscriber connected and first snapshot applied",
