@@ -214,6 +214,7 @@ def test_ringcentral_events_keep_the_calls_and_add_rings_holds_and_missed_rings(
 def test_memory_measures_a_fresh_interpreter(tmp_path: Path) -> None:
     result = memory.main(["--people", "200"], directory=tmp_path)
     (row,) = result["sizes"]
-    assert row["presences"] == row["applied"] >= 200
-    assert row["python_heap_bytes_per_person"] > 0
+    assert row["presences"] == row["applied"] == row["linked"] >= 200
+    # Links are held on top of presence, never instead of it.
+    assert 0 < row["python_heap_bytes_per_person"] < row["linked_python_heap_bytes_per_person"]
     assert "B/person" in (tmp_path / "README.md").read_text()
