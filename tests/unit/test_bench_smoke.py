@@ -117,7 +117,9 @@ def test_latency_production_takes_every_event_in_within_slacks_budget(tmp_path: 
         assert phase["slack_profile_set_429s"] == 0
         assert phase["slack_429s_other_methods"] == {}
         assert phase["bot_scheduler"]["rate_limited"] == 0
-        assert phase["slack_profile_set_written"] == phase["bot_scheduler"]["writes"]
+        # A write the writer skips when its turn comes (the call just ended) never reaches Slack.
+        counted = phase["bot_scheduler"]
+        assert phase["slack_profile_set_written"] == counted["writes"] - counted["skipped"]
         figures = [phase[f"taken_in_{p}_ms"] for p in ("p50", "p95", "p99", "max")]
         assert 0 < figures[0] <= figures[1] <= figures[2] <= figures[3]
     assert set(production["ratio_taken_in_p95"]) == {"40/s"}
