@@ -9,12 +9,13 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench import bootstrap, fidelity, latency, memory
+from bench import bootstrap, burst, fidelity, latency, memory
 from bench.common import RESULTS_DIR, progress
 
 BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "bootstrap": bootstrap.main,
     "latency": latency.main,
+    "burst": burst.main,
     "fidelity": fidelity.main,
     "memory": memory.main,
 }

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from bench import bootstrap, fidelity, latency, memory
+from bench import bootstrap, burst, fidelity, latency, memory
 from bench.common import TABLE_START, percentile, refresh_table, write_result
 from bench.fidelity_model import (
     CONNECTED,
@@ -168,6 +168,26 @@ def test_latency_matching_pairs_each_event_with_the_first_later_write() -> None:
     )
     assert late.start == [0.5]
     assert (late.missing_start, late.missing_end) == (1, 1)
+
+
+def test_burst_shows_everyone_within_slacks_budget_and_compares_with_the_floor(
+    tmp_path: Path,
+) -> None:
+    result = burst.main(["--people", "60"], directory=tmp_path)
+    assert result["people"] == 60
+    assert result["taken_in"] == 60
+    assert result["slack_profile_set_calls"] == result["bot_scheduler"]["writes"] == 60
+    assert result["slack_profile_set_429s"] == 0
+    assert result["bot_scheduler"]["rate_limited"] == 0
+    bound = result["bound"]
+    assert bound["seconds"] == bound["writes_seconds"] + bound["call_debounce_seconds"]
+    # Nobody is shown before the call has lasted the debounce; the last no sooner than the first.
+    assert bound["call_debounce_seconds"] <= result["first_shown_seconds"]
+    assert result["first_shown_seconds"] <= result["all_shown_seconds"]
+    assert result["ratio_to_bound"] == round(result["all_shown_seconds"] / bound["seconds"], 3)
+    record = json.loads((tmp_path / "burst.json").read_text())
+    assert record["summary"].endswith(", 0 429s")
+    assert "the limits allow" in (tmp_path / "README.md").read_text()
 
 
 def test_fidelity_reports_every_bridge(tmp_path: Path) -> None:
