@@ -48,26 +48,28 @@ class Link:
 
 
 class Links:
-    """Links every User extension to a Slack user of its own. The records (and their strings)
-    are made when asked, as a store's query makes them, so the roster's share is counted."""
+    """Links every extension the roster knows to a Slack user of its own, once `everyone` is
+    set. The records and their strings are made when asked, as a store's query makes them, so
+    the roster's share is counted (and nothing is prepared before the baseline is read)."""
 
-    def __init__(self, extension_ids: list[int], *, everyone: bool) -> None:
-        self._extension_ids = extension_ids
-        self.everyone = everyone
+    def __init__(self, roster: Roster) -> None:
+        self._roster = roster
+        self.everyone = False
 
     async def links(self, team_id: str) -> list[Link]:
         if not self.everyone:
             return []
-        return [Link(f"U{number}", str(number)) for number in self._extension_ids]
+        numbers = [int(presence.extension_id) for presence in self._roster.presences()]
+        return [Link(f"U{number}", str(number)) for number in numbers]
 
 
-def user_extensions(sim: RingCentralSimulator) -> list[dict[str, Any]]:
-    return [row for row in sim.extensions() if row["type"] == "User"]
-
-
-def recorded_pages(rows: list[dict[str, Any]]) -> list[str]:
+def recorded_pages(sim: RingCentralSimulator) -> list[str]:
     """Each extension's presence as the simulator renders it, in pages, as JSON text."""
-    records = [{"extension": {"id": row["id"]}, **row["presence"]} for row in rows]
+    records = [
+        {"extension": {"id": row["id"]}, **row["presence"]}
+        for row in sim.extensions()
+        if row["type"] == "User"
+    ]
     return [json.dumps(records[i : i + PAGE]) for i in range(0, len(records), PAGE)]
 
 
@@ -81,13 +83,12 @@ def measure_child(people: int) -> dict[str, Any]:
     # The simulator stays alive to the end: memory it freed would otherwise be reused by the
     # roster and hide its growth from RSS.
     sim = RingCentralSimulator(build_company(people, seed=7))
-    rows = user_extensions(sim)
-    pages = recorded_pages(rows)
-    links = Links([int(row["id"]) for row in rows], everyone=False)
+    pages = recorded_pages(sim)
     gc.collect()
     baseline = process.memory_info().rss
     tracemalloc.start()
     roster = Roster()
+    links = Links(roster)
     coordinator = Coordinator(
         team_id="T1",
         roster=roster,
