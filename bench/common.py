@@ -11,17 +11,20 @@ import platform
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from bot.app import PresencePipeline
+from slack_sdk.oauth.installation_store import Installation
+from slack_sdk.oauth.sqlalchemy_utils import normalize_datetime_for_db
+
+from bot.app import Bot, PresencePipeline
 from bot.config import Settings
-from bot.presence import Transition
 from bot.ringcentral.subscriber import LinkState
+from bot.roster import PersonChange, Roster
 from bot.sim.company import Company, build_company
 from bot.sim.limits import TimeScale
 from bot.sim.ringcentral import RingCentralSimulator
@@ -69,17 +72,37 @@ async def wait_until(
 
 
 @dataclass(slots=True)
-class TransitionClock:
-    """A transition consumer that notes when each transition reached it (monotonic seconds)."""
+class ChangeClock:
+    """A consumer under the hub that notes when each person's change reached it (monotonic s)."""
 
-    seen: list[tuple[float, Transition]] = field(default_factory=list)
-    listeners: list[Callable[[float, Transition], None]] = field(default_factory=list)
+    seen: list[tuple[float, PersonChange]] = field(default_factory=list)
 
-    async def on_transition(self, transition: Transition) -> None:
-        now = time.monotonic()
-        self.seen.append((now, transition))
-        for listener in self.listeners:
-            listener(now, transition)
+    async def on_person_change(self, change: PersonChange) -> None:
+        self.seen.append((time.monotonic(), change))
+
+    async def on_resync(self) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    user_id: str
+    extension_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EveryoneLinked:
+    """Every extension of the company linked to a Slack user of its own, as the mapping would:
+    the hub tells its consumers only linked people's changes, and a benchmark wants them all."""
+
+    company: Company
+
+    async def links(self, team_id: str) -> list[Link]:
+        return [
+            Link(f"U{person.extension_id}", str(person.extension_id))
+            for person in self.company.rc_users
+            if person.extension_id is not None
+        ]
 
 
 def pipeline_settings(sim: RingCentralSimulator, scale: TimeScale, **extra: str) -> Settings:
@@ -89,7 +112,7 @@ def pipeline_settings(sim: RingCentralSimulator, scale: TimeScale, **extra: str)
             "RC_CLIENT_ID": sim.client_id,
             "RC_CLIENT_SECRET": sim.client_secret,
             "RC_JWT": sim.jwt,
-            "RATE_WINDOW_SECONDS": str(scale.seconds(60)),
+            "TIME_SCALE": f"{scale.factor:g}",
             **extra,
         },
         env_file=None,
@@ -105,7 +128,7 @@ class Rig:
     scale: TimeScale
     pipeline: PresencePipeline
     supervisor: Supervisor
-    clock: TransitionClock
+    clock: ChangeClock
     started_at: float
     settled_at: float
 
@@ -114,12 +137,21 @@ class Rig:
 async def running_pipeline(
     people: int, *, scale: float, seed: int = 7, settle_timeout: float = 300.0
 ) -> AsyncIterator[Rig]:
-    """Start the simulator and the pipeline, and yield once connected with the snapshot applied."""
+    """Start the simulator and the pipeline, and yield once connected with the snapshot applied.
+
+    Every extension is linked, so the consumer is told every change, as a bot whose whole
+    company has connected would be."""
     company = build_company(people, seed=seed)
     time_scale = TimeScale(scale)
-    clock = TransitionClock()
+    clock = ChangeClock()
     async with RingCentralSimulator(company, time_scale=time_scale) as sim:
-        pipeline = PresencePipeline.build(pipeline_settings(sim, time_scale), consumers=[clock])
+        pipeline = PresencePipeline.build(
+            pipeline_settings(sim, time_scale),
+            team_id="T1",
+            roster=Roster(),
+            links=EveryoneLinked(company),
+            consumers=[clock],
+        )
         supervisor = Supervisor(backoff_base=0.05, backoff_cap=0.5)
         started = time.monotonic()
         try:
@@ -127,7 +159,7 @@ async def running_pipeline(
             await wait_until(
                 lambda: (
                     pipeline.subscriber.health.state is LinkState.CONNECTED
-                    and pipeline.coordinator.snapshot_done.is_set()
+                    and pipeline.coordinator.first_snapshot.is_set()
                 ),
                 within=settle_timeout,
                 what="subscriber connected and first snapshot applied",
@@ -136,6 +168,65 @@ async def running_pipeline(
             yield Rig(company, sim, time_scale, pipeline, supervisor, clock, started, settled)
         finally:
             await supervisor.stop()
+
+
+TOKEN_BATCH: Final = 250
+"""People whose tokens are stored in one transaction."""
+
+
+async def connect_everyone(bot: Bot, app_id: str, tokens: Mapping[str, str], *, label: str) -> None:
+    """Store each person's user token as the OAuth flow would, then tell the writer.
+
+    The rows are exactly those the installation store's `async_save` writes (an installation
+    and a bot row per person), inserted a few hundred to a transaction: 20,000 transactions one
+    at a time took most of a minute at 10,000 people and are no part of what is measured. In
+    batches, not all at once, so that no more memory is held than saving them one by one held:
+    the bot's RSS is measured afterwards. The OAuth pages are skipped for the same reason."""
+    store = bot.store.installation_store
+    people = list(tokens.items())
+    for first in range(0, len(people), TOKEN_BATCH):
+        installations, bots = [], []
+        for user_id, token in people[first : first + TOKEN_BATCH]:
+            installation = Installation(
+                app_id=app_id,
+                enterprise_id=None,
+                team_id=bot.team_id,
+                user_id=user_id,
+                user_token=token,
+                user_scopes=["users.profile:write", "users.profile:read"],
+                bot_token=bot.identity.bot_token,
+                bot_user_id=bot.identity.bot_user_id,
+            )
+            installations.append(
+                _row(
+                    installation.to_dict(),
+                    store.client_id,
+                    ("installed_at", "bot_token_expires_at", "user_token_expires_at"),
+                )
+            )
+            bots.append(
+                _row(
+                    installation.to_bot().to_dict(),
+                    store.client_id,
+                    ("installed_at", "bot_token_expires_at"),
+                )
+            )
+        async with store.engine.begin() as conn:
+            await conn.execute(store.installations.insert(), installations)
+            await conn.execute(store.bots.insert(), bots)
+    progress(f"{label}: {len(people):,} tokens stored")
+    for done, user_id in enumerate(tokens, 1):
+        await bot.person_connected(user_id)
+        if done % 2000 == 0:
+            progress(f"{label}: {done:,}/{len(tokens):,} people connected")
+
+
+def _row(fields: dict[str, Any], client_id: str, times: tuple[str, ...]) -> dict[str, Any]:
+    """One row as slack_sdk's SQLAlchemy store writes it: its client id, naive UTC times."""
+    row = {**fields, "client_id": client_id}
+    for name in times:
+        row[name] = normalize_datetime_for_db(row.get(name))
+    return row
 
 
 def free_port() -> int:

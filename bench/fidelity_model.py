@@ -32,7 +32,7 @@ import random
 import selectors
 from collections import deque
 from collections.abc import Coroutine, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from bot.policy import EMPTY_STATUS, SlackStatus
@@ -335,6 +335,64 @@ def _overlap(first: list[tuple[float, float]], second: list[tuple[float, float]]
 # ---------------------------------------------------------------------------------- bridges
 
 
+class FakeWriter:
+    """The status writer's part, as the scheduler's contract asks it of any sender.
+
+    Per person it keeps what it wants (a show, with when the call began, or a release) and
+    what the fake Slack shows of ours, with its expiration; it submits the want with what is
+    shown on every call start and end, and after every write that lands it submits the want
+    again with what is shown then, before it reports OK. The scheduler keeps no copy of either.
+    """
+
+    def __init__(self, scheduler: StatusScheduler, slack: FakeSlack, latency: float) -> None:
+        self._scheduler = scheduler
+        self._slack = slack
+        self._latency = latency
+        self._wants: dict[str, Desire] = {}
+        self._shown: dict[str, SlackStatus] = {}
+        """Ours on the profile, with its expiration, as last written (until a release lands).
+        Like the real writer's claim, it outlives the expiration: the scheduler judges that."""
+
+    def call_started(self, key: str, busy_since: float) -> None:
+        self._want(Desire(key, "show", CALL_STATUS, busy_since=busy_since))
+
+    def call_ended(self, key: str) -> None:
+        # Submitted even when nothing of ours is shown: the scheduler learns the call's length
+        # from its show being replaced, and drops a release with nothing to undo by itself.
+        self._want(Desire(key, "release", EMPTY_STATUS))
+
+    def _want(self, want: Desire) -> None:
+        self._wants[want.key] = want
+        self._submit(want.key)
+
+    def _submit(self, key: str) -> None:
+        want = self._wants[key]
+        self._scheduler.submit(replace(want, shown=self._shown.get(key)))
+
+    async def send(self, desire: Desire, expiration: int) -> SendOutcome:
+        key = desire.key
+        want = self._wants.get(key)
+        if want is None or replace(desire, shown=None) != want:
+            # No longer wanted when its turn came: what holds now is submitted instead.
+            if want is not None:
+                self._submit(key)
+            return SendOutcome.SKIPPED
+        await asyncio.sleep(self._latency)
+        outcome = self._slack.write(key, desire.status, expiration)
+        if outcome.kind is not SendOutcome.OK.kind:
+            return outcome
+        if desire.action == "show":
+            self._shown[key] = desire.status.with_expiration(expiration)
+        else:
+            self._shown.pop(key, None)
+        current = self._wants[key]
+        if current.action == "show" or desire.action == "show":
+            # A show landed (the call goes on, or ended while it was written: the release now
+            # has something to undo), or a release landed while a new call began.
+            self._submit(key)
+        return outcome
+
+
 async def run_ours(
     workload: Workload, calls: dict[str, list[Call]] | None = None, **options: Any
 ) -> tuple[Fidelity, StatusScheduler]:
@@ -344,13 +402,7 @@ async def run_ours(
     slack = FakeSlack(
         loop.time, workload.writes_per_window, workload.writes_per_profile, workload.window
     )
-
-    async def send(desire: Desire, expiration: int) -> SendOutcome:
-        await asyncio.sleep(workload.latency)
-        return slack.write(desire.key, desire.status, expiration)
-
     scheduler = StatusScheduler(
-        send,
         writes_per_window=workload.writes_per_window,
         writes_per_profile=workload.writes_per_profile,
         window=workload.window,
@@ -359,7 +411,8 @@ async def run_ours(
         rng=random.Random(workload.seed),
         **options,
     )
-    runner = asyncio.create_task(scheduler.run())
+    writer = FakeWriter(scheduler, slack, workload.latency)
+    runner = asyncio.create_task(scheduler.run(writer))
     on_call: set[str] = set()
     for at, key, telephony in phone_events(workload, calls):
         if at >= workload.span:
@@ -369,10 +422,10 @@ async def run_ours(
         # a hold or a resume leaves the person on the call they were already shown on.
         if telephony in (CONNECTED, ON_HOLD) and key not in on_call:
             on_call.add(key)
-            scheduler.submit(Desire(key, "show", CALL_STATUS, busy_since=EPOCH + at))
+            writer.call_started(key, EPOCH + at)
         elif telephony in (RINGING, NO_CALL) and key in on_call:
             on_call.discard(key)
-            scheduler.submit(Desire(key, "release", EMPTY_STATUS))
+            writer.call_ended(key)
     await _sleep_until(loop, workload.span)
     if runner.done():
         runner.result()  # the scheduler must never stop by itself: surface why it did

@@ -15,7 +15,7 @@ import tempfile
 import time
 import traceback
 from collections import defaultdict, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any, Final
 
 import psutil  # type: ignore[import-untyped]
-from slack_sdk.oauth.installation_store import Installation
-from slack_sdk.oauth.sqlalchemy_utils import normalize_datetime_for_db
 
 from bench.common import (
     RESULTS_DIR,
+    TOKEN_BATCH,
+    connect_everyone,
     fmt,
     free_port,
     joined,
@@ -42,6 +42,7 @@ from bot.cli import simulator_env
 from bot.config import Settings
 from bot.policy import DEFAULT_PREFERENCES, call_status
 from bot.presence import Availability
+from bot.roster import PersonChange
 from bot.sim.company import build_company
 from bot.sim.limits import TimeScale
 from bot.sim.ringcentral import RingCentralSimulator
@@ -59,15 +60,16 @@ PRODUCTION_CALL_SECONDS: Final = 3.0
 debounce, which the time scale does not shorten, or no call would ever be written."""
 DEFAULT_CALL_DEBOUNCE: Final = 2.0
 GAP_HOLD_AT_REAL_TIME: Final = 2.0
-"""bot/app.py gives the scheduler `gap_hold=2.0 * RATE_WINDOW_SECONDS / 60`."""
+"""bot/app.py gives the scheduler `gap_hold=settings.service_seconds(2.0)` (2 s / TIME_SCALE)."""
 SETUP_TIMEOUT: Final = 300.0
-TOKEN_BATCH: Final = 250
 CHILD_STOP_TIMEOUT: Final = 10.0
 POLL: Final = 0.25
 SCHEDULER_COUNTERS: Final = (
     "submitted", "writes", "shows", "releases", "extends", "rate_limited", "retries",
-    "dropped_unwritten", "expired_by_ttl", "bridged_gaps",
+    "dropped_unwritten", "expired_by_ttl", "bridged_gaps", "skipped",
 )  # fmt: skip
+"""`writes` counts every write the scheduler started; `skipped` those the status writer, deciding
+again when their turn came, found no longer wanted and never sent to Slack."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,14 +455,19 @@ def child_process(config: SimConfig) -> Iterator[Child]:
 
 
 class TakenIn:
-    """When the bot's status writer had each availability change (an availability listener),
-    to split each latency into taking the event in and writing it."""
+    """When the bot's status writer had each person's change, to split each latency into taking
+    the event in and writing it: a consumer under the hub, given to `Bot.create` after the
+    bot's own, so the hub tells it each change once the status writer has taken it in."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, float, bool]] = []
 
-    async def on_availability(self, user_id: str, availability: Availability, since: float) -> None:
-        self.seen.append((user_id, time.time(), availability is Availability.ON_CALL))
+    async def on_person_change(self, change: PersonChange) -> None:
+        if change.new is not None:  # an unlinking says nothing about the phone
+            self.seen.append((change.user_id, time.time(), change.new is Availability.ON_CALL))
+
+    async def on_resync(self) -> None:
+        pass
 
     def since(self, wall: float) -> list[tuple[str, float, bool]]:
         return [entry for entry in self.seen if entry[1] >= wall]
@@ -483,9 +490,8 @@ async def measure_phase(
     bot: Bot, child: Child, taken_in: TakenIn, plan: PhasePlan, name: str
 ) -> dict[str, Any]:
     process = psutil.Process()
-    scheduler = bot.writer.scheduler
-    counters_before = _counters(scheduler.stats)
-    transitions_before = bot.writer.stats.transitions
+    counters_before = _counters(bot.stats().scheduler)
+    transitions_before = _told(bot)
     sampler = Sampler()
     sampling = asyncio.create_task(sampler.run())
     all_in_after: float | None = None
@@ -496,17 +502,17 @@ async def measure_phase(
         sent: int = await child.expect("sent", within=plan.duration * 4 + plan.call_seconds + 120.0)
         cpu_after, sent_at = process.cpu_times(), time.monotonic()
         rss = process.memory_info().rss
-        transitions_at_sent = bot.writer.stats.transitions - transitions_before
-        backlog_at_sent = scheduler.pending()
+        transitions_at_sent = _told(bot) - transitions_before
+        backlog_at_sent = bot.pending_writes()
         if not plan.await_writes:
             all_in_after = await settle(bot, transitions_before + sent, within=plan.deadline)
         child.send(("result",))
         result: dict[str, Any] = await child.expect("result", within=plan.deadline + 60.0)
-        backlog_at_end = scheduler.pending()
+        backlog_at_end = bot.pending_writes()
     finally:
         sampling.cancel()
         await asyncio.gather(sampling, return_exceptions=True)
-    counters = _counters(scheduler.stats)
+    counters = _counters(bot.stats().scheduler)
     cpu = sum(cpu_after[:2]) - sum(cpu_before[:2])
     events: list[tuple[str, float, bool]] = result.pop("call_events")
     # Both processes read the same system clock, so the child's event times and ours compare.
@@ -521,7 +527,7 @@ async def measure_phase(
             "bot_events_not_taken_in_at_end": stage.missing,
             "bot_writes_queued_when_sending_stopped": backlog_at_sent,
             "bot_writes_queued_at_end": backlog_at_end,
-            "bot_transitions": bot.writer.stats.transitions - transitions_before,
+            "bot_transitions": _told(bot) - transitions_before,
             "bot_scheduler": {k: counters[k] - counters_before[k] for k in SCHEDULER_COUNTERS},
         }
     )
@@ -555,10 +561,9 @@ async def settle(bot: Bot, transitions: int, *, within: float) -> float | None:
     """Seconds until the bot had taken in every event sent (None if not within `within`), then
     wait, within the same time, until it has sent or dropped every write they caused."""
     began = time.monotonic()
-    writer = bot.writer
     try:
         await wait_until(
-            lambda: writer.stats.transitions >= transitions,
+            lambda: _told(bot) >= transitions,
             within=within,
             what="the bot to take every event in",
         )
@@ -568,11 +573,17 @@ async def settle(bot: Bot, transitions: int, *, within: float) -> float | None:
     # Reported as bot_writes_queued_at_end if the queue does not empty in time.
     with contextlib.suppress(TimeoutError):
         await wait_until(
-            lambda: writer.scheduler.pending() == 0,
+            lambda: bot.pending_writes() == 0,
             within=max(0.0, began + within - time.monotonic()),
             what="the bot's queued writes",
         )
     return all_in
+
+
+def _told(bot: Bot) -> int:
+    """Changes the hub has told the bot's consumers (the status writer first): for people linked
+    to an extension, each availability change, as the writer counted them before the hub."""
+    return bot.stats().coordinator.published
 
 
 def _counters(stats: SchedulerStats) -> dict[str, int]:
@@ -589,61 +600,6 @@ def bot_env(env: dict[str, str], database: Path, *, lifted: bool) -> dict[str, s
         "SLACK_PROFILE_WRITES_PER_MINUTE": str(LIFTED),
         "SLACK_WRITES_PER_PROFILE_PER_MINUTE": str(LIFTED),
     }
-
-
-async def connect_everyone(bot: Bot, app_id: str, tokens: Mapping[str, str]) -> None:
-    """Store each person's user token as the OAuth flow would, then tell the writer.
-
-    The rows are exactly those the installation store's `async_save` writes (an installation
-    and a bot row per person), inserted a few hundred to a transaction: 20,000 transactions one
-    at a time took most of a minute at 10,000 people and are no part of what is measured. In
-    batches, not all at once, so that no more memory is held than saving them one by one held:
-    the bot's RSS is measured afterwards. The OAuth pages are skipped for the same reason."""
-    store = bot.store.installation_store
-    people = list(tokens.items())
-    for first in range(0, len(people), TOKEN_BATCH):
-        installations, bots = [], []
-        for user_id, token in people[first : first + TOKEN_BATCH]:
-            installation = Installation(
-                app_id=app_id,
-                enterprise_id=None,
-                team_id=bot.team_id,
-                user_id=user_id,
-                user_token=token,
-                user_scopes=["users.profile:write", "users.profile:read"],
-                bot_token=bot.identity.bot_token,
-                bot_user_id=bot.identity.bot_user_id,
-            )
-            installations.append(
-                _row(
-                    installation.to_dict(),
-                    store.client_id,
-                    ("installed_at", "bot_token_expires_at", "user_token_expires_at"),
-                )
-            )
-            bots.append(
-                _row(
-                    installation.to_bot().to_dict(),
-                    store.client_id,
-                    ("installed_at", "bot_token_expires_at"),
-                )
-            )
-        async with store.engine.begin() as conn:
-            await conn.execute(store.installations.insert(), installations)
-            await conn.execute(store.bots.insert(), bots)
-    progress(f"latency: {len(people):,} tokens stored")
-    for done, user_id in enumerate(tokens, 1):
-        await bot.writer.connected(user_id)
-        if done % 2000 == 0:
-            progress(f"latency: {done:,}/{len(tokens):,} people connected")
-
-
-def _row(fields: dict[str, Any], client_id: str, times: tuple[str, ...]) -> dict[str, Any]:
-    """One row as slack_sdk's SQLAlchemy store writes it: its client id, naive UTC times."""
-    row = {**fields, "client_id": client_id}
-    for name in times:
-        row[name] = normalize_datetime_for_db(row.get(name))
-    return row
 
 
 async def run(
@@ -714,17 +670,12 @@ async def run_config(
         ready = await child.expect("ready", within=SETUP_TIMEOUT)
         env = bot_env(ready["env"], Path(tmp) / "bot.db", lifted=lifted)
         settings = Settings.from_env(env, env_file=None)
-        bot = await Bot.create(settings)
         taken_in = TakenIn()
-        bot.writer.add_availability_listener(taken_in.on_availability)
+        bot = await Bot.create(settings, consumers=[taken_in])
         try:
             progress(f"latency: {name}: starting the bot")
             await bot.start()
-            await wait_until(
-                lambda: bot.pipeline.coordinator.snapshot_done.is_set(),
-                within=SETUP_TIMEOUT,
-                what="the bot's first presence snapshot",
-            )
+            await asyncio.wait_for(bot.wait_ready(), SETUP_TIMEOUT)
             started_seconds = time.monotonic() - setup_started
             progress(f"latency: {name}: the bot is up after {started_seconds:.0f} s")
             links = [
@@ -732,9 +683,9 @@ async def run_config(
             ]
             child.send(("connect", links))
             tokens: dict[str, str] = await child.expect("tokens", within=SETUP_TIMEOUT)
-            await connect_everyone(bot, ready["app_id"], tokens)
+            await connect_everyone(bot, ready["app_id"], tokens, label="latency")
             await wait_until(
-                lambda: bot.writer.scheduler.pending() == 0,
+                lambda: bot.pending_writes() == 0,
                 within=SETUP_TIMEOUT,
                 what="the statuses of people already busy at start",
             )
@@ -747,14 +698,14 @@ async def run_config(
                 phases.append(await measure_phase(bot, child, taken_in, plan, f"{name} {rate:g}/s"))
                 try:
                     await wait_until(
-                        lambda: bot.writer.scheduler.pending() == 0,
+                        lambda: bot.pending_writes() == 0,
                         within=deadline,
                         what="the bot's queued writes",
                     )
                 except TimeoutError:
                     # Reported as bot_writes_queued_at_end; the next phase starts regardless.
-                    progress(f"latency: {bot.writer.scheduler.pending()} writes still queued")
-            monitored = len(bot.pipeline.coordinator.book)
+                    progress(f"latency: {bot.pending_writes()} writes still queued")
+            monitored = bot.stats().extensions_known
         finally:
             await bot.stop()
     baseline, loads = phases[0], phases[1:]
@@ -810,16 +761,16 @@ async def run_config(
 
 PRODUCTION_MEASURED: Final = (
     "taken in (taken_in_*): wall-clock time from the RingCentral simulator logging a presence "
-    "change to the bot's status writer having the availability change (an availability "
-    "listener), on the one system clock both processes read; everything from the WebSocket to "
-    "the writer's decision, with the write path running at Slack's budget in the same event "
-    "loop. A phase ends once the bot has taken in every event sent and its write queue is "
-    "empty, or at the deadline. slack_profile_set_* are the Slack simulator's own counts of the "
-    "users.profile.set calls it answered from the phase's start to its end (written, 429, "
-    "error); bot_scheduler is what the bot counted. Most events are never written, by design "
-    "(writes are coalesced to fit the budget; the fidelity benchmark measures what that "
-    "costs): `missing` and the write latencies (p50_ms...) cover only the events that were, "
-    "and every 'On a call' waited out the call debounce"
+    "change to the bot's status writer having the person's change (a consumer under the hub, "
+    "told after the writer), on the one system clock both processes read; everything from the "
+    "WebSocket to the writer's decision, with the write path running at Slack's budget in the "
+    "same event loop. A phase ends once the bot has taken in every event sent and its write "
+    "queue is empty, or at the deadline. slack_profile_set_* are the Slack simulator's own "
+    "counts of the users.profile.set calls it answered from the phase's start to its end "
+    "(written, 429, error); bot_scheduler is what the bot counted. Most events are never "
+    "written, by design (writes are coalesced to fit the budget; the fidelity benchmark "
+    "measures what that costs): `missing` and the write latencies (p50_ms...) cover only the "
+    "events that were, and every 'On a call' waited out the call debounce"
 )
 
 
@@ -872,12 +823,12 @@ def conditions(scale: float) -> dict[str, Any]:
         "scaled_not_removed": {
             "gap_hold_seconds": round(gap_hold, 4),
             "note": (
-                f"the scheduler holds each release {GAP_HOLD_AT_REAL_TIME:g} s x "
-                f"RATE_WINDOW_SECONDS/60; at time scale {scale:g} that is {gap_hold * 1000:.0f} "
-                "ms, which the end-of-call figures include (nothing is subtracted). Time "
-                f"scaling also shortens RATE_WINDOW_SECONDS to {60 / scale:g} s and "
-                f"STATUS_TTL_SECONDS to {3600 / scale:g} s, as `rcstatus-bot sim` does; both "
-                "simulators run at the same scale"
+                f"the scheduler holds each release {GAP_HOLD_AT_REAL_TIME:g} s / TIME_SCALE; at "
+                f"time scale {scale:g} that is {gap_hold * 1000:.0f} ms, which the end-of-call "
+                "figures include (nothing is subtracted). TIME_SCALE also shortens the bot's "
+                f"rate window to {60 / scale:g} s, and `rcstatus-bot sim` sets "
+                f"STATUS_TTL_SECONDS to {3600 / scale:g} s; both simulators run at the same "
+                "scale. The call-length model's priors and the WebSocket heartbeat do not scale"
             ),
         },
         "defaults_would_add": {
@@ -909,13 +860,15 @@ def production_conditions(settings: Settings, scale: float) -> dict[str, Any]:
             "SLACK_PROFILE_WRITES_PER_MINUTE": settings.slack_profile_writes_per_minute,
             "SLACK_WRITES_PER_PROFILE_PER_MINUTE": settings.slack_writes_per_profile_per_minute,
             "CALL_DEBOUNCE_SECONDS": settings.call_debounce_seconds,
-            "RATE_WINDOW_SECONDS": settings.rate_window_seconds,
+            "TIME_SCALE": settings.time_scale,
+            "rate_window_seconds": settings.rate_window_seconds,
             "STATUS_TTL_SECONDS": settings.status_ttl_seconds,
             "note": (
-                "the bot's defaults with the time-scaled windows `rcstatus-bot sim` sets; "
-                "nothing overridden. The call debounce is not time-scaled, so a call must "
-                f"last {settings.call_debounce_seconds:g} real seconds before 'On a call' is "
-                "written"
+                "the bot's defaults with the TIME_SCALE and STATUS_TTL_SECONDS `rcstatus-bot "
+                "sim` sets; nothing overridden. The call debounce is not time-scaled, so a "
+                f"call must last {settings.call_debounce_seconds:g} real seconds before 'On a "
+                "call' is written; nor are the call-length model's priors (a 4-minute mean), "
+                "which the scheduler relearns from the calls it sees"
             ),
         },
     }

@@ -1,4 +1,4 @@
-"""Memory benchmark: resident bytes the presence book and coordinator hold per monitored person."""
+"""Memory benchmark: resident bytes the hub (coordinator and roster) holds per monitored person."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tracemalloc
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,11 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]
 
 from bench.common import RESULTS_DIR, joined, progress, write_result
+from bot.coordinator import Coordinator
+from bot.ringcentral.feed import PresenceSnapshots
+from bot.roster import Roster
 from bot.sim.company import build_company
 from bot.sim.ringcentral import RingCentralSimulator
-from bot.sync import PresenceCoordinator
 
 PAGE = 1000
 
@@ -38,9 +41,26 @@ class RecordedPages:
             yield records
 
 
-class NoDirectory:
-    async def refresh(self) -> object:
-        return None
+@dataclass(frozen=True, slots=True)
+class Link:
+    user_id: str
+    extension_id: str
+
+
+class Links:
+    """Links every extension the roster knows to a Slack user of its own, once `everyone` is
+    set. The records and their strings are made when asked, as a store's query makes them, so
+    the roster's share is counted (and nothing is prepared before the baseline is read)."""
+
+    def __init__(self, roster: Roster) -> None:
+        self._roster = roster
+        self.everyone = False
+
+    async def links(self, team_id: str) -> list[Link]:
+        if not self.everyone:
+            return []
+        numbers = [int(presence.extension_id) for presence in self._roster.presences()]
+        return [Link(f"U{number}", str(number)) for number in numbers]
 
 
 def recorded_pages(sim: RingCentralSimulator) -> list[str]:
@@ -54,32 +74,56 @@ def recorded_pages(sim: RingCentralSimulator) -> list[str]:
 
 
 def measure_child(people: int) -> dict[str, Any]:
-    """Run in a fresh interpreter, so the baseline RSS is not inflated by earlier sizes."""
+    """Run in a fresh interpreter, so the baseline RSS is not inflated by earlier sizes.
+
+    Two steps, each read after a garbage collection: the snapshot applied (presence only, as
+    the previous coordinator held it), then every extension linked to a person (the roster's
+    links, which the hub now owns too)."""
     process = psutil.Process()
     # The simulator stays alive to the end: memory it freed would otherwise be reused by the
-    # book and hide the book's growth from RSS.
+    # roster and hide its growth from RSS.
     sim = RingCentralSimulator(build_company(people, seed=7))
     pages = recorded_pages(sim)
     gc.collect()
     baseline = process.memory_info().rss
     tracemalloc.start()
-    coordinator = PresenceCoordinator(RecordedPages(pages), NoDirectory())
+    roster = Roster()
+    links = Links(roster)
+    coordinator = Coordinator(
+        team_id="T1",
+        roster=roster,
+        snapshots=PresenceSnapshots(RecordedPages(pages)),
+        links=links,
+    )
     applied = asyncio.run(coordinator.snapshot())
     gc.collect()
     traced, _peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
     after = process.memory_info().rss
+    links.everyone = True
+    asyncio.run(coordinator.reload_links())
+    gc.collect()
+    traced_linked, _peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    after_linked = process.memory_info().rss
     del sim
+    presences = max(1, roster.extensions_known)
+    linked = max(1, roster.people_linked)
     return {
         "people": people,
-        "presences": len(coordinator.book),
+        "presences": roster.extensions_known,
         "applied": applied,
+        "linked": roster.people_linked,
         "baseline_rss_bytes": baseline,
         "rss_bytes": after,
         "delta_bytes": after - baseline,
-        "bytes_per_person": round((after - baseline) / max(1, len(coordinator.book))),
+        "bytes_per_person": round((after - baseline) / presences),
         "python_heap_bytes": traced,
-        "python_heap_bytes_per_person": round(traced / max(1, len(coordinator.book))),
+        "python_heap_bytes_per_person": round(traced / presences),
+        "linked_rss_bytes": after_linked,
+        "linked_delta_bytes": after_linked - baseline,
+        "linked_bytes_per_person": round((after_linked - baseline) / linked),
+        "linked_python_heap_bytes": traced_linked,
+        "linked_python_heap_bytes_per_person": round(traced_linked / linked),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -103,11 +147,15 @@ def run(sizes: tuple[int, ...] = (1_000, 10_000, 50_000)) -> dict[str, Any]:
         "method": (
             "a fresh interpreter per size renders every User extension's presence as the "
             "simulator would serve it (JSON text, kept alive); baseline = process RSS after "
-            "that, before the PresenceCoordinator (and its PresenceBook) exists; the snapshot "
-            "is then applied through parse_presence_record and the coordinator, and RSS is "
-            "read again after a garbage collection. RSS moves in allocator arenas, so small "
-            "sizes are noisy; python_heap_bytes (tracemalloc, live Python allocations made "
-            "while building and filling the coordinator) is the precise figure"
+            "that, before the Coordinator (and its Roster) exists; the snapshot is then applied "
+            "through PresenceSnapshots (parse_presence_record) and the coordinator, and RSS is "
+            "read again after a garbage collection (python_heap_bytes, bytes_per_person: "
+            "presence only, like for like with the previous PresenceCoordinator). Then every "
+            "extension is linked to a Slack user of its own through reload_links, as in a "
+            "company where everyone has connected, and both are read again (linked_*). RSS "
+            "moves in allocator arenas, so small sizes are noisy; the heap figures (tracemalloc, "
+            "live Python allocations made while building and filling the hub) are the precise "
+            "ones"
         ),
         "sizes": rows,
     }
@@ -118,7 +166,8 @@ def summarise(result: dict[str, Any]) -> str:
         f"{row['people']:,} people: +{row['delta_bytes'] / 2**20:.1f} MiB over "
         f"{row['baseline_rss_bytes'] / 2**20:.0f} MiB baseline RSS, "
         f"{row['bytes_per_person']:,} B/person RSS, "
-        f"{row['python_heap_bytes_per_person']:,} B/person heap"
+        f"{row['python_heap_bytes_per_person']:,} B/person heap "
+        f"({row['linked_python_heap_bytes_per_person']:,} with everyone linked)"
         for row in result["sizes"]
     )
 
