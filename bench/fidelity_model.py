@@ -29,89 +29,18 @@ import argparse
 import asyncio
 import math
 import random
-import selectors
 from collections import deque
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any
 
+from bench.virtual_time import run_in_virtual_time as run_virtual
 from bot.policy import EMPTY_STATUS, SlackStatus
 from bot.slack.scheduler import Desire, SendOutcome, StatusScheduler
-
-_T = TypeVar("_T")
 
 EPOCH = 1_767_225_600
 """Unix time of the simulation's second 0 (virtual loop time 0)."""
 CALL_STATUS = SlackStatus("On a call", ":telephone_receiver:")
-
-
-# ---------------------------------------------------------------------------------- virtual time
-
-
-class _VirtualSelector(selectors.BaseSelector):
-    """Polls real file descriptors without blocking; a wait for a timer moves the clock instead."""
-
-    def __init__(self, clock: VirtualClock) -> None:
-        self._real = selectors.DefaultSelector()
-        self._clock = clock
-
-    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self._real.register(fileobj, events, data)
-
-    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        return self._real.unregister(fileobj)
-
-    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self._real.modify(fileobj, events, data)
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        ready = self._real.select(0)
-        if ready:
-            return ready
-        if timeout is None:
-            raise RuntimeError("virtual time stalled: every task waits and no timer is set")
-        self._clock.advance(timeout)
-        return []
-
-    def get_map(self) -> Any:
-        return self._real.get_map()
-
-    def close(self) -> None:
-        self._real.close()
-
-
-@dataclass(slots=True)
-class VirtualClock:
-    now: float = 0.0
-
-    def advance(self, seconds: float) -> None:
-        self.now += max(0.0, seconds)
-
-
-class VirtualTimeLoop(asyncio.SelectorEventLoop):
-    """An event loop whose clock jumps to the next timer whenever every task is waiting."""
-
-    def __init__(self) -> None:
-        self.virtual = VirtualClock()
-        super().__init__(selector=_VirtualSelector(self.virtual))
-
-    def time(self) -> float:
-        return self.virtual.now
-
-
-def run_virtual(main: Coroutine[Any, Any, _T]) -> _T:
-    """Run `main` to completion on a fresh virtual-time loop, then close the loop cleanly."""
-    loop = VirtualTimeLoop()
-    try:
-        return loop.run_until_complete(main)
-    finally:
-        leftovers = asyncio.all_tasks(loop)
-        for task in leftovers:
-            task.cancel()
-        if leftovers:
-            loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
 
 
 # ---------------------------------------------------------------------------------- workload

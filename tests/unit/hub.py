@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from bench.virtual_time import run_in_virtual_time
 from bot.coordinator import Coordinator
 from bot.policy import EMPTY_STATUS, SlackStatus
 from bot.presence import PresenceStatus, PresenceUpdate, TelephonyStatus, UpdateSource
@@ -27,7 +28,6 @@ from bot.slack.profiles import ProfileWrite
 from bot.slack.scheduler import SendOutcome, StatusScheduler
 from bot.slack.status import StatusWriter
 from bot.store import Store
-from tests.virtual_time import run_in_virtual_time
 
 _T = TypeVar("_T")
 

@@ -1,10 +1,10 @@
 """An event loop whose clock jumps to the next timer, but never while a database call is running.
 
-The bench's virtual loop jumps whenever the loop has nothing ready. That is wrong for code that
-awaits aiosqlite: its worker thread is busy, the loop looks idle, and a 2 s debounce would pass
-in the middle of a one-millisecond query. This loop advances only when every worker thread
-(aiosqlite's and the default executor's) is waiting for work, so a test of the real store in
-virtual time sees the order of events a fast machine would.
+Jumping whenever the loop has nothing ready is wrong for code that awaits aiosqlite: its worker
+thread is busy, the loop looks idle, and a 2 s debounce would pass in the middle of a
+one-millisecond query. This loop advances only when every worker thread (aiosqlite's and the
+default executor's) is waiting for work, so the fidelity model, and tests of the real store in
+virtual time, see the order of events a fast machine would.
 """
 
 from __future__ import annotations
