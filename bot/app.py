@@ -35,7 +35,7 @@ from bot.presence import Availability, Presence
 from bot.ringcentral.client import DEFAULT_MAX_ATTEMPTS, RingCentralClient
 from bot.ringcentral.directory import Directory
 from bot.ringcentral.feed import FeedStats, PresenceFeed, PresenceSnapshots
-from bot.ringcentral.subscriber import LinkState, Subscriber, SubscriberHealth
+from bot.ringcentral.subscriber import LinkState, Subscriber
 from bot.roster import Roster, availability_of, busy_since
 from bot.slack.app import BotIdentity, SlackApp, UserTokens
 from bot.slack.boards import BoardRefresher
@@ -107,8 +107,10 @@ class PresencePipeline:
         client: RingCentralClient | None = None,
         directory: Directory | None = None,
     ) -> PresencePipeline:
-        client = client or ringcentral_client(settings)
-        directory = directory or Directory(client, max_age=settings.directory_refresh_seconds)
+        if client is None:
+            client = ringcentral_client(settings)
+        if directory is None:  # not `or`: an empty Directory is falsy
+            directory = Directory(client, max_age=settings.directory_refresh_seconds)
         snapshots = PresenceSnapshots(client)
         coordinator = Coordinator(
             team_id=team_id,
@@ -348,11 +350,12 @@ class Bot:
     """The whole bot, built from Settings and supervised: `create`, `start`, `stop`.
 
     Its surface for the demo, the benchmarks and the tests, which never reach into the parts:
-    `team_id`, `settings`, `store` (durable state: links, claims, preferences), `http_port`,
-    `ready`/`wait_ready()` (the first presence snapshot is in), `availability(user_id)`,
-    `presence(extension_id)`, `status_reason(user_id)`, `pending_writes()`, `settle()` (nothing
-    being told, no write queued), `set_preferences(…)`, `person_connected(user_id)`, `stats()`,
-    `health()`. Extra consumers of every person's changes are given to `create`.
+    `team_id`, `settings`, `store` (durable state: links, claims, preferences), `identity`,
+    `http_port`, `ready`/`wait_ready()` (the first presence snapshot is in),
+    `availability(user_id)`, `presence(extension_id)`, `status_reason(user_id)`,
+    `pending_writes()`, `settle()` (nothing being told, no write queued), `set_preferences(…)`,
+    `person_connected(user_id)`, `stats()`, `health()`. Extra consumers of every person's
+    changes are given to `create`.
     """
 
     def __init__(self, services: Services) -> None:
@@ -545,9 +548,6 @@ class Bot:
             extensions_known=s.presence.roster.extensions_known,
             people_linked=s.presence.roster.people_linked,
         )
-
-    def subscriber_health(self) -> SubscriberHealth:
-        return dataclasses.replace(self._services.presence.subscriber.health)
 
 
 def _reveal(secret: Secret | None) -> str | None:

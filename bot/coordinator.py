@@ -106,7 +106,6 @@ class Coordinator:
         self._idle = asyncio.Event()
         self._idle.set()
         self.first_snapshot = asyncio.Event()
-        self.last_snapshot_at: datetime | None = None
         self.stats = CoordinatorStats()
 
     # ----------------------------------------------------------------------------- start-up
@@ -198,7 +197,6 @@ class Coordinator:
                     applied += 1
             self.stats.snapshots += 1
             self.stats.snapshot_records += applied
-            self.last_snapshot_at = started
             self.first_snapshot.set()
             log.info("RingCentral presence snapshot: %d extensions", applied)
         with self._telling():
@@ -235,6 +233,3 @@ class Coordinator:
             return
         batch, self._dirty = list(self._dirty.values()), {}
         await self._memory.save_presence(batch)
-
-    def request_snapshot(self) -> None:
-        self._snapshot_wanted.set()

@@ -258,7 +258,9 @@ async def test_every_other_subcommand_answers_in_words(bot_and_sims: tuple[Bot, 
     linked = reply_text(
         await command(sims, owner, f"link {mention(target)} {spare.extension_number}")
     )
-    assert spare.extension_number in linked
+    assert f"{mention(target)} is now linked to extension {spare.extension_number}" in linked, (
+        linked
+    )
     link = await bot.store.link_for_user(bot.team_id, str(target.slack_id))
     assert link is not None
     assert link.extension_id == str(spare.extension_id)
