@@ -2,55 +2,29 @@
 
 Jumping whenever the loop has nothing ready is wrong for code that awaits aiosqlite: its worker
 thread is busy, the loop looks idle, and a 2 s debounce would pass in the middle of a
-one-millisecond query. This loop advances only when every worker thread (aiosqlite's and the
-default executor's) is waiting for work, so the fidelity model, and tests of the real store in
-virtual time, see the order of events a fast machine would.
+one-millisecond query. This loop keeps every future whose result another thread will post
+(aiosqlite's calls and `run_in_executor`'s) and advances only while none of them is pending, so
+the fidelity model, and tests of the real store in virtual time, see the order of events a fast
+machine would.
 """
 
 from __future__ import annotations
 
 import asyncio
-import linecache
+import concurrent.futures
 import selectors
 import sys
-import threading
-import time
-from collections.abc import Coroutine
-from types import FrameType
+import weakref
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 
-_WORKER_LOOPS = frozenset({"_connection_worker_thread", "_worker"})
-"""aiosqlite's per-connection thread and concurrent.futures' pool thread: idle in a `.get(`."""
-_BUSY_LIMIT = 10.0
-
-
-def _is_worker(frame: FrameType) -> bool:
-    """Whether this thread runs one of the worker loops (judged by its Thread's target)."""
-    while frame.f_back is not None:
-        frame = frame.f_back
-    thread = frame.f_locals.get("self")
-    target = getattr(thread, "_target", None)
-    return getattr(target, "__name__", None) in _WORKER_LOOPS
-
-
-def _worker_busy(frame: FrameType) -> bool:
-    if not _is_worker(frame):
-        return False  # not a thread the loop waits for
-    if frame.f_code.co_name not in _WORKER_LOOPS:
-        return True  # starting, or running a work item's Python code
-    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
-    if ".get(" not in line:
-        return True  # running a work item written in C (sqlite3)
-    # Waiting in get(), but work may already be queued that it has not taken yet.
-    queue = frame.f_locals.get("tx") or frame.f_locals.get("work_queue")
-    return queue is not None and not queue.empty()
-
-
-def _workers_busy() -> bool:
-    me = threading.get_ident()
-    return any(_worker_busy(frame) for ident, frame in sys._current_frames().items() if ident != me)
+_THREAD_POSTED_BY = ("aiosqlite", "sqlalchemy.dialects.sqlite.aiosqlite")
+"""Modules whose futures are completed from aiosqlite's thread (SQLAlchemy's adapter hands that
+thread work of its own, to set the isolation level)."""
+_OUTSIDE_LIMIT = 10.0
+"""Real seconds a thread may take before the loop gives up on it."""
 
 
 class _Clock:
@@ -59,9 +33,10 @@ class _Clock:
 
 
 class _Selector(selectors.BaseSelector):
-    def __init__(self, clock: _Clock) -> None:
+    def __init__(self, clock: _Clock, outside: weakref.WeakSet[asyncio.Future[Any]]) -> None:
         self._real = selectors.DefaultSelector()
         self._clock = clock
+        self._outside = outside
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._real.register(fileobj, events, data)
@@ -76,19 +51,16 @@ class _Selector(selectors.BaseSelector):
         ready = self._real.select(0)
         if ready or timeout == 0:
             return ready
-        give_up = time.monotonic() + _BUSY_LIMIT
-        while _workers_busy():
-            ready = self._real.select(0.001)
-            if ready:
-                return ready
-            if time.monotonic() > give_up:
-                raise RuntimeError(f"a worker thread stayed busy for {_BUSY_LIMIT} s")
-        # A worker posts its result before it waits again: look once more before jumping.
-        ready = self._real.select(0)
-        if ready:
+        if any(not future.done() for future in self._outside):
+            # A thread is working for us: wait, in real time, for it to post its result.
+            ready = self._real.select(_OUTSIDE_LIMIT)
+            if not ready:
+                raise RuntimeError(f"a worker thread took more than {_OUTSIDE_LIMIT} s")
             return ready
         if timeout is None:
-            raise RuntimeError("virtual time stalled: every task waits and no timer is set")
+            raise RuntimeError(
+                "virtual time stalled: every task waits and no timer is set\n" + _waits()
+            )
         self._clock.now += max(0.0, timeout)
         return []
 
@@ -99,13 +71,46 @@ class _Selector(selectors.BaseSelector):
         self._real.close()
 
 
+def _waits() -> str:
+    """Where each task waits, for a stall's message."""
+    lines = []
+    for task in asyncio.all_tasks():
+        awaiting: Any = task.get_coro()
+        where = "?"
+        while awaiting is not None:
+            frame = getattr(awaiting, "cr_frame", None) or getattr(awaiting, "ag_frame", None)
+            if frame is not None:
+                where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+            awaiting = getattr(awaiting, "cr_await", None) or getattr(awaiting, "ag_await", None)
+        lines.append(f"task {task.get_name()} waits at {where}")
+    return "\n".join(lines)
+
+
 class ThreadAwareVirtualLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         self._virtual = _Clock()
-        super().__init__(selector=_Selector(self._virtual))
+        self._outside: weakref.WeakSet[asyncio.Future[Any]] = weakref.WeakSet()
+        super().__init__(selector=_Selector(self._virtual, self._outside))
 
     def time(self) -> float:
         return self._virtual.now
+
+    def create_future(self) -> asyncio.Future[Any]:
+        future = super().create_future()
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if caller.startswith(_THREAD_POSTED_BY):
+            self._outside.add(future)
+        return future
+
+    def run_in_executor(  # type: ignore[override]
+        self,
+        executor: concurrent.futures.Executor | None,
+        func: Callable[..., _T],
+        *args: Any,
+    ) -> asyncio.Future[_T]:
+        future = super().run_in_executor(executor, func, *args)
+        self._outside.add(future)
+        return future
 
 
 def run_in_virtual_time(main: Coroutine[Any, Any, _T]) -> _T:
