@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from bench import bootstrap, burst, fidelity, latency, memory
 from bench.common import TABLE_START, percentile, refresh_table, write_result
 from bench.fidelity_model import (
