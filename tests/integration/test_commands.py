@@ -172,6 +172,7 @@ async def shared_bot(tmp_path: Path) -> AsyncIterator[tuple[Bot, Sims]]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(text=st.text(max_size=300))
+@pytest.mark.slow
 async def test_any_command_text_is_acked_with_a_helpful_reply(
     text: str, shared_bot: tuple[Bot, Sims]
 ) -> None:

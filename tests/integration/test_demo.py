@@ -119,6 +119,7 @@ def _assert_clean(tmp_path: Path, shown: str, logged: str = "") -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_the_live_view_prints_the_summary_and_exits_0(tmp_path: Path) -> None:
     env = _environment(tmp_path, COLUMNS="80", LINES="40", TERM="xterm-256color")
     terminal = Terminal(_demo("--users", "10"), env, tmp_path)

@@ -358,6 +358,7 @@ async def test_recovery_the_gateway_calls_too_late_fails_then_resubscribes_and_s
         assert h.recorder.of(kate)[-1] == (Availability.AVAILABLE, Availability.ON_CALL)
 
 
+@pytest.mark.slow
 async def test_reconnect_after_the_recovery_window_starts_a_new_session() -> None:
     async with start_harness(scale=600.0) as h:
         frank = h.person(8)
@@ -381,6 +382,7 @@ async def test_reconnect_after_the_recovery_window_starts_a_new_session() -> Non
         assert h.recorder.of(frank)[-1] == (Availability.AVAILABLE, Availability.ON_CALL)
 
 
+@pytest.mark.slow
 async def test_heartbeats_keep_an_idle_connection_open() -> None:
     async with start_harness(scale=3600.0) as h:
         subscriber = h.pipeline.subscriber

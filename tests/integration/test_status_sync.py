@@ -186,6 +186,7 @@ def write_env(sims: Sims, tmp_path: Path, **extra: str) -> Path:
     return env_file
 
 
+@pytest.mark.slow
 async def test_killed_mid_call_then_restarted_after_the_call_restores_the_status(
     sims: Sims, tmp_path: Path
 ) -> None:
@@ -206,6 +207,7 @@ async def test_killed_mid_call_then_restarted_after_the_call_restores_the_status
         assert await bot.terminate() == 0
 
 
+@pytest.mark.slow
 async def test_a_bot_that_dies_mid_call_leaves_a_status_that_expires_by_itself(
     sims: Sims, tmp_path: Path
 ) -> None:
@@ -225,6 +227,7 @@ async def test_a_bot_that_dies_mid_call_leaves_a_status_that_expires_by_itself(
     await wait_until(lambda: shows(sims, grace) == ("", ""), timeout=10, message="expiry")
 
 
+@pytest.mark.slow
 async def test_429s_and_5xx_on_profile_writes_still_converge_without_double_writes(
     sims: Sims, tmp_path: Path
 ) -> None:
@@ -294,6 +297,7 @@ async def test_a_thousand_calls_at_once_are_all_shown_at_the_pace_slack_allows(
         assert stats["rate_limited"].get("users.profile.set", 0) == 0
 
 
+@pytest.mark.slow
 async def test_clearing_our_status_by_hand_keeps_it_cleared_for_the_rest_of_the_call(
     sims: Sims, tmp_path: Path
 ) -> None:
@@ -315,6 +319,7 @@ async def test_clearing_our_status_by_hand_keeps_it_cleared_for_the_rest_of_the_
         await wait_until(lambda: shows(sims, judy) == ON_A_CALL, message="the next call shown")
 
 
+@pytest.mark.slow
 async def test_admin_token_mode_writes_for_people_who_never_connected(tmp_path: Path) -> None:
     # A paid workspace's admin token writes everyone's status (`user=`), but Slack lets one token
     # touch only 30 distinct profiles a minute: more callers than that must still all be shown.

@@ -64,6 +64,7 @@ def test_bootstrap_reads_pages_where_the_baseline_reads_extensions(tmp_path: Pat
     assert (tmp_path / "bootstrap.json").exists()
 
 
+@pytest.mark.slow
 def test_latency_times_every_event_to_its_slack_write(tmp_path: Path) -> None:
     tiny = "--people 200 --rates 40 --baseline-rate 20 --duration 0.5 --call-seconds 0.2"
     argv = [*tiny.split(), "--deadline", "20", "--configs", "lifted"]
@@ -96,6 +97,7 @@ def test_latency_times_every_event_to_its_slack_write(tmp_path: Path) -> None:
     assert "xoxb-" not in saved
 
 
+@pytest.mark.slow
 def test_latency_production_takes_every_event_in_within_slacks_budget(tmp_path: Path) -> None:
     # Calls must outlast the default 2 s call debounce, or nothing is written and the budget
     # is never tested; so must the phase, or its calls are cut short.
@@ -172,6 +174,7 @@ def test_latency_matching_pairs_each_event_with_the_first_later_write() -> None:
     assert (late.missing_start, late.missing_end) == (1, 1)
 
 
+@pytest.mark.slow
 def test_burst_shows_everyone_within_slacks_budget_and_compares_with_the_floor(
     tmp_path: Path,
 ) -> None:
