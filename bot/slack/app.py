@@ -81,7 +81,12 @@ class UserTokens:
         return self._cache[user_id]
 
     def forget(self, user_id: str) -> None:
+        """Read the person's token from the store again next time (they connected again)."""
         self._cache.pop(user_id, None)
+
+    def mark_gone(self, user_id: str) -> None:
+        """Slack refused the stored token for good: none until the person connects again."""
+        self._cache[user_id] = None
 
     async def delete(self, user_id: str) -> None:
         self.forget(user_id)

@@ -61,6 +61,7 @@ class ProfileWriter(Protocol):
 class TokenSource(Protocol):
     async def user_token(self, user_id: str) -> str | None: ...
     def forget(self, user_id: str) -> None: ...
+    def mark_gone(self, user_id: str) -> None: ...
 
 
 class SlackProfiles:
@@ -109,7 +110,7 @@ class SlackProfiles:
             return ProfileWrite(SendOutcome.RETRY)
         if error in TOKEN_GONE:
             log.warning("%s's Slack token no longer works (%s)", user_id, error)
-            self._tokens.forget(user_id)
+            self._tokens.mark_gone(user_id)
             return ProfileWrite(SendOutcome.GONE, token_lost=True)
         log.warning("users.profile.set for %s refused: %s", user_id, error or status)
         if error in PERMANENT:

@@ -75,8 +75,6 @@ class _Profile:
     disowned: SlackStatus | None = None
     """Our status whose claim a manual change ended while it was being written: if Slack shows
     it after all, it landed after theirs and theirs is put back."""
-    connected: bool | None = None
-    """Whether a token is known; None until looked up."""
     declined_busy_since: float | None = None
     """The start of the call during which they cleared or replaced our status by hand."""
     blocked_reason: str | None = None
@@ -182,7 +180,6 @@ class StatusWriter:
     async def token_revoked(self, user_id: str) -> None:
         person = await self._person(user_id)
         self._profiles.forget(user_id)
-        person.connected = False
         person.blocked_reason = NOT_CONNECTED
         self._scheduler.cancel(user_id)
         self.stats.tokens_lost += 1
@@ -192,7 +189,6 @@ class StatusWriter:
         """The person just authorized the app: their token works now."""
         person = await self._person(user_id)
         self._profiles.forget(user_id)
-        person.connected = None
         person.blocked_reason = None
         await self._notice.reconnected(user_id)
         await self._evaluate(person)
@@ -225,13 +221,17 @@ class StatusWriter:
             person.recheck = True
             return
         decision, began = self._decide(person)
-        if isinstance(decision, Show | Release) and person.connected is None:
-            person.connected = await self._profiles.can_write(person.user_id)
+        if isinstance(decision, Show | Release):
+            # Whether their token works is the token store's to say (it caches the answer).
+            connected = await self._profiles.can_write(person.user_id)
             if person.in_flight is not None:
                 person.recheck = True
                 return
-            # The lookup paused us: decide again from what holds now.
+            # The lookup may have paused us: decide again from what holds now.
             decision, began = self._decide(person)
+            if isinstance(decision, Show | Release) and not connected:
+                self._not_connected(person)
+                return
         await self._act(person, decision, began)
 
     async def _act(self, person: _Profile, decision: Decision, began: float | None) -> None:
@@ -265,8 +265,7 @@ class StatusWriter:
                 person.claim = None
                 await self._store.release(self.team_id, user_id)
             return
-        if not self._may_write(person):
-            return
+        person.blocked_reason = None
         shown = self._ours_shown(person)
         if isinstance(decision, Show):
             restore = person.claim.saved if person.claim else (decision.save or EMPTY_STATUS)
@@ -292,19 +291,15 @@ class StatusWriter:
                 )
             )
 
-    def _may_write(self, person: _Profile) -> bool:
-        if not person.connected:
-            self._scheduler.cancel(person.user_id)
-            if person.blocked_reason != NOT_CONNECTED:
-                person.blocked_reason = NOT_CONNECTED
-                self.stats.not_connected += 1
-                log.info(
-                    "%s is linked but has not connected their Slack status; nothing is written",
-                    person.user_id,
-                )
-            return False
-        person.blocked_reason = None
-        return True
+    def _not_connected(self, person: _Profile) -> None:
+        self._scheduler.cancel(person.user_id)
+        if person.blocked_reason != NOT_CONNECTED:
+            person.blocked_reason = NOT_CONNECTED
+            self.stats.not_connected += 1
+            log.info(
+                "%s is linked but has not connected their Slack status; nothing is written",
+                person.user_id,
+            )
 
     @staticmethod
     def _ours_shown(person: _Profile) -> SlackStatus | None:
@@ -336,9 +331,7 @@ class StatusWriter:
         person = await self._person(desire.key)
         if person.in_flight is not None:
             return SendOutcome.SKIPPED
-        if person.connected is None:
-            person.connected = await self._profiles.can_write(person.user_id)
-        if not person.connected or person.in_flight is not None:
+        if not await self._profiles.can_write(person.user_id) or person.in_flight is not None:
             await self._evaluate(person)
             return SendOutcome.SKIPPED
         decision, began = self._decide(person)
@@ -446,7 +439,6 @@ class StatusWriter:
 
     async def _token_lost(self, person: _Profile) -> None:
         self.stats.tokens_lost += 1
-        person.connected = False
         person.blocked_reason = NOT_CONNECTED
         await self._notice.token_lost(person.user_id)
 

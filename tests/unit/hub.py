@@ -82,6 +82,8 @@ class FakeSlack:
     connected: set[str] = field(default_factory=set)
     lookups: Gate = field(default_factory=Gate)
     answers: Gate = field(default_factory=Gate)
+    revoked: set[str] = field(default_factory=set)
+    """People whose stored token Slack refuses (`token_revoked`) until they connect again."""
 
     async def can_write(self, user_id: str) -> bool:
         await self.lookups.passage()
@@ -92,6 +94,9 @@ class FakeSlack:
 
     async def set_status(self, user_id: str, status: SlackStatus) -> ProfileWrite:
         self.writes.append(Write(self.clock(), user_id, status))
+        if user_id in self.revoked:
+            self.connected.discard(user_id)  # as the token store does: none until reconnected
+            return ProfileWrite(SendOutcome.GONE, token_lost=True)
         if self.lands == "on_request":
             self.profiles[user_id] = status
         await self.answers.passage()

@@ -246,6 +246,32 @@ def test_a_new_call_while_the_release_is_in_flight_is_shown(tmp_path: Path) -> N
     virtual(body)
 
 
+# ---------------------------------------------------------------------- tokens
+
+
+def test_a_token_slack_refuses_is_not_tried_again_until_they_connect(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running_hub(tmp_path, {ALICE: EXT}) as hub:
+            hub.slack.revoked.add(ALICE)
+            for _ in range(3):
+                await hub.phone(EXT, CONNECTED)
+                await hub.until(hub.now() + 5)
+                await hub.phone(EXT, ENDED)
+                await hub.until(hub.now() + 5)
+            await hub.settled()
+            assert hub.slack.writes_of(ALICE) == [CALL]  # the one write that found out
+            assert [to for to, _text in hub.slack.dms] == [ALICE]
+            assert "Reconnect here: http://bot/slack/install" in hub.slack.dms[0][1]
+            assert hub.writer.explain(ALICE) == "not connected"
+            # They connect again: the next call is shown.
+            hub.slack.revoked.clear()
+            hub.slack.connected.add(ALICE)
+            await hub.writer.connected(ALICE)
+            await call_is_shown(hub)
+
+    virtual(body)
+
+
 # ---------------------------------------------------------------------- learning
 
 
