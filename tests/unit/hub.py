@@ -216,7 +216,7 @@ async def running_hub(
         notice=TokenLostNotice(
             store=store, messages=slack, team_id=TEAM, connect_url="http://bot/slack/install"
         ),
-        known_statuses=slack_known(slack),
+        known_statuses=StartStatuses(slack),
         wall_clock=wall,
     )
     notifier = FreeNotifier(
@@ -254,7 +254,9 @@ async def running_hub(
         await store.close()
 
 
-class slack_known:
+class StartStatuses:
+    """The statuses Slack reported at start: the fake's profiles, read when first asked."""
+
     def __init__(self, slack: FakeSlack) -> None:
         self._slack = slack
 
