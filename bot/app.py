@@ -42,6 +42,7 @@ from bot.slack.boards import BoardRefresher
 from bot.slack.call_model import CallLengthModel
 from bot.slack.commands import RcStatusHandlers
 from bot.slack.home import HomeTab
+from bot.slack.linking import LinkDesk
 from bot.slack.messages import DirectMessages, TokenLostNotice
 from bot.slack.notifier import FreeNotifier
 from bot.slack.people import SlackPeople
@@ -207,6 +208,10 @@ class _Lookups:
         person = self._people.by_email(email)
         return person.id if person else None
 
+    def extension_email(self, extension_id: str) -> str | None:
+        extension = self._directory.by_id(extension_id)
+        return extension.email if extension else None
+
 
 @dataclass(frozen=True, slots=True)
 class Services:
@@ -292,11 +297,17 @@ def wire(
         presences=lookups,
         connections=tokens,
         status_sync=writer,
-        links=presence.coordinator,
+        linking=LinkDesk(
+            store=store,
+            team_id=team_id,
+            extensions=lookups,
+            members=people,
+            messenger=messages,
+            links=presence.coordinator,
+        ),
         watches=notifier,
         home=home,
         boards=boards,
-        client=client,
         install_url=settings.connect_url,
     )
     slack = SlackApp(

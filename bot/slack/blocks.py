@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from bot.policy import StatusPolicy, StatusPreferences, call_status, meeting_status
 from bot.presence import Availability
@@ -24,14 +24,17 @@ from bot.slack.command_text import (
     Target,
     describe_target,
 )
+from bot.slack.kit import MESSAGE_BLOCK_LIMIT, Block, Message
+from bot.slack.kit import button as _button
+from bot.slack.kit import context as _context
+from bot.slack.kit import escape as _escape
+from bot.slack.kit import header as _header
+from bot.slack.kit import join as _join
+from bot.slack.kit import message as _message
+from bot.slack.kit import plain as _plain
+from bot.slack.kit import section as _section
 
-Block = dict[str, Any]
-
-MESSAGE_BLOCK_LIMIT: Final = 50
 HOME_BLOCK_LIMIT: Final = 100
-SECTION_TEXT_LIMIT: Final = 3000
-FALLBACK_TEXT_LIMIT: Final = 3000
-"""Slack truncates longer top-level text; we stop well before so nothing is cut mid-mention."""
 
 # Action ids the listeners register; the values carry a Slack user id.
 NOTIFY_ACTION: Final = "notify_when_free"
@@ -82,13 +85,6 @@ _SOURCE: Final = "Phone presence from RingCentral"
 _FOOTER: Final = f"{_SOURCE}. Only you can see this."
 
 
-class Message(NamedTuple):
-    """A reply or DM: `text` is the notification and screen-reader fallback for `blocks`."""
-
-    text: str
-    blocks: list[Block]
-
-
 class SyncState(StrEnum):
     """Where someone's status sync stands, in the order a reply explains it."""
 
@@ -107,14 +103,6 @@ class NotifyRefusal(StrEnum):
     NOT_LINKED = "not_linked"
     YOURSELF = "yourself"
     TOO_MANY = "too_many"
-
-
-class LinkRefusal(StrEnum):
-    """Why a link or unlink was not made."""
-
-    NOT_ADMIN = "not_admin"
-    UNKNOWN_EXTENSION = "unknown_extension"
-    NOT_LINKED = "not_linked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,7 +393,8 @@ def help_reply(reason: str | None = None) -> Message:
             f"{_hours(MAX_WATCH_DURATION)}, {MAX_ACTIVE_WATCHES} people at a time)",
             "• `/rcstatus cancel @alice` — stop watching someone",
             "• `/rcstatus watches` — who you're watching",
-            "• `/rcstatus link 101` — link yourself to extension 101; admins can "
+            "• `/rcstatus link 101` — link yourself to extension 101 (at once when it's "
+            "yours by email, otherwise an admin approves); admins can "
             "`/rcstatus link @alice 101` and `/rcstatus unlink @alice`",
             "• `/rcstatus pause` and `/rcstatus resume` — stop or restart changing your status",
             "• `/rcstatus settings` — respect or replace a status you set yourself, and the "
@@ -425,57 +414,6 @@ def help_reply(reason: str | None = None) -> Message:
     lines.append(f"{intro}\n{commands}")
     blocks.append(_section(lines[-1], block_id="commands"))
     return _message("\n".join(lines), blocks)
-
-
-def linked_reply(user_id: str, extension_number: str, *, invoker_id: str) -> Message:
-    """A link was made."""
-    who = "You're" if user_id == invoker_id else f"<@{user_id}> is"
-    text = f"🔗 {who} now linked to extension {_escape(extension_number)}."
-    return _message(text, [_section(text)])
-
-
-def link_conflict_reply(extension_number: str, holder_id: str, *, invoker_id: str) -> Message:
-    """The extension already belongs to someone."""
-    number = _escape(extension_number)
-    if holder_id == invoker_id:
-        text = f"You're already linked to extension {number}."
-    else:
-        text = (
-            f"Extension {number} is already linked to <@{holder_id}>, so I left it alone. "
-            "If that's wrong, a workspace admin can unlink them first with `/rcstatus unlink`."
-        )
-    return _message(text, [_section(text)])
-
-
-def link_refusal_reply(
-    reason: LinkRefusal, *, extension_number: str | None = None, user_id: str | None = None
-) -> Message:
-    """A link or unlink that could not be made, and why."""
-    if reason is LinkRefusal.NOT_ADMIN:
-        text = (
-            "Only workspace admins can link or unlink someone else. `/rcstatus link 101` links you."
-        )
-    elif reason is LinkRefusal.UNKNOWN_EXTENSION:
-        number = _escape(extension_number or "")
-        text = (
-            f"I can't find extension {number} among the RingCentral users. "
-            "Check the number, or ask your phone admin."
-        )
-    elif user_id is None:
-        text = "You aren't linked to an extension."
-    else:
-        text = f"<@{user_id}> isn't linked to an extension."
-    return _message(text, [_section(text)])
-
-
-def unlinked_reply(user_id: str, extension_number: str | None, *, invoker_id: str) -> Message:
-    """An unlink was made."""
-    who = "You're" if user_id == invoker_id else f"<@{user_id}> is"
-    text = f"{who} no longer linked"
-    if extension_number is not None:
-        text += f" to extension {_escape(extension_number)}"
-    text += "."
-    return _message(text, [_section(text)])
 
 
 def not_found_reply(target: Target) -> Message:
@@ -645,71 +583,6 @@ def _connect_button(install_url: str) -> Block:
     return _button("Connect", CONNECT_ACTION, value="connect", url=install_url, style="primary")
 
 
-def _button(
-    label: str, action_id: str, *, value: str, url: str | None = None, style: str | None = None
-) -> Block:
-    button: Block = {
-        "type": "button",
-        "action_id": action_id,
-        "text": _plain(label),
-        "value": value,
-    }
-    if url is not None:
-        button["url"] = url
-    if style is not None:
-        button["style"] = style
-    return button
-
-
-def _section(text: str, *, block_id: str | None = None) -> Block:
-    section: Block = {"type": "section", "text": _mrkdwn(_fit(text, SECTION_TEXT_LIMIT))}
-    if block_id is not None:
-        section["block_id"] = block_id
-    return section
-
-
-def _context(text: str) -> Block:
-    return {"type": "context", "elements": [_mrkdwn(_fit(text, 2000))]}
-
-
-def _header(text: str) -> Block:
-    return {"type": "header", "text": _plain(_fit(text, 150))}
-
-
-def _plain(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text, "emoji": True}
-
-
-def _mrkdwn(text: str) -> dict[str, str]:
-    return {"type": "mrkdwn", "text": text}
-
-
-def _message(text: str, blocks: list[Block]) -> Message:
-    return Message(_fit(text, FALLBACK_TEXT_LIMIT), blocks[:MESSAGE_BLOCK_LIMIT])
-
-
-def _fit(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    # Cut before a half-written `<@U…>` or `<!date…>` so Slack never sees broken markup.
-    cut = text[: limit - 1]
-    opening = cut.rfind("<")
-    if opening > cut.rfind(">"):
-        cut = cut[:opening]
-    return cut.rstrip() + "…"
-
-
-def _escape(text: str) -> str:
-    """Text from people (status words, reasons, addresses) shown literally in mrkdwn."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _join(items: Sequence[str]) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return f"{', '.join(items[:-1])} and {items[-1]}"
-
-
 def _count(number: int, one: str, many: str) -> str:
     return f"{number} {one if number == 1 else many}"
 
@@ -737,7 +610,6 @@ __all__ = [
     "UNSTAR_ACTION",
     "Block",
     "HomeState",
-    "LinkRefusal",
     "Message",
     "NotifyRefusal",
     "PersonView",
@@ -751,9 +623,6 @@ __all__ = [
     "help_reply",
     "home_view",
     "humanize_duration",
-    "link_conflict_reply",
-    "link_refusal_reply",
-    "linked_reply",
     "lookup_reply",
     "me_reply",
     "not_found_reply",
@@ -763,7 +632,6 @@ __all__ = [
     "slack_date",
     "sync_reply",
     "sync_state",
-    "unlinked_reply",
     "watch_expired_dm",
     "watches_reply",
 ]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.policy import StatusPolicy, StatusPreferences
 from bot.presence import Availability
@@ -42,8 +41,15 @@ from bot.slack.command_text import (
     parse_command,
 )
 from bot.slack.home import Connections, HomeTab, Presences, person_view
+from bot.slack.link_messages import (
+    LINK_APPROVE_ACTION,
+    LINK_DENY_ACTION,
+    LINK_KEEP_ACTION,
+    LINK_MOVE_ACTION,
+)
+from bot.slack.linking import LinkDesk
 from bot.slack.preferences import effective_preferences
-from bot.store import LinkConflict, Store
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +73,6 @@ class StatusSync(Protocol):
     async def preferences_changed(self, user_id: str) -> None: ...
 
 
-class LinkOwner(Protocol):
-    """The coordinator, which owns the extension links, told the store's links changed."""
-
-    async def reload_links(self) -> None: ...
-
-
 class WatchKick(Protocol):
     def kick(self) -> None: ...
 
@@ -88,11 +88,10 @@ class RcStatusHandlers:
         presences: Presences,
         connections: Connections,
         status_sync: StatusSync,
-        links: LinkOwner,
+        linking: LinkDesk,
         watches: WatchKick,
         home: HomeTab,
         boards: BoardRefresher,
-        client: AsyncWebClient,
         install_url: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -101,11 +100,10 @@ class RcStatusHandlers:
         self._presences = presences
         self._connections = connections
         self._status_sync = status_sync
-        self._links = links
+        self._linking = linking
         self._watches = watches
         self._home = home
         self._boards = boards
-        self._client = client
         self._install_url = install_url
         self._clock = clock
 
@@ -115,7 +113,9 @@ class RcStatusHandlers:
         @app.command("/rcstatus")
         async def rcstatus(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
             await ack()
-            reply = await self._safely(self.handle, str(command["user_id"]), command.get("text"))
+            user_id = str(command["user_id"])
+            reply = await self._safely(self.handle, user_id, command.get("text"))
+            reply = await self._safely(self._linking.notices, user_id, reply)
             await respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
 
         @app.action(blocks.NOTIFY_ACTION)
@@ -182,6 +182,30 @@ class RcStatusHandlers:
             await self._store.update_preferences(self._team_id, user_id, starred=starred)
             await self._boards.show(user_id)
 
+        async def link_click(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+            await ack()
+            user_id, value = _clicker(body), _value(body)
+            action = str(body["actions"][0]["action_id"])
+            if action in (LINK_MOVE_ACTION, LINK_KEEP_ACTION):
+                confirmed = action == LINK_MOVE_ACTION
+                move = functools.partial(self._linking.move, confirmed=confirmed)
+                reply = await self._safely(move, user_id, value)
+            else:
+                approve = action == LINK_APPROVE_ACTION
+                decide = functools.partial(self._linking.decide, approve=approve)
+                reply = await self._safely(decide, user_id, value)
+            if body.get("response_url"):
+                # The buttons were the question; the answer takes their place.
+                await respond(text=reply.text, blocks=reply.blocks, replace_original=True)
+
+        for action_id in (
+            LINK_MOVE_ACTION,
+            LINK_KEEP_ACTION,
+            LINK_APPROVE_ACTION,
+            LINK_DENY_ACTION,
+        ):
+            app.action(action_id)(link_click)
+
         @app.event("app_home_opened")
         async def home_opened(event: dict[str, Any]) -> None:
             if event.get("tab", "home") == "home":
@@ -224,9 +248,9 @@ class RcStatusHandlers:
             case Watches():
                 return await self.watches(user_id, now)
             case Link(extension_number=number, user=other):
-                return await self.link(user_id, number, other)
+                return await self._linking.link(user_id, number, other)
             case Unlink(user=other):
-                return await self.unlink(user_id, other)
+                return await self._linking.unlink(user_id, other)
             case Pause():
                 return await self._pause(user_id, paused=True)
             case Resume():
@@ -326,48 +350,6 @@ class RcStatusHandlers:
         if reported:
             await self._store.mark_expiry_reported(reported)
         return blocks.watches_reply(views, now=now)
-
-    async def link(self, user_id: str, number: str, other: str | None) -> Message:
-        subject = other or user_id
-        if other is not None and other != user_id and not await self._is_admin(user_id):
-            return blocks.link_refusal_reply(blocks.LinkRefusal.NOT_ADMIN, user_id=other)
-        extension_id = self._presences.extension_id_for_number(number)
-        if extension_id is None:
-            return blocks.link_refusal_reply(
-                blocks.LinkRefusal.UNKNOWN_EXTENSION, extension_number=number
-            )
-        holder = await self._store.link_for_extension(self._team_id, extension_id)
-        if holder is not None and holder.user_id != subject and holder.source == "manual":
-            return blocks.link_conflict_reply(number, holder.user_id, invoker_id=user_id)
-        try:
-            await self._store.link(self._team_id, subject, extension_id, "manual")
-        except LinkConflict:
-            holder = await self._store.link_for_extension(self._team_id, extension_id)
-            return blocks.link_conflict_reply(
-                number, holder.user_id if holder else "someone", invoker_id=user_id
-            )
-        await self._links.reload_links()
-        return blocks.linked_reply(subject, number, invoker_id=user_id)
-
-    async def unlink(self, user_id: str, other: str | None) -> Message:
-        subject = other or user_id
-        if other is not None and other != user_id and not await self._is_admin(user_id):
-            return blocks.link_refusal_reply(blocks.LinkRefusal.NOT_ADMIN, user_id=other)
-        removed = await self._store.unlink(self._team_id, subject)
-        if removed is None:
-            return blocks.link_refusal_reply(blocks.LinkRefusal.NOT_LINKED, user_id=subject)
-        await self._links.reload_links()
-        number = self._presences.extension_number(removed.extension_id)
-        return blocks.unlinked_reply(subject, number, invoker_id=user_id)
-
-    async def _is_admin(self, user_id: str) -> bool:
-        try:
-            response = await self._client.users_info(user=user_id)
-        except SlackApiError as exc:
-            log.warning("users.info for an admin check failed: %s", exc.response.get("error"))
-            return False
-        user = response.get("user") or {}
-        return bool(user.get("is_admin") or user.get("is_owner"))
 
     async def _pause(self, user_id: str, *, paused: bool) -> Message:
         changes: dict[str, Any] = {"paused": paused}

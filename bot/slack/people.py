@@ -89,6 +89,25 @@ class SlackPeople:
     def get(self, user_id: str) -> SlackPerson | None:
         return self._people.get(user_id)
 
+    async def lookup(self, user_id: str) -> SlackPerson | None:
+        """The person as Slack has them now (users.info), for decisions that grant rights:
+        an admin demoted since the last refresh must not still count as one."""
+        try:
+            response = await self._client.users_info(user=user_id)
+        except SlackApiError as exc:
+            log.warning("users.info failed: %s", exc.response.get("error"))
+            return None
+        member = response.get("user")
+        return SlackPerson.from_member(member, self.team_id) if isinstance(member, dict) else None
+
+    def admins(self) -> list[str]:
+        """Workspace admins and owners as of the last refresh, owners first."""
+        ranked = sorted(
+            (p for p in self._people.values() if p.is_admin or p.is_owner),
+            key=lambda p: (not p.is_owner, p.id),
+        )
+        return [p.id for p in ranked]
+
     def status_of(self, user_id: str) -> SlackStatus | None:
         """The status their profile showed at the last refresh."""
         person = self._people.get(user_id)

@@ -177,6 +177,57 @@ def _v3_disconnected_notice(conn: Connection) -> None:
     )
 
 
+def _v4_owned_links(conn: Connection) -> None:
+    frozen = MetaData()
+    Table(
+        "rcstatus_link_requests",
+        frozen,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("team_id", String(SLACK_ID), nullable=False),
+        Column("requester_id", String(SLACK_ID), nullable=False),
+        Column("extension_id", String(SLACK_ID), nullable=False),
+        Column("holder_id", String(SLACK_ID)),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("expires_at", UTCDateTime, nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("decided_by", String(SLACK_ID)),
+        Column("decided_at", UTCDateTime),
+        Index(
+            "rcstatus_link_requests_one_pending",
+            "team_id",
+            "requester_id",
+            unique=True,
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+        Index("rcstatus_link_requests_state", "team_id", "state", "created_at"),
+    )
+    Table(
+        "rcstatus_link_events",
+        frozen,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("team_id", String(SLACK_ID), nullable=False),
+        Column("at", UTCDateTime, nullable=False),
+        Column("action", String(16), nullable=False),
+        Column("actor_id", String(SLACK_ID), nullable=False),
+        Column("subject_id", String(SLACK_ID), nullable=False),
+        Column("extension_id", String(SLACK_ID), nullable=False),
+        Column("displaced_id", String(SLACK_ID)),
+        Column("request_id", Integer),
+        Index("rcstatus_link_events_at", "team_id", "at"),
+    )
+    Table(
+        "rcstatus_link_notices",
+        frozen,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("team_id", String(SLACK_ID), nullable=False),
+        Column("user_id", String(SLACK_ID), nullable=False),
+        Column("event_id", Integer, nullable=False),
+        Index("rcstatus_link_notices_user", "team_id", "user_id"),
+    )
+    frozen.create_all(conn)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -185,6 +236,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     ),
     Migration(2, "watches for /rcstatus notify", _v2_watches),
     Migration(3, "remember when a person was asked to reconnect Slack", _v3_disconnected_notice),
+    Migration(4, "link requests, the audit trail of link changes, and notices", _v4_owned_links),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 

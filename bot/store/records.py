@@ -13,6 +13,8 @@ from bot.policy import SlackStatus, StatusPolicy
 LinkSource = Literal["auto", "manual"]
 ClaimState = Literal["claimed", "released"]
 WatchState = Literal["active", "fired", "expired", "cancelled"]
+LinkAction = Literal["linked", "unlinked", "requested", "approved", "denied"]
+LinkRequestState = Literal["pending", "approved", "denied", "expired", "stale", "withdrawn"]
 
 LINK_SOURCES: Final[tuple[LinkSource, ...]] = get_args(LinkSource)
 STATUS_POLICIES: Final[tuple[StatusPolicy, ...]] = tuple(StatusPolicy)
@@ -43,6 +45,71 @@ class Link:
     extension_id: str
     source: LinkSource
     linked_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEvent:
+    """One entry of the audit trail: who changed which link, when, and who approved it."""
+
+    id: int
+    team_id: str
+    at: datetime
+    action: LinkAction
+    actor_id: str
+    """Who did it: the person themselves, an admin, or the admin who approved a request."""
+    subject_id: str
+    """Whose link it is (the requester, for requests)."""
+    extension_id: str
+    displaced_id: str | None = None
+    """Whose link to the extension was removed to make room, if anyone's."""
+    request_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkChange:
+    """What `Store.assign_link` did; `event` is None when nothing changed."""
+
+    link: Link
+    previous: Link | None
+    """The subject's own link before, if they had one."""
+    displaced: Link | None
+    """Another person's link the change removed (only ever on an admin's explicit say-so)."""
+    event: LinkEvent | None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRequest:
+    """A person's request for an extension they may not take alone; an admin decides."""
+
+    id: int
+    team_id: str
+    requester_id: str
+    extension_id: str
+    holder_id: str | None
+    """Who held the extension when the request was made: approving moves it from them only."""
+    created_at: datetime
+    expires_at: datetime
+    state: LinkRequestState
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkDecision:
+    """The outcome of an admin's click on a request: the request as it now stands, and the link
+    change when approval made one. `change` is None when the request was already decided,
+    expired, denied, or the extension changed hands since it was made (state "stale")."""
+
+    request: LinkRequest
+    change: LinkChange | None
+    decided_now: bool
+    """False when someone else had already decided (or it had expired): nothing was done."""
+    event: LinkEvent | None = None
+    """The audit entry of this decision (approval or denial), when one was made now."""
+
+
+class TooManyLinkRequests(BotError):
+    """The workspace already has as many pending link requests as it may hold."""
 
 
 @dataclass(frozen=True, slots=True)

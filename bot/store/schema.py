@@ -80,6 +80,56 @@ links = Table(
     Index("rcstatus_links_extension", "team_id", "extension_id", unique=True),
 )
 
+link_requests = Table(
+    "rcstatus_link_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("team_id", String(SLACK_ID), nullable=False),
+    Column("requester_id", String(SLACK_ID), nullable=False),
+    Column("extension_id", String(SLACK_ID), nullable=False),
+    Column("holder_id", String(SLACK_ID)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("decided_by", String(SLACK_ID)),
+    Column("decided_at", UTCDateTime),
+    # One open request per person: asking again replaces it.
+    Index(
+        "rcstatus_link_requests_one_pending",
+        "team_id",
+        "requester_id",
+        unique=True,
+        postgresql_where=text("state = 'pending'"),
+        sqlite_where=text("state = 'pending'"),
+    ),
+    Index("rcstatus_link_requests_state", "team_id", "state", "created_at"),
+)
+
+link_events = Table(
+    "rcstatus_link_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("team_id", String(SLACK_ID), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("actor_id", String(SLACK_ID), nullable=False),
+    Column("subject_id", String(SLACK_ID), nullable=False),
+    Column("extension_id", String(SLACK_ID), nullable=False),
+    Column("displaced_id", String(SLACK_ID)),
+    Column("request_id", Integer),
+    Index("rcstatus_link_events_at", "team_id", "at"),
+)
+
+link_notices = Table(
+    "rcstatus_link_notices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("team_id", String(SLACK_ID), nullable=False),
+    Column("user_id", String(SLACK_ID), nullable=False),
+    Column("event_id", Integer, nullable=False),
+    Index("rcstatus_link_notices_user", "team_id", "user_id"),
+)
+
 preferences = Table(
     "rcstatus_preferences",
     metadata,

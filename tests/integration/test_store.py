@@ -31,10 +31,12 @@ from bot.store import (
     SlackStatus,
     Store,
     StoreError,
+    TooManyLinkRequests,
     migrations,
     schema,
 )
 from bot.store.engine import build_engine, parse_url
+from bot.store.links import MAX_PENDING_REQUESTS
 from tests.store_fixtures import BACKENDS, database_url, postgres_admin_url
 
 __all__ = ["database_url"]  # the fixture, imported so pytest finds it here
@@ -301,16 +303,114 @@ async def test_racing_links_for_one_extension_give_it_to_exactly_one_person(
     assert [x.user_id for x in await store.links("T1")] == [winners[0].user_id]
 
 
-async def test_manual_links_win_over_automatic_ones(store: Store) -> None:
+async def test_no_link_takes_another_persons_extension_without_an_admin(store: Store) -> None:
     await store.link("T1", "U1", "101", "auto")
-    taken = await store.link("T1", "U2", "101", "manual")
-    assert await store.link_for_extension("T1", "101") == taken
+    with pytest.raises(LinkConflict):
+        await store.link("T1", "U2", "101", "manual")
+    with pytest.raises(LinkConflict):
+        await store.assign_link("T1", "U2", "101", actor_id="U2")
+    assert (await store.link_for_extension("T1", "101")) == await store.link_for_user("T1", "U1")
+
+    # The admin names whom they take it from; naming anyone else changes nothing.
+    with pytest.raises(LinkConflict):
+        await store.assign_link("T1", "U2", "101", actor_id="UADMIN", displace="U9")
+    change = await store.assign_link("T1", "U2", "101", actor_id="UADMIN", displace="U1")
+    assert change.displaced is not None
+    assert change.displaced.user_id == "U1"
     assert await store.link_for_user("T1", "U1") is None
+    assert change.event is not None
+    assert (change.event.actor_id, change.event.subject_id, change.event.displaced_id) == (
+        "UADMIN",
+        "U2",
+        "U1",
+    )
 
     kept = await store.link("T1", "U2", "105", "auto")
-    assert kept == taken  # an automatic link never replaces a person's own choice
+    assert kept == change.link  # an automatic link never replaces a person's own choice
     with pytest.raises(LinkConflict):
         await store.link("T1", "U3", "101", "auto")
+
+
+async def test_link_changes_are_audited_and_the_people_touched_are_told_once(
+    store: Store,
+) -> None:
+    await store.assign_link("T1", "U1", "101", actor_id="U1")  # their own act: no notice
+    await store.assign_link("T1", "U2", "101", actor_id="UADMIN", displace="U1")
+    await store.unlink("T1", "U2", actor_id="UADMIN")
+
+    trail = await store.link_events("T1")
+    assert [(e.action, e.actor_id, e.subject_id, e.displaced_id) for e in trail] == [
+        ("unlinked", "UADMIN", "U2", None),
+        ("linked", "UADMIN", "U2", "U1"),
+        ("linked", "U1", "U1", None),
+    ]
+    assert await store.take_link_notices("T1", "UADMIN") == []
+    told_u1 = await store.take_link_notices("T1", "U1")
+    assert [(e.action, e.subject_id) for e in told_u1] == [("linked", "U2")]
+    told_u2 = await store.take_link_notices("T1", "U2")
+    assert [e.action for e in told_u2] == ["linked", "unlinked"]
+    assert await store.take_link_notices("T1", "U1") == []  # told once
+
+
+async def test_a_link_request_changes_nothing_until_one_admin_approves(
+    store: Store, clock: Clock
+) -> None:
+    await store.link("T1", "UOWNER", "101", "auto")
+    first = await store.request_link("T1", "UREQ", "102", holder_id=None, ttl=timedelta(days=1))
+    request = await store.request_link(
+        "T1", "UREQ", "101", holder_id="UOWNER", ttl=timedelta(days=1)
+    )
+    withdrawn = await store.link_request("T1", first.id)
+    assert withdrawn is not None
+    assert withdrawn.state == "withdrawn"  # asking again replaces the earlier request
+    assert await store.link_for_user("T1", "UREQ") is None
+
+    decisions = await asyncio.gather(
+        store.decide_link_request("T1", request.id, decider_id="UA1", approve=True),
+        store.decide_link_request("T1", request.id, decider_id="UA2", approve=False),
+    )
+    assert sum(1 for d in decisions if d is not None and d.decided_now) == 1
+    winner = next(d for d in decisions if d is not None and d.decided_now)
+    link = await store.link_for_user("T1", "UREQ")
+    if winner.request.state == "approved":
+        assert link is not None
+        assert link.extension_id == "101"
+        assert winner.change is not None
+        assert winner.change.displaced is not None
+        assert winner.change.displaced.user_id == "UOWNER"
+        assert [e.action for e in await store.take_link_notices("T1", "UOWNER")] == ["approved"]
+    else:
+        assert winner.request.state == "denied"
+        assert link is None
+    assert await store.decide_link_request("T2", request.id, decider_id="UA1", approve=True) is None
+
+
+async def test_an_approval_after_the_extension_changed_hands_moves_nothing(
+    store: Store, clock: Clock
+) -> None:
+    request = await store.request_link("T1", "UREQ", "101", holder_id=None, ttl=timedelta(hours=1))
+    await store.link("T1", "ULATE", "101", "auto")
+    decision = await store.decide_link_request("T1", request.id, decider_id="UA", approve=True)
+    assert decision is not None
+    assert decision.request.state == "stale"
+    assert decision.change is None
+    assert (await store.link_for_extension("T1", "101")) == await store.link_for_user("T1", "ULATE")
+
+    late = await store.request_link("T1", "UREQ", "102", holder_id=None, ttl=timedelta(hours=1))
+    clock.advance(hours=2)
+    expired = await store.decide_link_request("T1", late.id, decider_id="UA", approve=True)
+    assert expired is not None
+    assert (expired.request.state, expired.decided_now) == ("expired", False)
+    assert await store.link_for_user("T1", "UREQ") is None
+
+
+async def test_open_link_requests_are_bounded_per_workspace(store: Store) -> None:
+    for n in range(MAX_PENDING_REQUESTS):
+        await store.request_link("T1", f"U{n}", "101", holder_id=None, ttl=timedelta(days=1))
+    with pytest.raises(TooManyLinkRequests):
+        await store.request_link("T1", "UNEW", "101", holder_id=None, ttl=timedelta(days=1))
+    # Asking again replaces one's own request, so it never counts twice.
+    await store.request_link("T1", "U0", "102", holder_id=None, ttl=timedelta(days=1))
 
 
 async def test_auto_link_sync_never_touches_manual_links(store: Store) -> None:

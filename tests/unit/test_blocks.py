@@ -14,7 +14,6 @@ from bot.policy import DEFAULT_PREFERENCES, StatusPolicy, StatusPreferences
 from bot.presence import Availability
 from bot.slack.blocks import (
     HomeState,
-    LinkRefusal,
     Message,
     NotifyRefusal,
     PersonView,
@@ -27,9 +26,6 @@ from bot.slack.blocks import (
     help_reply,
     home_view,
     humanize_duration,
-    link_conflict_reply,
-    link_refusal_reply,
-    linked_reply,
     lookup_reply,
     me_reply,
     not_found_reply,
@@ -39,7 +35,6 @@ from bot.slack.blocks import (
     slack_date,
     sync_reply,
     sync_state,
-    unlinked_reply,
     watch_expired_dm,
     watches_reply,
 )
@@ -53,6 +48,22 @@ from bot.slack.command_text import (
     SetSync,
     parse_command,
 )
+from bot.slack.link_messages import (
+    LINK_APPROVE_ACTION,
+    LINK_DENY_ACTION,
+    LINK_MOVE_ACTION,
+    LinkRefusal,
+    RequestReason,
+    event_words,
+    link_refusal_reply,
+    linked_reply,
+    move_prompt,
+    request_dm,
+    request_sent_reply,
+    unlinked_reply,
+    with_notices,
+)
+from bot.store import LinkEvent, LinkRequest
 
 NOW = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)
 INSTALL = "https://rcstatus.example.com/slack/install"
@@ -381,12 +392,9 @@ def test_cancel_replies() -> None:
 # --- link, connect, help --------------------------------------------------------------------
 
 
-def test_link_results_and_conflicts() -> None:
+def test_link_results_refusals_and_requests() -> None:
     assert "You're now linked to extension 101" in linked_reply("U1", "101", invoker_id="U1").text
     assert "<@U2> is now linked" in linked_reply("U2", "101", invoker_id="U1").text
-    conflict = check_message(link_conflict_reply("101", "U2", invoker_id="U1")).text
-    assert "already linked to <@U2>" in conflict
-    assert "You're already linked" in link_conflict_reply("101", "U1", invoker_id="U1").text
     assert "no longer linked to extension 101" in unlinked_reply("U2", "101", invoker_id="U1").text
     for reason in LinkRefusal:
         check_message(link_refusal_reply(reason, extension_number="101", user_id="U2"))
@@ -396,6 +404,39 @@ def test_link_results_and_conflicts() -> None:
         in link_refusal_reply(LinkRefusal.UNKNOWN_EXTENSION, extension_number="101").text
     )
     assert "extension 101" in not_found_reply(ExtensionTarget("101")).text
+    sent = check_message(
+        request_sent_reply("101", reason=RequestReason.HELD, holder_id="U2", admins=["UA1", "UA2"])
+    ).text
+    assert "linked to <@U2>" in sent
+    assert "<@UA1> and <@UA2>" in sent
+    assert "nothing changes until" in sent
+
+
+def test_an_admins_request_dm_and_move_prompt_carry_their_buttons() -> None:
+    request = LinkRequest(7, "T1", "U1", "4001", "U2", NOW, NOW, "pending")
+    _, dm_blocks = check_message(request_dm(request, "101", reason=RequestReason.HELD))
+    assert [b["value"] for b in actions(dm_blocks, LINK_APPROVE_ACTION)] == ["7"]
+    assert [b["value"] for b in actions(dm_blocks, LINK_DENY_ACTION)] == ["7"]
+    text, prompt = check_message(
+        move_prompt("U1", "101", holder_id="U2", invoker_id="UA", value="U1:4001:U2")
+    )
+    assert "linked to <@U2>" in text
+    assert [b["value"] for b in actions(prompt, LINK_MOVE_ACTION)] == ["U1:4001:U2"]
+
+
+def test_each_person_is_told_who_changed_their_link() -> None:
+    moved = LinkEvent(1, "T1", NOW, "linked", "UA", "U1", "4001", displaced_id="U2")
+    numbers = {"4001": "101"}.get
+    assert event_words(moved, "U2", numbers).startswith("<@UA> moved extension 101 from you")
+    assert event_words(moved, "U1", numbers) == "<@UA> linked you to extension 101"
+    denied = LinkEvent(2, "T1", NOW, "denied", "UA", "U1", "4001")
+    assert "didn't approve" in event_words(denied, "U1", numbers)
+    gone = LinkEvent(3, "T1", NOW, "unlinked", "UA", "U1", "9999")
+    assert event_words(gone, "U1", numbers) == "<@UA> unlinked you from a RingCentral extension"
+    linked = linked_reply("U1", "101", invoker_id="U1")
+    reply = with_notices(linked, [moved], "U2", numbers, now=NOW)
+    assert reply.text.startswith("*Your extension link changed:*")
+    assert check_message(reply).blocks[0]["block_id"] == "link-news"
 
 
 def test_connect_reply_carries_the_install_link() -> None:
@@ -524,7 +565,9 @@ BUILDERS: list[Callable[[], Message]] = [
     lambda: help_reply("x" * 5000),
     lambda: settings_reply(StatusPreferences(call_text="y" * 5000), connected=False),
     lambda: notify_confirmation("U1", NOW + timedelta(hours=24), now=NOW, extended=True),
-    lambda: link_conflict_reply("1" * 5000, "U2", invoker_id="U1"),
+    lambda: request_sent_reply(
+        "1" * 5000, reason=RequestReason.HELD, holder_id="U2", admins=["UA"] * 500
+    ),
 ]
 
 
