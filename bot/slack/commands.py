@@ -115,7 +115,7 @@ class RcStatusHandlers:
             await ack()
             user_id = str(command["user_id"])
             reply = await self._safely(self.handle, user_id, command.get("text"))
-            reply = await self._safely(self._linking.notices, user_id, reply)
+            reply = await self._with_link_news(user_id, reply)
             await respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
 
         @app.action(blocks.NOTIFY_ACTION)
@@ -218,6 +218,14 @@ class RcStatusHandlers:
         except Exception:
             log.exception("a /rcstatus request failed")
             return SORRY
+
+    async def _with_link_news(self, user_id: str, reply: Message) -> Message:
+        """The reply, led by changes to the person's link; the reply alone if that fails."""
+        try:
+            return await self._linking.notices(user_id, reply)
+        except Exception:
+            log.exception("could not read link notices")
+            return reply
 
     async def _answer_click(
         self, body: dict[str, Any], respond: AsyncRespond, user_id: str, reply: Message
