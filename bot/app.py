@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,11 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.api.gate import AvailabilityGate
+from bot.api.guard import ApiGuard, RequestBudget
+from bot.api.keys import ApiKeys
+from bot.api.people import PeopleView
+from bot.api.routes import API_PREFIX, AvailabilityApi
 from bot.config import Secret, Settings
 from bot.coordinator import (
     Coordinator,
@@ -227,6 +233,8 @@ class Services:
     notifier: FreeNotifier
     boards: BoardRefresher
     slack: SlackApp
+    api: AvailabilityApi
+    gate: AvailabilityGate
     supervisor: Supervisor
 
 
@@ -281,12 +289,13 @@ def wire(
         install_url=settings.connect_url,
     )
     boards = BoardRefresher(home=home, window=settings.rate_window_seconds)
+    gate = AvailabilityGate()
     presence = PresencePipeline.build(
         settings,
         team_id=team_id,
         roster=roster,
         links=store,
-        consumers=[writer, notifier, boards, *consumers],
+        consumers=[writer, notifier, boards, gate, *consumers],
         memory=store,
         client=rc_client,
         directory=directory,
@@ -329,6 +338,12 @@ def wire(
         socket_mode=settings.socket_mode,
         http=http,
     )
+    api = AvailabilityApi(
+        guard=ApiGuard(ApiKeys(store), RequestBudget(settings.api_requests_per_minute)),
+        people=PeopleView(roster=roster, slack=people, extensions=directory),
+        gate=gate,
+        not_sharing=functools.partial(store.people_not_sharing, team_id),
+    )
     return Services(
         settings=settings,
         store=store,
@@ -340,6 +355,8 @@ def wire(
         notifier=notifier,
         boards=boards,
         slack=slack,
+        api=api,
+        gate=gate,
         supervisor=Supervisor(),
     )
 
@@ -353,6 +370,8 @@ class BotStats:
     coordinator: CoordinatorStats
     feed: FeedStats
     free_dms_sent: int
+    gate_waiting: int
+    """API requests held at the gate right now."""
     extensions_known: int
     people_linked: int
 
@@ -463,6 +482,7 @@ class Bot:
     async def _serve(self) -> None:
         s = self._services
         application = s.slack.web_application(self.health)
+        application.add_subapp(API_PREFIX, s.api.application())
         self._runner = web.AppRunner(application, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host=s.settings.host, port=s.settings.port)
@@ -556,6 +576,7 @@ class Bot:
             coordinator=dataclasses.replace(s.presence.coordinator.stats),
             feed=dataclasses.replace(s.presence.feed.stats),
             free_dms_sent=s.notifier.sent,
+            gate_waiting=s.gate.waiting,
             extensions_known=s.presence.roster.extensions_known,
             people_linked=s.presence.roster.people_linked,
         )

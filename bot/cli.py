@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
 
+from bot.api.admin import create_key, list_keys, revoke_key
+from bot.api.keys import Scope
 from bot.app import run_bot
 from bot.config import Settings
 from bot.demo import DEFAULT_TIME_SCALE, DEFAULT_USERS, DemoOptions, run_demo
@@ -23,6 +25,7 @@ from bot.sim.company import build_company
 from bot.sim.limits import TimeScale
 from bot.sim.ringcentral import RingCentralSimulator
 from bot.sim.slack import SlackSimulator
+from bot.store import Store
 
 log = logging.getLogger("rcstatus.cli")
 
@@ -71,6 +74,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="settings file read under the environment (default .env)",
     )
     doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
+
+    api_key = commands.add_parser(
+        "api-key",
+        help="create, list or revoke keys for the availability API",
+        description=(
+            "Keys let other systems read availability under /api/v1. A key is shown once, "
+            "when it is created; the database keeps only its hash."
+        ),
+    )
+    api_key.add_argument(
+        "--env-file",
+        type=Path,
+        default=Path(".env"),
+        help="settings file read under the environment, for DATABASE_URL (default .env)",
+    )
+    key_commands = api_key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
+    create = key_commands.add_parser("create", help="make a key and print it once")
+    create.add_argument("--name", required=True, help="who or what uses it, e.g. call-router")
+    create.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        choices=[scope.value for scope in Scope],
+        help="what it may do; repeat for several",
+    )
+    create.add_argument("--json", action="store_true", help="print id, name, key, scopes as JSON")
+    listing = key_commands.add_parser("list", help="every key, never the keys themselves")
+    listing.add_argument("--json", action="store_true", help="print the list as JSON")
+    revoke = key_commands.add_parser("revoke", help="stop a key working, at once")
+    revoke.add_argument("id", help="the key's id, as list shows it (key_…)")
 
     sim = commands.add_parser(
         "sim",
@@ -172,6 +205,9 @@ def run_cli(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
             report = asyncio.run(diagnose_environment(args.env_file))
             out.write(report.as_json() + "\n" if args.json else render(report))
             return report.exit_code
+        if args.command == "api-key":
+            settings = Settings.from_env(env_file=args.env_file)
+            return asyncio.run(_api_key(args, settings, out))
         if args.command == "sim":
             return asyncio.run(run_simulators(args, out))
         if args.command == "demo":
@@ -183,6 +219,19 @@ def run_cli(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
     except KeyboardInterrupt:
         return 130
     raise AssertionError(f"unhandled command {args.command}")
+
+
+async def _api_key(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    store = Store(settings.database_url)
+    await store.open()
+    try:
+        if args.key_command == "create":
+            return await create_key(store, args.name, args.scope, out, as_json=args.json)
+        if args.key_command == "list":
+            return await list_keys(store, out, as_json=args.json)
+        return await revoke_key(store, args.id, out)
+    finally:
+        await store.close()
 
 
 async def _run_until_signalled(settings: Settings) -> int:

@@ -252,6 +252,12 @@ class Settings:
         _non_negative_float,
         default=20.0,
     )
+    api_requests_per_minute: int = _env(
+        "API_REQUESTS_PER_MINUTE",
+        "how many requests each API key may make a minute (the availability API under /api/v1)",
+        _positive_int,
+        default=600,
+    )
     public_url: str | None = _env(
         "PUBLIC_URL",
         "the address people's browsers reach the bot at, for the Connect link "

@@ -17,6 +17,7 @@ from bot.slack.command_text import (
     MAX_LOOKUP_TARGETS,
     MAX_WATCH_DURATION,
     SetPolicy,
+    SetShare,
     SetStatusEmoji,
     SetStatusText,
     SetSync,
@@ -338,7 +339,11 @@ def watches_reply(watches: Sequence[WatchView], *, now: datetime) -> Message:
 
 
 def settings_reply(
-    preferences: StatusPreferences, *, connected: bool, saved: SettingChange | None = None
+    preferences: StatusPreferences,
+    *,
+    connected: bool,
+    saved: SettingChange | None = None,
+    share: bool = True,
 ) -> Message:
     """`settings`: what I do with your status, with buttons for the policy."""
     lines: list[str] = []
@@ -357,6 +362,7 @@ def settings_reply(
             if preferences.sync_meetings
             else "your status is left alone"
         ),
+        f"*Other systems (the availability API):* {_share_words(share)}",
     ]
     text = "\n".join(lines)
     blocks = [
@@ -366,7 +372,7 @@ def settings_reply(
             "Change them: `/rcstatus settings policy replace`, "
             "`/rcstatus settings text Busy on the phone`, `/rcstatus settings emoji :phone:`, "
             "`/rcstatus settings meeting text Presenting`, `/rcstatus settings text default`, "
-            "`/rcstatus settings sync off`."
+            "`/rcstatus settings sync off`, `/rcstatus settings share off`."
         ),
     ]
     return _message(text, blocks)
@@ -558,6 +564,12 @@ def _policy_words(policy: StatusPolicy) -> str:
     return "*respect it*: I leave a status you set yourself alone."
 
 
+def _share_words(share: bool) -> str:
+    if share:
+        return "see whether you're free, like your colleagues do"
+    return "see you as hidden"
+
+
 def _policy_actions(policy: StatusPolicy) -> Block:
     respect = _button("Respect my status", POLICY_RESPECT_ACTION, value=StatusPolicy.RESPECT)
     replace = _button("Replace and restore", POLICY_REPLACE_ACTION, value=StatusPolicy.REPLACE)
@@ -571,6 +583,8 @@ def _describe_change(change: SettingChange, preferences: StatusPreferences) -> s
             return f"when you already have a status, {_policy_words(policy)}"
         case SetSync(enabled):
             return "status sync is on." if enabled else "status sync is off."
+        case SetShare(enabled):
+            return f"other systems {_share_words(enabled)}."
         case SetStatusText(kind, _) | SetStatusEmoji(kind, _):
             status = call_status(preferences) if kind == "call" else meeting_status(preferences)
             during = "calls" if kind == "call" else "meetings"

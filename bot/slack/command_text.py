@@ -82,7 +82,14 @@ class SetSync:
     enabled: bool
 
 
-SettingChange = SetPolicy | SetStatusText | SetStatusEmoji | SetSync
+@dataclass(frozen=True, slots=True)
+class SetShare:
+    """`settings share on|off`: whether other systems (the availability API) may see me."""
+
+    enabled: bool
+
+
+SettingChange = SetPolicy | SetStatusText | SetStatusEmoji | SetSync | SetShare
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +402,13 @@ def _parse_settings(text: str, found: Sequence[re.Match[str]]) -> Command:
         if choice in _OFF_WORDS:
             return ChangeSettings((SetSync(enabled=False),))
         raise _Refusal("Say `settings sync on` or `settings sync off`.")
+    if word == "share":
+        choice = " ".join(words[1:]).casefold()
+        if choice in _ON_WORDS:
+            return ChangeSettings((SetShare(enabled=True),))
+        if choice in _OFF_WORDS:
+            return ChangeSettings((SetShare(enabled=False),))
+        raise _Refusal("Say `settings share on` or `settings share off`.")
     if word == "text":
         # Everything after the keyword, as typed: a status is words, not tokens.
         return ChangeSettings((SetStatusText(kind, _status_text(text[found[0].end() :])),))
@@ -535,6 +549,7 @@ __all__ = [
     "Pause",
     "Resume",
     "SetPolicy",
+    "SetShare",
     "SetStatusEmoji",
     "SetStatusText",
     "SetSync",

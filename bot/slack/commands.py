@@ -31,6 +31,7 @@ from bot.slack.command_text import (
     Pause,
     Resume,
     SetPolicy,
+    SetShare,
     SetStatusEmoji,
     SetStatusText,
     SetSync,
@@ -381,14 +382,18 @@ class RcStatusHandlers:
                 update[f"{change.kind}_emoji"] = change.emoji
             elif isinstance(change, SetSync):
                 update["sync_enabled"] = change.enabled
+            elif isinstance(change, SetShare):
+                update["share"] = change.enabled
             await self._store.update_preferences(self._team_id, user_id, **update)
             saved = change
         if changes:
             await self._status_sync.preferences_changed(user_id)
+        stored = await self._store.preferences(self._team_id, user_id)
         return blocks.settings_reply(
             await self._preferences(user_id),
             connected=await self._is_connected(user_id),
             saved=saved,
+            share=stored.share,
         )
 
     async def _preferences(self, user_id: str) -> StatusPreferences:

@@ -3,6 +3,7 @@
 from bot.policy import SlackStatus
 from bot.store.migrations import LATEST_VERSION
 from bot.store.records import (
+    ApiKeyRecord,
     AutoLinkConflict,
     AutoLinkReport,
     ClaimRecord,
@@ -29,6 +30,7 @@ from bot.store.store import Store
 
 __all__ = [
     "LATEST_VERSION",
+    "ApiKeyRecord",
     "AutoLinkConflict",
     "AutoLinkReport",
     "ClaimRecord",

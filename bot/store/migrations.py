@@ -228,6 +228,24 @@ def _v4_owned_links(conn: Connection) -> None:
     frozen.create_all(conn)
 
 
+def _v7_api(conn: Connection) -> None:
+    frozen = MetaData()
+    Table(
+        "rcstatus_api_keys",
+        frozen,
+        Column("id", String(SLACK_ID), primary_key=True),
+        Column("name", String(100), nullable=False),
+        Column("scopes", String(200), nullable=False),
+        Column("key_hash", String(64), nullable=False, unique=True),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("revoked_at", UTCDateTime),
+    )
+    frozen.create_all(conn)
+    conn.exec_driver_sql(
+        "ALTER TABLE rcstatus_preferences ADD COLUMN share BOOLEAN NOT NULL DEFAULT true"
+    )
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -237,6 +255,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(2, "watches for /rcstatus notify", _v2_watches),
     Migration(3, "remember when a person was asked to reconnect Slack", _v3_disconnected_notice),
     Migration(4, "link requests, the audit trail of link changes, and notices", _v4_owned_links),
+    Migration(7, "API keys, and whether each person shares presence with other systems", _v7_api),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 

@@ -29,6 +29,7 @@ _PREFERENCE_COLUMNS: Final = frozenset(
         "meeting_text",
         "meeting_emoji",
         "disconnected_notified_at",
+        "share",
     }
 )
 _DEFAULT_COLUMNS: Final = frozenset({"call_text", "call_emoji", "meeting_text", "meeting_emoji"})
@@ -120,7 +121,17 @@ class PreferenceRepository(StoreBase):
             meeting_emoji=row.meeting_emoji,
             starred=starred,
             disconnected_notified_at=row.disconnected_notified_at,
+            share=bool(row.share),
         )
+
+    async def people_not_sharing(self, team_id: str) -> set[str]:
+        """Who turned sharing with other systems off: hidden in the API, stream and webhooks."""
+        table = schema.preferences
+        async with self._transaction("reading who shares presence") as conn:
+            rows = await conn.execute(
+                select(table.c.user_id).where(table.c.team_id == team_id, table.c.share.is_(False))
+            )
+            return set(rows.scalars())
 
     async def workspace_defaults(self, team_id: str) -> WorkspaceDefaults:
         """The workspace's status wording; all None until an admin sets some."""

@@ -108,6 +108,21 @@ class LinkDecision:
     """The audit entry of this decision (approval or denial), when one was made now."""
 
 
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key as stored: never the key itself, only its hash."""
+
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
 class TooManyLinkRequests(BotError):
     """The workspace already has as many pending link requests as it may hold."""
 
@@ -154,6 +169,8 @@ class Preferences:
     """Slack users this person follows, in the order they were starred."""
     disconnected_notified_at: datetime | None = None
     """When we told them their Slack token stopped working, so the DM goes out once."""
+    share: bool = True
+    """Whether other systems (the API, its stream, webhooks) may see their availability."""
 
 
 class PreferenceChanges(TypedDict, total=False):
@@ -168,6 +185,7 @@ class PreferenceChanges(TypedDict, total=False):
     meeting_emoji: str | None
     starred: Sequence[str]
     disconnected_notified_at: datetime | None
+    share: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,6 +130,17 @@ link_notices = Table(
     Index("rcstatus_link_notices_user", "team_id", "user_id"),
 )
 
+api_keys = Table(
+    "rcstatus_api_keys",
+    metadata,
+    Column("id", String(SLACK_ID), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("scopes", String(200), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
 preferences = Table(
     "rcstatus_preferences",
     metadata,
@@ -144,6 +155,7 @@ preferences = Table(
     Column("meeting_emoji", String(EMOJI)),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("disconnected_notified_at", UTCDateTime),
+    Column("share", Boolean, nullable=False, server_default=text("true")),
 )
 
 stars = Table(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.store.api_keys import ApiKeyRepository
 from bot.store.claims import ClaimRepository
 from bot.store.links import LinkRepository
 from bot.store.preferences import PreferenceRepository
@@ -15,6 +16,7 @@ class Store(
     ClaimRepository,
     WatchRepository,
     PresenceRepository,
+    ApiKeyRepository,
 ):
     """Links, preferences, saved statuses, watches, last known presence and Slack installations.
 

@@ -1,0 +1,182 @@
+"""The OpenAPI 3.1 contract of /api/v1, as data; tests check every response against it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.api.people import ApiAvailability
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _json(description: str, ref: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+    }
+
+
+_AUTH_ERRORS: dict[str, Any] = {
+    "400": _error("A parameter is not valid."),
+    "401": _error("No API key, or an unknown or revoked one."),
+    "403": _error("The key lacks the scope this endpoint needs."),
+    "429": {
+        **_error("The key has used its request budget."),
+        "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+    },
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The whole contract; built on each call so nothing shared can be changed by a caller."""
+    availability = [a.value for a in ApiAvailability]
+    timestamp = {"type": ["string", "null"], "format": "date-time"}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "rcstatus availability API",
+            "version": "1.0.0",
+            "description": (
+                "Whether people are free to take a call, from their RingCentral phone presence. "
+                "Every request carries `Authorization: Bearer KEY`; keys are made with "
+                "`rcstatus-bot api-key create`."
+            ),
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/people/{ref}": {
+                "get": {
+                    "operationId": "getPerson",
+                    "summary": "One person's availability; optionally wait until they are free.",
+                    "parameters": [
+                        {
+                            "name": "ref",
+                            "in": "path",
+                            "required": True,
+                            "description": (
+                                "A Slack user id, an email address, a RingCentral extension id "
+                                "or an extension number."
+                            ),
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 254},
+                        },
+                        {
+                            "name": "wait",
+                            "in": "query",
+                            "description": "Hold the request until the person is available.",
+                            "schema": {"type": "string", "enum": ["available"]},
+                        },
+                        {
+                            "name": "timeout",
+                            "in": "query",
+                            "description": "Seconds to hold the request (default 30).",
+                            "schema": {"type": "number", "minimum": 0, "maximum": 60},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json("The person, as they are now.", "Person"),
+                        **_AUTH_ERRORS,
+                        "404": _error("Nobody matches the reference."),
+                        "503": _error("Too many requests are waiting at the gate."),
+                    },
+                }
+            },
+            "/people": {
+                "get": {
+                    "operationId": "listPeople",
+                    "summary": "Everyone, paged, optionally only some availabilities.",
+                    "parameters": [
+                        {
+                            "name": "availability",
+                            "in": "query",
+                            "description": "Only these availabilities (repeat or comma-separate).",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+                        },
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "description": "`next_cursor` from the previous page.",
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {"200": _json("A page of people.", "PeoplePage"), **_AUTH_ERRORS},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "getOpenApi",
+                    "summary": "This document.",
+                    "responses": {
+                        "200": {
+                            "description": "The OpenAPI document.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        **_AUTH_ERRORS,
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "message"],
+                    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+                    "additionalProperties": False,
+                },
+                "Availability": {"type": "string", "enum": availability},
+                "Person": {
+                    "type": "object",
+                    "required": [
+                        "slack_user_id",
+                        "email",
+                        "name",
+                        "extension_id",
+                        "extension_number",
+                        "availability",
+                        "since",
+                        "on_call_since",
+                        "reachable",
+                    ],
+                    "properties": {
+                        "slack_user_id": {"type": "string"},
+                        "email": {"type": ["string", "null"]},
+                        "name": {"type": ["string", "null"]},
+                        "extension_id": {"type": ["string", "null"]},
+                        "extension_number": {"type": ["string", "null"]},
+                        "availability": {"$ref": "#/components/schemas/Availability"},
+                        "since": timestamp,
+                        "on_call_since": timestamp,
+                        "reachable": {
+                            "type": "boolean",
+                            "description": "True only when the person is available.",
+                        },
+                    },
+                    "additionalProperties": False,
+                },
+                "PeoplePage": {
+                    "type": "object",
+                    "required": ["people", "next_cursor"],
+                    "properties": {
+                        "people": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Person"},
+                        },
+                        "next_cursor": {"type": ["string", "null"]},
+                    },
+                    "additionalProperties": False,
+                },
+            },
+        },
+    }
