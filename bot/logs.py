@@ -46,7 +46,9 @@ _SEPARATOR: Final = r"\s*(?::|=|%3A|%3D)\s*"
 _KEYED: Final = re.compile(
     rf"(?P<head>(?:(?P<kq>{_QUOTE})|(?<![A-Za-z0-9_.-]))(?:{_CREDENTIAL_KEYS}){_DESCRIPTIVE_SUFFIXES}"
     rf"(?(kq)(?P=kq)){_SEPARATOR})"
-    rf"(?:(?P<vq>{_QUOTE})(?P<quoted>.{{0,4096}}?)(?P=vq)|(?P<bare>[^\s&\"',;(){{}}\[\]<>]{{1,4096}}))",
+    # A parsed query string holds lists: {'code': ['…']}.
+    rf"(?:(?P<list>\[\s*)?(?P<vq>{_QUOTE})(?P<quoted>.{{0,4096}}?)(?P=vq)"
+    rf"|(?P<bare>[^\s&\"',;(){{}}\[\]<>]{{1,4096}}))",
     re.IGNORECASE,
 )
 # A path separator, plain, escaped in JSON, or percent-encoded (with or without the escape).
@@ -86,7 +88,7 @@ def _redact_keyed(match: re.Match[str]) -> str:
     if not match.group("quoted"):
         return match.group(0)
     quote = match.group("vq")
-    return f"{match.group('head')}{quote}{REDACTED}{quote}"
+    return f"{match.group('head')}{match.group('list') or ''}{quote}{REDACTED}{quote}"
 
 
 def redact(text: str) -> str:

@@ -42,6 +42,10 @@ SHAPES = {
         repr(json.dumps({"authed_user": {"access_token": USER_TOKEN}}).encode()),
         [USER_TOKEN, USER_TOKEN[5:]],
     ),
+    "parsed query string": (
+        f"Handling an OAuth callback (request: {{'code': ['{CODE}'], 'state': ['s1']}})",
+        [CODE],
+    ),
     "client secret in a dict": (repr({"client_secret": "s3cr3t-v4lue"}), ["s3cr3t-v4lue"]),
     "keyword arguments": (
         f"Settings(slack_signing_secret='{TOKEN}', password='hunter2')",
