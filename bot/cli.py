@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="how much to log (default INFO)",
     )
+    parser.add_argument(
+        "--sdk-debug",
+        action="store_true",
+        help="with --log-level DEBUG, show the Slack, RingCentral, HTTP and database libraries' "
+        "DEBUG lines too (kept at INFO otherwise); credentials are redacted either way",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
@@ -193,7 +199,7 @@ def _port(text: str) -> int:
 
 def run_cli(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, sdk_debug=args.sdk_debug)
     try:
         if args.command == "run":
             settings = Settings.from_env(env_file=args.env_file)

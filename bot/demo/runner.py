@@ -34,7 +34,7 @@ from bot.demo.view import (
 )
 from bot.demo.workload import TICK, Actor, Pace, Workload, cast, cast_roles
 from bot.errors import BotError
-from bot.logs import RedactingFilter
+from bot.logs import RedactingFilter, redacting_handler
 from bot.presence import Availability
 from bot.sim.company import build_company
 from bot.sim.limits import TimeScale
@@ -422,10 +422,8 @@ class Demo:
         saved_handlers, saved_level = root.handlers[:], root.level
         handler: logging.Handler
         if not self._interactive:
-            handler = logging.StreamHandler()
+            handler = redacting_handler(sys.stderr, "%(levelname)s %(name)s: %(message)s")
             handler.setLevel(logging.WARNING)
-            handler.addFilter(RedactingFilter())
-            handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         else:
             handler = _DeferredFeedHandler(self)
         root.handlers[:] = [handler]

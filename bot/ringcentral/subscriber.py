@@ -134,7 +134,7 @@ class Subscriber:
         self._idle_timeout = 1800.0
         self._pending: dict[str, asyncio.Future[tuple[dict[str, Any], Any]]] = {}
         self._reported_frame_kinds: set[str] = set()
-        self._ws_logger = quiet_logger("rcstatus.ringcentral.websocket")
+        self._ws_logger = quiet_logger("websockets.rcstatus.ringcentral")
         self.subscription_id: str | None = None
         self.health = SubscriberHealth()
 

@@ -25,6 +25,7 @@ from slack_sdk.oauth.installation_store.async_installation_store import AsyncIns
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.logs import quiet_logger
 from bot.policy import SlackStatus
 from bot.slack.people import status_of
 
@@ -200,7 +201,8 @@ class SlackApp:
             authorize=_StaticAuthorize(identity, tokens),  # type: ignore[arg-type]
             oauth_settings=oauth,
             request_verification_enabled=not socket_mode,
-            logger=logging.getLogger("rcstatus.bolt"),
+            # Under slack_bolt's own name, so the SDK clamp keeps its DEBUG lines out.
+            logger=quiet_logger("slack_bolt.rcstatus"),
         )
         self._register_status_listeners()
         for group in listeners:

@@ -136,9 +136,14 @@ def capture_logs() -> Iterator[list[logging.LogRecord]]:
 
 
 def assert_no_credentials_in(records: list[logging.LogRecord], secrets: set[str]) -> None:
-    """No client secret, JWT, access, refresh or WebSocket token in any log line of the run."""
+    """No client secret, JWT, access, refresh or WebSocket token in any log line of the run.
+
+    The records as our code and the SDKs made them, tracebacks included, before any handler's
+    redaction: the pipeline should not hand a credential to the logs in the first place.
+    """
     assert records, "the pipeline logged nothing at all"
-    text = "\n".join(record.getMessage() for record in records)
+    plain = logging.Formatter()
+    text = "\n".join(plain.format(record) for record in records)
     leaked = [secret for secret in secrets if secret in text]
     assert not leaked, f"{len(leaked)} credentials reached the logs"
     assert "access_token=" not in text.replace("access_token=[redacted]", "")

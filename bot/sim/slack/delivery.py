@@ -12,7 +12,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -23,7 +23,7 @@ from aiohttp import web
 
 from bot.sim.limits import TimeScale
 from bot.sim.slack.payloads import event_callback
-from bot.sim.slack.state import AppIdentity, Message, Workspace
+from bot.sim.slack.state import ISSUED_MEMORY, AppIdentity, Message, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class ResponseUrls:
         self._lifetime = time_scale.seconds(RESPONSE_URL_LIFETIME)
         self._urls: OrderedDict[str, ResponseUrl] = OrderedDict()
         self._counter = itertools.count(1)
+        self.issued_paths: deque[str] = deque(maxlen=ISSUED_MEMORY)
 
     def create(
         self, kind: Literal["commands", "actions"], user_id: str, channel_id: str | None
@@ -97,6 +98,7 @@ class ResponseUrls:
         path = f"/{kind}/{team}/{next(self._counter)}/{secrets.token_hex(12)}"
         record = ResponseUrl(path=path, user_id=user_id, channel_id=channel_id, created=now)
         self._urls[path] = record
+        self.issued_paths.append(path)
         return record
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -206,6 +208,7 @@ class AppLink:
         self.timestamp_skew = 0.0
 
         self._tickets: set[str] = set()
+        self.issued_tickets: deque[str] = deque(maxlen=ISSUED_MEMORY)
         self._connections: list[SocketConnection] = []
         self._connection_numbers = itertools.count(1)
         self._round_robin = itertools.count()
@@ -265,6 +268,7 @@ class AppLink:
     def issue_socket_ticket(self) -> str:
         ticket = str(uuid.uuid4())
         self._tickets.add(ticket)
+        self.issued_tickets.append(ticket)
         return ticket
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import secrets
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.sim.limits import TimeScale
-from bot.sim.slack.state import ApiError, Workspace
+from bot.sim.slack.state import ISSUED_MEMORY, ApiError, Workspace
 
 CODE_LIFETIME = 10 * 60.0
 LOGIN_COOKIE = "sim_user"
@@ -69,6 +69,7 @@ class OAuth:
         self._code_lifetime = time_scale.seconds(CODE_LIFETIME)
         self._grants: dict[str, Grant] = {}
         self.redeemed: Counter[str] = Counter()
+        self.issued_codes: deque[str] = deque(maxlen=ISSUED_MEMORY)
 
     @staticmethod
     def default_redirect_uri(app_url: str) -> str:
@@ -107,6 +108,7 @@ class OAuth:
                 issued=time.monotonic(),
             )
             params["code"] = code
+            self.issued_codes.append(code)
         if "state" in query:
             params["state"] = query["state"]
         separator = "&" if "?" in target else "?"

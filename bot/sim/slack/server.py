@@ -216,6 +216,22 @@ class SlackSimulator:
         """Issue the user's xoxp token without the browser flow (for benchmarks with many users)."""
         return self._workspace.grant_user_token(self._human(user_id).id, scopes).value
 
+    def issued_secrets(self) -> set[str]:
+        """The app's credentials and everything issued so far (for log-leak tests): every token,
+        OAuth code, Socket Mode ticket and response_url (whole, and its secret last part)."""
+        identity = self.identity
+        found = {
+            identity.signing_secret,
+            identity.client_secret,
+            identity.verification_token,
+            *self._workspace.tokens,
+            *self._oauth.issued_codes,
+            *self._link.issued_tickets,
+        }
+        for path in self._link.responses.issued_paths:
+            found |= {self.url + path, path.rsplit("/", 1)[1]}
+        return found
+
     def revoke(self, user_id: str) -> list[str]:
         """The user removes the app's access: their tokens die and the app hears tokens_revoked."""
         user = self._human(user_id)

@@ -28,6 +28,8 @@ DEFAULT_EVENT_SUBSCRIPTIONS = frozenset(
     {"app_home_opened", "user_status_changed", "tokens_revoked", "app_uninstalled"}
 )
 STATUS_TEXT_LIMIT = 100
+# How many issued codes, URLs and tickets the simulator remembers for log-leak tests.
+ISSUED_MEMORY = 10_000
 SLACKBOT_ID = "USLACKBOT"
 
 _TIMEZONES = (
