@@ -25,6 +25,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     func,
     insert,
     inspect,
@@ -177,6 +178,27 @@ def _v3_disconnected_notice(conn: Connection) -> None:
     )
 
 
+def _v5_dm_outbox(conn: Connection) -> None:
+    frozen = MetaData()
+    Table(
+        "rcstatus_dm_outbox",
+        frozen,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("team_id", String(SLACK_ID), nullable=False),
+        Column("user_id", String(SLACK_ID), nullable=False),
+        Column("text", Text, nullable=False),
+        Column("blocks", Text),
+        Column("watch_id", Integer, unique=True),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("due_at", UTCDateTime, nullable=False),
+        Column("give_up_at", UTCDateTime, nullable=False),
+        Column("attempts", Integer, nullable=False, server_default=text("0")),
+        Column("last_error", String(64)),
+        Index("rcstatus_dm_outbox_due", "team_id", "due_at"),
+    )
+    frozen.create_all(conn)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -185,6 +207,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     ),
     Migration(2, "watches for /rcstatus notify", _v2_watches),
     Migration(3, "remember when a person was asked to reconnect Slack", _v3_disconnected_notice),
+    Migration(5, "an outbox of DMs, retried until Slack accepts them", _v5_dm_outbox),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 

@@ -12,7 +12,7 @@ from bot.policy import SlackStatus, StatusPolicy
 
 LinkSource = Literal["auto", "manual"]
 ClaimState = Literal["claimed", "released"]
-WatchState = Literal["active", "fired", "expired", "cancelled"]
+WatchState = Literal["active", "sending", "fired", "expired", "cancelled"]
 
 LINK_SOURCES: Final[tuple[LinkSource, ...]] = get_args(LinkSource)
 STATUS_POLICIES: Final[tuple[StatusPolicy, ...]] = tuple(StatusPolicy)

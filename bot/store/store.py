@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.store.claims import ClaimRepository
 from bot.store.links import LinkRepository
+from bot.store.outbox import OutboxRepository
 from bot.store.preferences import PreferenceRepository
 from bot.store.presence import PresenceRepository
 from bot.store.watches import WatchRepository
@@ -14,9 +15,11 @@ class Store(
     PreferenceRepository,
     ClaimRepository,
     WatchRepository,
+    OutboxRepository,
     PresenceRepository,
 ):
-    """Links, preferences, saved statuses, watches, last known presence and Slack installations.
+    """Links, preferences, saved statuses, watches, DMs to send, last known presence and Slack
+    installations.
 
     SQLite by default, PostgreSQL when the URL names it. `open()` connects and migrates the
     schema; every method takes its own short transaction, so one store may be shared by any

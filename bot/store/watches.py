@@ -18,7 +18,7 @@ WATCHES_LOCK_CLASS: Final = 0x72637377
 
 
 class WatchRepository(StoreBase):
-    """Watches: one active per (watcher, target); fired or expired exactly once."""
+    """Watches: one active per (watcher, target); fired (see the DM outbox) or expired once."""
 
     async def _lock_watcher(self, conn: AsyncConnection, team_id: str, watcher_id: str) -> None:
         # SQLite's BEGIN IMMEDIATE already serialises writers. PostgreSQL's READ COMMITTED lets
@@ -168,17 +168,6 @@ class WatchRepository(StoreBase):
                 )
             )
             return int(found.scalar_one())
-
-    async def mark_fired(self, watch_id: int) -> bool:
-        """Fire an active watch; only the one caller that gets True sends the DM."""
-        table = schema.watches
-        async with self._transaction("firing a watch") as conn:
-            result = await conn.execute(
-                update(table)
-                .where(table.c.id == watch_id, table.c.state == "active")
-                .values(state="fired", fired_at=self._clock())
-            )
-            return result.rowcount == 1
 
     async def expire_watches(self, now: datetime | None = None) -> list[Watch]:
         """Expire every active watch whose time is up; returns those this call expired."""
