@@ -1,8 +1,8 @@
 """The coordinator with its real peers (status writer, notifier) on a real store, in virtual time.
 
-Slack is the only thing faked, at the writer's named write step (`ProfileWriter`) and the
-DM step (the outbox's sender, the token notice's messenger): the fake keeps each profile as Slack would and records every write, and
-either step can be held to open a window for a race.
+Slack is the only thing faked, at the writer's named write step (`ProfileWriter`) and the DM
+step (the outbox's sender, the token notice's messenger): the fake keeps each profile as Slack
+would and records every write and DM, and the write step can be held to open a window for a race.
 """
 
 from __future__ import annotations
