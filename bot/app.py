@@ -20,7 +20,6 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.api.gate import AvailabilityGate
 from bot.api.guard import ApiGuard, RequestBudget
@@ -46,11 +45,13 @@ from bot.roster import Roster, availability_of, busy_since
 from bot.slack.app import BotIdentity, SlackApp, UserTokens
 from bot.slack.boards import BoardRefresher
 from bot.slack.call_model import CallLengthModel
+from bot.slack.clients import bot_client, profile_client
 from bot.slack.commands import RcStatusHandlers
 from bot.slack.home import HomeTab
 from bot.slack.linking import LinkDesk
 from bot.slack.messages import DirectMessages, TokenLostNotice
 from bot.slack.notifier import FreeNotifier
+from bot.slack.outbox import DmOutbox
 from bot.slack.people import SlackPeople
 from bot.slack.profiles import SlackProfiles
 from bot.slack.scheduler import SchedulerStats, StatusScheduler
@@ -231,6 +232,7 @@ class Services:
     presence: PresencePipeline
     writer: StatusWriter
     notifier: FreeNotifier
+    outbox: DmOutbox
     boards: BoardRefresher
     slack: SlackApp
     api: AvailabilityApi
@@ -249,7 +251,8 @@ def wire(
     """Build every part, each given its collaborators through its constructor."""
     team_id = identity.team_id
     admin_token = _reveal(settings.slack_admin_user_token)
-    client = AsyncWebClient(token=identity.bot_token, base_url=settings.slack_api_url, session=http)
+    # Which retries each client gets, and why the profile writes get none: bot/slack/clients.py.
+    client = bot_client(settings.slack_api_url, http, token=identity.bot_token)
     tokens = UserTokens(store.installation_store, team_id)
     people = SlackPeople(client, team_id)
     roster = Roster()
@@ -259,7 +262,7 @@ def wire(
         store=store,
         roster=roster,
         profiles=SlackProfiles(
-            client=AsyncWebClient(base_url=settings.slack_api_url, session=http),
+            client=profile_client(settings.slack_api_url, http),
             tokens=tokens,
             admin_token=admin_token,
         ),
@@ -269,11 +272,12 @@ def wire(
         ),
         known_statuses=people,
     )
+    outbox = DmOutbox(store=store, team_id=team_id, sender=messages)
     notifier = FreeNotifier(
         store=store,
         team_id=team_id,
         roster=roster,
-        messenger=messages,
+        outbox=outbox,
         free_debounce=settings.free_debounce_seconds,
         expiry_interval=settings.rate_window_seconds,
     )
@@ -353,6 +357,7 @@ def wire(
         presence=presence,
         writer=writer,
         notifier=notifier,
+        outbox=outbox,
         boards=boards,
         slack=slack,
         api=api,
@@ -408,7 +413,7 @@ class Bot:
         # the real Slack, handshakes) a new connection for each users.profile.set.
         http = aiohttp.ClientSession()
         try:
-            lookup = AsyncWebClient(base_url=settings.slack_api_url, session=http)
+            lookup = bot_client(settings.slack_api_url, http)
             try:
                 identity = await BotIdentity.discover(lookup, bot_token.reveal())
             except SlackApiError as exc:
@@ -438,6 +443,7 @@ class Bot:
         await self._refresh_links()
         s.supervisor.start("status-writer", s.writer.run)
         s.supervisor.start("free-notifier", s.notifier.run)
+        s.supervisor.start("dm-outbox", s.outbox.run, stop=s.outbox.stop)
         s.supervisor.start("home-boards", s.boards.run)
         s.supervisor.start("status-upkeep", self._upkeep)
         s.presence.start_tasks(s.supervisor)
@@ -575,7 +581,7 @@ class Bot:
             scheduler=s.writer.scheduler_stats(),
             coordinator=dataclasses.replace(s.presence.coordinator.stats),
             feed=dataclasses.replace(s.presence.feed.stats),
-            free_dms_sent=s.notifier.sent,
+            free_dms_sent=s.outbox.stats.watches_fired,
             gate_waiting=s.gate.waiting,
             extensions_known=s.presence.roster.extensions_known,
             people_linked=s.presence.roster.people_linked,

@@ -27,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.logs import quiet_logger
 from bot.policy import SlackStatus
+from bot.slack.clients import bot_client
 from bot.slack.people import status_of
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,8 @@ class SlackApp:
             )
         self.app = AsyncApp(
             # Tokenless: Bolt puts each request's authorized token on its own copy.
-            client=AsyncWebClient(base_url=api_url, session=http),
+            # Bolt copies its retry handlers to every listener's client.
+            client=bot_client(api_url, http),
             signing_secret=signing_secret or "socket-mode-needs-no-signing-secret",
             # Bolt accepts an AsyncAuthorize instance here, though its annotation says callable.
             authorize=_StaticAuthorize(identity, tokens),  # type: ignore[arg-type]

@@ -329,21 +329,22 @@ class RcStatusHandlers:
             refusal = NotifyRefusal.HIDDEN
         elif person.availability is Availability.AVAILABLE:
             refusal = NotifyRefusal.ALREADY_FREE
-        if refusal is None:
-            watchers = {
-                w.watcher_id for w in await self._store.watches_on(self._team_id, target_id)
-            }
-            count = await self._store.active_watch_count(self._team_id, user_id)
-            if user_id not in watchers and count >= MAX_ACTIVE_WATCHES:
-                refusal = NotifyRefusal.TOO_MANY
         if refusal is not None:
             return blocks.notify_refusal(target_id, refusal)
         now = self._clock()
         until = now + (duration or timedelta(hours=8))
         before = {w.target_id for w in await self._store.watches_for(self._team_id, user_id)}
-        await self._store.add_watch(
-            self._team_id, user_id, target_id, until, busy_since=person.since
+        # The store counts and adds in one transaction: concurrent requests cannot pass the cap.
+        added = await self._store.add_watch(
+            self._team_id,
+            user_id,
+            target_id,
+            until,
+            busy_since=person.since,
+            limit=MAX_ACTIVE_WATCHES,
         )
+        if added is None:
+            return blocks.notify_refusal(target_id, NotifyRefusal.TOO_MANY)
         self._watches.kick()
         return blocks.notify_confirmation(target_id, until, now=now, extended=target_id in before)
 

@@ -8,8 +8,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from bot.presence import Availability
 from bot.roster import PersonChange, RosterView
@@ -19,10 +19,10 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 
-class Messenger(Protocol):
-    async def direct_message(
-        self, user_id: str, text: str, blocks: list[Any] | None = None
-    ) -> bool: ...
+class Outbox(Protocol):
+    def kick(self) -> None:
+        """A DM was queued."""
+        ...
 
 
 @dataclass(slots=True)
@@ -40,8 +40,9 @@ class FreeNotifier:
 
     The debounce keeps back-to-back calls from firing: a new call inside it cancels the pending
     notice. Whether the target is free is read from the roster when the notice is due, never
-    kept here. Watches live in the store, so a restart loses none; each fires exactly once even
-    when replicas race (the store's `mark_fired` is atomic).
+    kept here. Watches live in the store, so a restart loses none. Firing queues the DM in the
+    store's outbox and marks the watch sending in one transaction that only one replica wins;
+    the outbox marks it fired once Slack has accepted the DM, retrying until then.
     """
 
     def __init__(
@@ -50,22 +51,24 @@ class FreeNotifier:
         store: Store,
         team_id: str,
         roster: RosterView,
-        messenger: Messenger,
+        outbox: Outbox,
         free_debounce: float = 20.0,
+        dm_deadline: float = 1800.0,
         expiry_interval: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._team_id = team_id
         self._roster = roster
-        self._messenger = messenger
+        self._outbox = outbox
         self._debounce = free_debounce
+        # "Free now" an hour late is wrong, not late: past this the outbox gives up.
+        self._dm_deadline = timedelta(seconds=dm_deadline)
         self._expiry_interval = expiry_interval
         self._clock = clock
         self._busy: dict[str, _BusyStretch] = {}
         self._due: dict[str, float] = {}
         self._wake = asyncio.Event()
-        self.sent = 0
 
     async def on_person_change(self, change: PersonChange) -> None:
         user_id = change.user_id
@@ -114,15 +117,21 @@ class FreeNotifier:
             presence = self._roster.presence_of(target_id)
             if presence is None or presence.availability is not Availability.AVAILABLE:
                 return
-            if not await self._store.mark_fired(watch.id):
-                continue  # another replica (or an earlier pass) already told them
             busy_since = stretch.since if stretch is not None else watch.busy_since
             was = stretch.was if stretch is not None else None
             text, message = blocks.free_dm(
                 target_id, was=was, busy_since=busy_since, now=presence.availability_since
             )
-            if await self._messenger.direct_message(watch.watcher_id, text, message):
-                self.sent += 1
+            now = datetime.fromtimestamp(self._clock(), UTC)
+            queued = await self._store.fire_watch(
+                watch.id,
+                text=text,
+                blocks=message,
+                now=now,
+                give_up_at=now + self._dm_deadline,
+            )
+            if queued:
+                self._outbox.kick()
 
     async def _expire(self, now: float) -> None:
         expired = await self._store.expire_watches(datetime.fromtimestamp(now, UTC))

@@ -25,6 +25,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     func,
     insert,
     inspect,
@@ -228,6 +229,27 @@ def _v4_owned_links(conn: Connection) -> None:
     frozen.create_all(conn)
 
 
+def _v5_dm_outbox(conn: Connection) -> None:
+    frozen = MetaData()
+    Table(
+        "rcstatus_dm_outbox",
+        frozen,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("team_id", String(SLACK_ID), nullable=False),
+        Column("user_id", String(SLACK_ID), nullable=False),
+        Column("text", Text, nullable=False),
+        Column("blocks", Text),
+        Column("watch_id", Integer, unique=True),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("due_at", UTCDateTime, nullable=False),
+        Column("give_up_at", UTCDateTime, nullable=False),
+        Column("attempts", Integer, nullable=False, server_default=text("0")),
+        Column("last_error", String(64)),
+        Index("rcstatus_dm_outbox_due", "team_id", "due_at"),
+    )
+    frozen.create_all(conn)
+
+
 def _v7_api(conn: Connection) -> None:
     frozen = MetaData()
     Table(
@@ -255,6 +277,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(2, "watches for /rcstatus notify", _v2_watches),
     Migration(3, "remember when a person was asked to reconnect Slack", _v3_disconnected_notice),
     Migration(4, "link requests, the audit trail of link changes, and notices", _v4_owned_links),
+    Migration(5, "an outbox of DMs, retried until Slack accepts them", _v5_dm_outbox),
     Migration(7, "API keys, and whether each person shares presence with other systems", _v7_api),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version

@@ -12,7 +12,7 @@ from bot.policy import SlackStatus, StatusPolicy
 
 LinkSource = Literal["auto", "manual"]
 ClaimState = Literal["claimed", "released"]
-WatchState = Literal["active", "fired", "expired", "cancelled"]
+WatchState = Literal["active", "sending", "fired", "expired", "cancelled"]
 LinkAction = Literal["linked", "unlinked", "requested", "approved", "denied"]
 LinkRequestState = Literal["pending", "approved", "denied", "expired", "stale", "withdrawn"]
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     text,
 )
 from sqlalchemy.types import TypeDecorator
@@ -240,4 +241,23 @@ watches = Table(
     Index("rcstatus_watches_watcher", "team_id", "watcher_id", "state"),
     Index("rcstatus_watches_target", "team_id", "target_id", "state"),
     Index("rcstatus_watches_expiry", "state", "expires_at"),
+)
+
+dm_outbox = Table(
+    "rcstatus_dm_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("team_id", String(SLACK_ID), nullable=False),
+    Column("user_id", String(SLACK_ID), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("blocks", Text),
+    # The watch this DM fires: marked fired in the same transaction that deletes the row.
+    Column("watch_id", Integer, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    # When the next attempt is due; a sender claims a row by moving this past its lease.
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("give_up_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", String(64)),
+    Index("rcstatus_dm_outbox_due", "team_id", "due_at"),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.store.api_keys import ApiKeyRepository
 from bot.store.claims import ClaimRepository
 from bot.store.links import LinkRepository
+from bot.store.outbox import OutboxRepository
 from bot.store.preferences import PreferenceRepository
 from bot.store.presence import PresenceRepository
 from bot.store.watches import WatchRepository
@@ -15,10 +16,12 @@ class Store(
     PreferenceRepository,
     ClaimRepository,
     WatchRepository,
+    OutboxRepository,
     PresenceRepository,
     ApiKeyRepository,
 ):
-    """Links, preferences, saved statuses, watches, last known presence and Slack installations.
+    """Links, preferences, saved statuses, watches, DMs to send, last known presence and Slack
+    installations.
 
     SQLite by default, PostgreSQL when the URL names it. `open()` connects and migrates the
     schema; every method takes its own short transaction, so one store may be shared by any

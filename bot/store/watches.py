@@ -4,17 +4,52 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, overload
 
 from sqlalchemy import ColumnElement, Row, and_, case, func, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store import schema
 from bot.store.base import StoreBase, chunks
 from bot.store.records import Watch
 
+WATCHES_LOCK_CLASS: Final = 0x72637377
+"""First key of the per-watcher advisory lock that makes the watch limit atomic on PostgreSQL."""
+
 
 class WatchRepository(StoreBase):
-    """Watches: one active per (watcher, target); fired or expired exactly once."""
+    """Watches: one active per (watcher, target); fired (see the DM outbox) or expired once."""
+
+    async def _lock_watcher(self, conn: AsyncConnection, team_id: str, watcher_id: str) -> None:
+        # SQLite's BEGIN IMMEDIATE already serialises writers. PostgreSQL's READ COMMITTED lets
+        # two transactions both count 19 and both insert; a lock per watcher orders them.
+        if conn.dialect.name == "postgresql":
+            key = func.hashtext(f"{team_id}/{watcher_id}")
+            await conn.execute(select(func.pg_advisory_xact_lock(WATCHES_LOCK_CLASS, key)))
+
+    @overload
+    async def add_watch(
+        self,
+        team_id: str,
+        watcher_id: str,
+        target_id: str,
+        expires_at: datetime,
+        *,
+        busy_since: datetime | None = None,
+        limit: None = None,
+    ) -> Watch: ...
+
+    @overload
+    async def add_watch(
+        self,
+        team_id: str,
+        watcher_id: str,
+        target_id: str,
+        expires_at: datetime,
+        *,
+        busy_since: datetime | None = None,
+        limit: int,
+    ) -> Watch | None: ...
 
     async def add_watch(
         self,
@@ -24,8 +59,14 @@ class WatchRepository(StoreBase):
         expires_at: datetime,
         *,
         busy_since: datetime | None = None,
-    ) -> Watch:
-        """Start watching, or extend the active watch on the same person (never shortens it)."""
+        limit: int | None = None,
+    ) -> Watch | None:
+        """Start watching, or extend the active watch on the same person (never shortens it).
+
+        With `limit`, None means the watcher already has that many active watches on others:
+        the count and the insert are one transaction under a per-watcher lock, so concurrent
+        requests cannot exceed it. Extending a watch is always allowed.
+        """
         table = schema.watches
         statement = self._insert(table).values(
             team_id=team_id,
@@ -41,6 +82,18 @@ class WatchRepository(StoreBase):
             else_=table.c.expires_at,
         )
         async with self._transaction("saving a watch") as conn:
+            if limit is not None:
+                await self._lock_watcher(conn, team_id, watcher_id)
+                held = await conn.execute(
+                    select(table.c.target_id).where(
+                        table.c.team_id == team_id,
+                        table.c.watcher_id == watcher_id,
+                        table.c.state == "active",
+                    )
+                )
+                targets = set(held.scalars())
+                if target_id not in targets and len(targets) >= limit:
+                    return None
             result = await conn.execute(
                 statement.on_conflict_do_update(
                     index_elements=[table.c.team_id, table.c.watcher_id, table.c.target_id],
@@ -115,17 +168,6 @@ class WatchRepository(StoreBase):
                 )
             )
             return int(found.scalar_one())
-
-    async def mark_fired(self, watch_id: int) -> bool:
-        """Fire an active watch; only the one caller that gets True sends the DM."""
-        table = schema.watches
-        async with self._transaction("firing a watch") as conn:
-            result = await conn.execute(
-                update(table)
-                .where(table.c.id == watch_id, table.c.state == "active")
-                .values(state="fired", fired_at=self._clock())
-            )
-            return result.rowcount == 1
 
     async def expire_watches(self, now: datetime | None = None) -> list[Watch]:
         """Expire every active watch whose time is up; returns those this call expired."""

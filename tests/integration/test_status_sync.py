@@ -235,7 +235,7 @@ async def test_429s_and_5xx_on_profile_writes_still_converge_without_double_writ
         heidi = sims.people()[7]
         assert heidi.slack_id is not None
         await connect(sims, heidi)
-        # One fault at a time: the simulator keeps one injected fault per method.
+        # One fault at a time, each used up before the next is queued.
         sims.slack.inject_fault("users.profile.set", 429, count=2, retry_after=1)
         sims.call(heidi, "connected")
         await wait_until(lambda: shows(sims, heidi) == ON_A_CALL, timeout=20)

@@ -332,6 +332,23 @@ async def test_injected_faults_then_recovery(sim: SlackSimulator) -> None:
     assert stats["rate_limited"]["users.lookupByEmail"] == 1
 
 
+async def test_faults_for_one_method_are_used_in_the_order_injected(sim: SlackSimulator) -> None:
+    alice = members(sim)[0]
+    web = client(sim, sim.bot_token)
+    sim.inject_fault("chat.postMessage", 429, count=1, retry_after=2)
+    sim.inject_fault("chat.postMessage", 500, count=1)
+
+    limited = await api_error(web.chat_postMessage(channel=alice, text="one"))
+    failed = await api_error(web.chat_postMessage(channel=alice, text="two"))
+    posted = await web.chat_postMessage(channel=alice, text="three")
+
+    assert (limited.response.status_code, limited.response["error"]) == (429, "ratelimited")
+    assert limited.response.headers["Retry-After"] == "2"
+    assert failed.response.status_code == 500
+    assert posted["ok"]
+    assert [m["text"] for m in sim.messages(alice, "dm")] == ["three"]
+
+
 async def test_manual_status_and_profile_write_log(sim: SlackSimulator) -> None:
     alice, bob = members(sim)[:2]
     status, body = await control(

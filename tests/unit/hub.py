@@ -1,8 +1,8 @@
 """The coordinator with its real peers (status writer, notifier) on a real store, in virtual time.
 
-Slack is the only thing faked, at the writer's named write step (`ProfileWriter`) and the
-notifier's messenger: the fake keeps each profile as Slack would and records every write, and
-either step can be held to open a window for a race.
+Slack is the only thing faked, at the writer's named write step (`ProfileWriter`) and the DM
+step (the outbox's sender, the token notice's messenger): the fake keeps each profile as Slack
+would and records every write and DM, and the write step can be held to open a window for a race.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from bot.coordinator import Coordinator
 from bot.policy import EMPTY_STATUS, SlackStatus
 from bot.presence import PresenceStatus, PresenceUpdate, TelephonyStatus, UpdateSource
 from bot.roster import Roster
-from bot.slack.messages import TokenLostNotice
+from bot.slack.messages import DmOutcome, DmResult, TokenLostNotice
 from bot.slack.notifier import FreeNotifier
+from bot.slack.outbox import DmOutbox
 from bot.slack.profiles import ProfileWrite
 from bot.slack.scheduler import SendOutcome, StatusScheduler
 from bot.slack.status import StatusWriter
@@ -110,6 +111,10 @@ class FakeSlack:
         self.dms.append((user_id, text))
         return True
 
+    async def send(self, user_id: str, text: str, blocks: list[Any] | None = None) -> DmResult:
+        self.dms.append((user_id, text))
+        return DmResult(DmOutcome.SENT)
+
     def shows(self, user_id: str) -> SlackStatus:
         """The words and emoji the profile shows now (an expired status shows nothing)."""
         shown = self.profiles.get(user_id, EMPTY_STATUS).shown_at(self.clock())
@@ -137,6 +142,7 @@ class Hub:
     scheduler: StatusScheduler
     writer: StatusWriter
     notifier: FreeNotifier
+    outbox: DmOutbox
     coordinator: Coordinator
     sequence: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -219,11 +225,12 @@ async def running_hub(
         known_statuses=StartStatuses(slack),
         wall_clock=wall,
     )
+    outbox = DmOutbox(store=store, team_id=TEAM, sender=slack, clock=wall, rng=random.Random(7))
     notifier = FreeNotifier(
         store=store,
         team_id=TEAM,
         roster=roster,
-        messenger=slack,
+        outbox=outbox,
         free_debounce=free_debounce,
         clock=wall,
     )
@@ -236,7 +243,7 @@ async def running_hub(
         memory=store,
         clock=lambda: datetime.fromtimestamp(wall(), UTC),
     )
-    hub = Hub(loop, store, slack, roster, scheduler, writer, notifier, coordinator)
+    hub = Hub(loop, store, slack, roster, scheduler, writer, notifier, outbox, coordinator)
     tasks: list[asyncio.Task[None]] = []
     try:
         for user_id, extension_id in people.items():
@@ -245,7 +252,11 @@ async def running_hub(
         await coordinator.reload_links()
         for extension_id in people.values():
             await hub.phone(extension_id, TelephonyStatus.NO_CALL)
-        tasks = [asyncio.create_task(writer.run()), asyncio.create_task(notifier.run())]
+        tasks = [
+            asyncio.create_task(writer.run()),
+            asyncio.create_task(notifier.run()),
+            asyncio.create_task(outbox.run()),
+        ]
         yield hub
     finally:
         for task in tasks:

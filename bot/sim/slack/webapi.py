@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -174,7 +174,7 @@ class WebApi:
         self._limits = limits
         self._on_status_changed = on_status_changed
         self._socket_url = socket_url
-        self._faults: dict[str, Fault] = {}
+        self._faults: dict[str, deque[Fault]] = {}
         bot_user: frozenset[TokenKind] = frozenset({"bot", "user"})
         self._methods: dict[str, MethodSpec] = {
             "api.test": MethodSpec(self._api_test, None, frozenset()),
@@ -220,19 +220,23 @@ class WebApi:
         retry_after: float = 1.0,
         error: str | None = None,
     ) -> None:
-        """The next `count` calls of `method` fail with `status` (429, 5xx, or 200 with `error`)."""
+        """The next `count` calls of `method` fail with `status` (429, 5xx, or 200 with `error`),
+        after the faults already queued for it; a `count` of 0 clears them all."""
         if count <= 0:
             self._faults.pop(method, None)
             return
-        self._faults[method] = Fault(status, count, retry_after, error)
+        self._faults.setdefault(method, deque()).append(Fault(status, count, retry_after, error))
 
     def _take_fault(self, method: str) -> Fault | None:
-        fault = self._faults.get(method)
-        if fault is None:
+        queued = self._faults.get(method)
+        if not queued:
             return None
+        fault = queued[0]
         fault.remaining -= 1
         if fault.remaining <= 0:
-            del self._faults[method]
+            queued.popleft()
+            if not queued:
+                del self._faults[method]
         return fault
 
     # -- the HTTP entry point ---------------------------------------------------------------
