@@ -10,7 +10,7 @@ from typing import Any, Final, Protocol
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
@@ -20,12 +20,14 @@ from slack_bolt.oauth.async_callback_options import (
     AsyncSuccessArgs,
 )
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.policy import SlackStatus
+from bot.slack.gate import EventsGate
 from bot.slack.people import status_of
 
 log = logging.getLogger(__name__)
@@ -177,6 +179,7 @@ class SlackApp:
         self.socket_mode = socket_mode
         self.client = client
         self._events = status_events
+        self._gate = EventsGate(signing_secret) if signing_secret and not socket_mode else None
         oauth = None
         if client_id and client_secret:
             oauth = AsyncOAuthSettings(
@@ -261,17 +264,22 @@ class SlackApp:
     async def _oauth_install(self, request: web.Request) -> web.Response:
         flow = self.app.oauth_flow
         assert flow is not None
-        response = await flow.handle_installation(await to_bolt_request(request))
+        response = await flow.handle_installation(_oauth_request(request))
         return await to_aiohttp_response(response)
 
     async def _oauth_callback(self, request: web.Request) -> web.Response:
         flow = self.app.oauth_flow
         assert flow is not None
-        response = await flow.handle_callback(await to_bolt_request(request))
+        response = await flow.handle_callback(_oauth_request(request))
         return await to_aiohttp_response(response)
 
     async def _events_handler(self, request: web.Request) -> web.Response:
-        response = await self.app.async_dispatch(await to_bolt_request(request))
+        if self._gate is None:
+            return web.Response(status=401, text="This app takes no HTTP requests from Slack.")
+        admitted = await self._gate.admit(request)
+        if isinstance(admitted, web.Response):
+            return admitted
+        response = await self.app.async_dispatch(admitted)
         return await to_aiohttp_response(response)
 
     @staticmethod
@@ -282,3 +290,12 @@ class SlackApp:
             return web.json_response(details, status=200 if ok else 503)
 
         return handler
+
+
+def _oauth_request(request: web.Request) -> AsyncBoltRequest:
+    """The OAuth pages read only the query and cookies; a body (unread) cannot break them."""
+    return AsyncBoltRequest(
+        body="",
+        query=request.query_string,
+        headers={key: request.headers.getall(key) for key in request.headers},
+    )

@@ -1,0 +1,171 @@
+"""What anyone can send the bot's HTTP endpoints: refused cheaply, quietly and boundedly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.app import Bot
+from tests.integration.bot_harness import Sims, running_bot, simulators
+
+BATCH = 200
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def text(self) -> str:
+        return "".join(self.format(record) + "\n" for record in self.records)
+
+
+@contextlib.contextmanager
+def every_log_line() -> Iterator[_Collect]:
+    """Everything any logger says at INFO and above, formatted as the bot's own handler would."""
+    root = logging.getLogger()
+    handler = _Collect()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """Slack's v0 signature, as Slack computes it over the exact bytes it sends."""
+    base = b"v0:" + timestamp.encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+@contextlib.asynccontextmanager
+async def http_bot(tmp_path: Path, **extra: str) -> AsyncIterator[tuple[Bot, Sims]]:
+    async with (
+        simulators() as sims,
+        running_bot(sims, tmp_path / "bot.db", SLACK_APP_TOKEN="", **extra) as bot,
+    ):
+        assert not bot.settings.socket_mode
+        yield bot, sims
+
+
+async def post_many(
+    session: aiohttp.ClientSession, url: str, requests: list[tuple[bytes, dict[str, str]]]
+) -> list[int]:
+    statuses: list[int] = []
+
+    async def one(body: bytes, headers: dict[str, str]) -> int:
+        async with session.post(url, data=body, headers=headers) as response:
+            await response.read()
+            return response.status
+
+    for start in range(0, len(requests), BATCH):
+        batch = requests[start : start + BATCH]
+        statuses += await asyncio.gather(*(one(body, headers) for body, headers in batch))
+    return statuses
+
+
+def malformed(kind: str, now: int) -> tuple[bytes, dict[str, str]]:
+    """One unauthenticated request of each kind the adversarial pass sent (a forged signature)."""
+    forged = {"X-Slack-Signature": "v0=" + "0" * 64, "X-Slack-Request-Timestamp": str(now)}
+    json_type = {"Content-Type": "application/json"}
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+    match kind:
+        case "json":
+            return b'{"type": "event_callback", "event": {', {**forged, **json_type}
+        case "utf8":
+            return b'{"type": "\xff\xfe\xc3("}', {**forged, **json_type}
+        case "payload":
+            return b"payload=%7Bnot-json", {**forged, **form_type}
+        case _:
+            return b'{"type": "url_verification"}', {
+                **forged,
+                **json_type,
+                "X-Slack-Request-Timestamp": kind,
+            }
+
+
+KINDS = ("json", "utf8", "payload", "abc", "1.5", "1e10")
+
+
+@pytest.mark.slow
+async def test_two_thousand_malformed_requests_of_each_kind_are_refused_quietly(
+    tmp_path: Path,
+) -> None:
+    async with http_bot(tmp_path) as (_bot, sims), aiohttp.ClientSession() as session:
+        url = sims.app_url + "/slack/events"
+        now = int(time.time())
+        with every_log_line() as logs:
+            statuses = {
+                kind: await post_many(session, url, [malformed(kind, now)] * 2000) for kind in KINDS
+            }
+        for kind, seen in statuses.items():
+            assert set(seen) == {401}, (kind, sorted(set(seen)))
+        assert not any(record.exc_info for record in logs.records)
+        text = logs.text()
+        assert "Traceback" not in text
+        # One short line per kind of refusal at most (plus whatever else the bot said meanwhile).
+        refusals = [r for r in logs.records if "/slack/events" in r.getMessage()]
+        assert len(refusals) <= len(KINDS), text
+        assert len(text.encode()) < 4096, text
+
+        # The door still opens for Slack: a real command is answered.
+        asker = sims.people()[0]
+        outcome = await sims.slack.send_command(str(asker.slack_id), "/rcstatus", "help", wait=5)
+        assert outcome["http_status"] == 200, outcome
+        assert outcome["responses"], outcome
+
+
+async def test_signed_but_unreadable_oversized_and_stale_requests(tmp_path: Path) -> None:
+    async with http_bot(tmp_path) as (_bot, sims), aiohttp.ClientSession() as session:
+        url = sims.app_url + "/slack/events"
+        secret = sims.slack.signing_secret
+        now = str(int(time.time()))
+
+        def signed(body: bytes, content_type: str, timestamp: str = now) -> dict[str, str]:
+            return {
+                "Content-Type": content_type,
+                "X-Slack-Request-Timestamp": timestamp,
+                "X-Slack-Signature": sign(secret, timestamp, body),
+            }
+
+        cases: list[tuple[bytes, dict[str, str], int]] = [
+            (b'{"type": "event_callback", ', signed(b'{"type": "event_callback", ', "x"), 400),
+            (b"payload=%7Bnot-json", signed(b"payload=%7Bnot-json", "form"), 400),
+            (b"[1, 2, 3]", signed(b"[1, 2, 3]", "application/json"), 400),
+            (b'{"a": "\xff"}', signed(b'{"a": "\xff"}', "application/json"), 401),
+            (b"{}", signed(b"{}", "application/json", str(int(now) - 301)), 401),
+            (b"{}", {"Content-Type": "application/json"}, 401),
+            (b"{}", {**signed(b"{}", "application/json"), "X-Slack-Signature": "v0=é"}, 401),
+        ]
+        big = json.dumps({"type": "event_callback", "pad": "x" * (2 * 1024 * 1024)}).encode()
+        cases.append((big, signed(big, "application/json"), 413))
+        with every_log_line() as logs:
+            for body, headers, expected in cases:
+                async with session.post(url, data=body, headers=headers) as response:
+                    assert response.status == expected, (body[:40], headers, response.status)
+        assert not any(record.exc_info for record in logs.records)
+
+        # A well-formed signed request still reaches Bolt (url_verification is answered by it).
+        body = json.dumps({"type": "url_verification", "challenge": "c-123"}).encode()
+        async with session.post(url, data=body, headers=signed(body, "application/json")) as r:
+            assert r.status == 200
+            answer: Any = await r.json()
+            assert answer == {"challenge": "c-123"}
