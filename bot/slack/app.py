@@ -27,6 +27,7 @@ from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.policy import SlackStatus
+from bot.slack import payload
 from bot.slack.gate import EventsGate
 from bot.slack.people import status_of
 
@@ -216,18 +217,28 @@ class SlackApp:
 
         @app.event("user_status_changed")
         async def status_changed(event: dict[str, Any]) -> None:
-            user = event.get("user") if isinstance(event.get("user"), dict) else None
-            if user is None:
+            user_id = payload.slack_id(event, "user", "id")
+            if user_id is None:
+                payload.ignored("user_status_changed event", "a user id")
                 return
-            profile = user.get("profile") if isinstance(user.get("profile"), dict) else {}
-            await self._events.on_status_changed(str(user.get("id")), status_of(profile or {}))
+            profile = payload.mapping(event, "user", "profile") or {}
+            await self._events.on_status_changed(user_id, status_of(profile))
 
         @app.event("tokens_revoked")
         async def tokens_revoked(event: dict[str, Any]) -> None:
-            users = ((event.get("tokens") or {}).get("oauth")) or []
-            for user_id in users:
-                await self.tokens.delete(str(user_id))
-                await self._events.token_revoked(str(user_id))
+            users = payload.field(event, "tokens", "oauth")
+            if users is None:
+                return  # only bot tokens were revoked
+            if not isinstance(users, list):
+                payload.ignored("tokens_revoked event", "a list of user ids")
+                return
+            for value in users:
+                user_id = payload.as_slack_id(value)
+                if user_id is None:
+                    payload.ignored("tokens_revoked entry", "a user id")
+                    continue
+                await self.tokens.delete(user_id)
+                await self._events.token_revoked(user_id)
 
         @app.event("app_uninstalled")
         async def uninstalled() -> None:
