@@ -40,6 +40,7 @@ from bot.roster import Roster, availability_of, busy_since
 from bot.slack.app import BotIdentity, SlackApp, UserTokens
 from bot.slack.boards import BoardRefresher
 from bot.slack.call_model import CallLengthModel
+from bot.slack.client_limit import AddressLimiter
 from bot.slack.commands import RcStatusHandlers
 from bot.slack.home import HomeTab
 from bot.slack.messages import DirectMessages, TokenLostNotice
@@ -317,6 +318,8 @@ def wire(
         tokens=tokens,
         socket_mode=settings.socket_mode,
         http=http,
+        install_limit=AddressLimiter(settings.install_requests_per_minute),
+        proxy_hops=settings.trusted_proxy_hops,
     )
     return Services(
         settings=settings,
@@ -444,6 +447,7 @@ class Bot:
         while True:
             await asyncio.sleep(interval)
             await s.writer.sweep()
+            await s.store.purge_expired_oauth_states()
             tick += 1
             if tick % mapping_every == 0:
                 await s.people.refresh()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,8 +30,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.policy import SlackStatus
 from bot.slack import payload
+from bot.slack.client_limit import AddressLimiter, client_address
 from bot.slack.gate import EventsGate
 from bot.slack.people import status_of
+from bot.slack.quiet_log import QuietLog
+from bot.store import StoreError
+from bot.store.oauth_states import OAuthStatesFull
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +180,8 @@ class SlackApp:
         tokens: UserTokens,
         socket_mode: bool,
         http: aiohttp.ClientSession | None = None,
+        install_limit: AddressLimiter | None = None,
+        proxy_hops: int = 0,
     ) -> None:
         self.identity = identity
         self.tokens = tokens
@@ -181,6 +189,10 @@ class SlackApp:
         self.client = client
         self._events = status_events
         self._gate = EventsGate(signing_secret) if signing_secret and not socket_mode else None
+        # Not `or`: an empty limiter is falsy (it has a length).
+        self._install_limit = AddressLimiter(0) if install_limit is None else install_limit
+        self._proxy_hops = proxy_hops
+        self._quiet = QuietLog(log)
         oauth = None
         if client_id and client_secret:
             oauth = AsyncOAuthSettings(
@@ -273,9 +285,21 @@ class SlackApp:
         return application
 
     async def _oauth_install(self, request: web.Request) -> web.Response:
+        """Bolt's install page, which stores an OAuth state: limited per address, and bounded."""
         flow = self.app.oauth_flow
         assert flow is not None
-        response = await flow.handle_installation(_oauth_request(request))
+        address = client_address(request, proxy_hops=self._proxy_hops)
+        wait = self._install_limit.acquire(address)
+        if wait is not None:
+            return _busy_page(429, wait, "You've opened this page many times in a short while.")
+        try:
+            response = await flow.handle_installation(_oauth_request(request))
+        except OAuthStatesFull:
+            self._quiet.warning("full", "install pages refused: too many connections in progress")
+            return _busy_page(503, 60, "Many people are connecting to Slack right now.")
+        except StoreError as exc:
+            self._quiet.warning("store", "install pages refused: %s", exc)
+            return _busy_page(503, 30, "The app cannot reach its database right now.")
         return await to_aiohttp_response(response)
 
     async def _oauth_callback(self, request: web.Request) -> web.Response:
@@ -309,4 +333,20 @@ def _oauth_request(request: web.Request) -> AsyncBoltRequest:
         body="",
         query=request.query_string,
         headers={key: request.headers.getall(key) for key in request.headers},
+    )
+
+
+def _busy_page(status: int, retry_after: int, reason: str) -> web.Response:
+    """A short page a person can read, and a Retry-After a browser or script can follow."""
+    minutes = "a minute" if retry_after <= 60 else f"{math.ceil(retry_after / 60)} minutes"
+    text = (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Please try again shortly'
+        f"</title></head><body><h1>Please try again in {minutes}</h1><p>{html.escape(reason)} "
+        "Wait a moment, then reload this page to connect your Slack status.</p></body></html>"
+    )
+    return web.Response(
+        status=status,
+        text=text,
+        content_type="text/html",
+        headers={"Retry-After": str(retry_after)},
     )

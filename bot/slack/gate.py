@@ -12,6 +12,8 @@ from aiohttp import web
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import Clock, SignatureVerifier
 
+from bot.slack.quiet_log import QuietLog
+
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES: Final = 1024 * 1024
@@ -22,7 +24,6 @@ TIMESTAMP_WINDOW: Final = 300
 MAX_TIMESTAMP_DIGITS: Final = 12
 MAX_SIGNATURE_LENGTH: Final = 100
 """`v0=` and 64 hex digits; anything much longer is not a signature."""
-LOG_INTERVAL: Final = 60.0
 
 
 class Refusal(enum.Enum):
@@ -46,36 +47,6 @@ class Refusal(enum.Enum):
         return str(self.value[1])
 
 
-class RefusalLog:
-    """At most one short line per kind of refusal per interval, saying how many there were.
-
-    Anyone can send junk to a public endpoint, so the log must not grow with it.
-    """
-
-    def __init__(
-        self, *, interval: float = LOG_INTERVAL, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._interval = interval
-        self._clock = clock
-        self._last: dict[Refusal, float] = {}
-        self._unreported: dict[Refusal, int] = {}
-
-    def refused(self, kind: Refusal) -> None:
-        count = self._unreported.get(kind, 0) + 1
-        now = self._clock()
-        last = self._last.get(kind)
-        if last is not None and now - last < self._interval:
-            self._unreported[kind] = count
-            return
-        self._last[kind] = now
-        self._unreported[kind] = 0
-        log.warning(
-            "refused %d request(s) to /slack/events with %s (at most one line a minute per kind)",
-            count,
-            kind.reason,
-        )
-
-
 class EventsGate:
     """Checks what can be checked without trusting the body, then hands Bolt a parsed request.
 
@@ -88,12 +59,12 @@ class EventsGate:
         signing_secret: str,
         *,
         max_body: int = MAX_BODY_BYTES,
-        refusals: RefusalLog | None = None,
+        refusals: QuietLog | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._verifier = SignatureVerifier(signing_secret, clock=_Clock(clock))
         self._max_body = max_body
-        self._refusals = refusals or RefusalLog()
+        self._refusals = refusals or QuietLog(log)
         self._clock = clock
 
     async def admit(self, request: web.Request) -> AsyncBoltRequest | web.Response:
@@ -156,7 +127,7 @@ class EventsGate:
         return b"".join(parts)
 
     def _refuse(self, kind: Refusal) -> web.Response:
-        self._refusals.refused(kind)
+        self._refusals.warning(kind, "refused a request to /slack/events with %s", kind.reason)
         return web.Response(status=kind.status, text=_WORDS[kind.status])
 
 

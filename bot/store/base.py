@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Final, Self, TypeVar
 
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
-from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.store import migrations, schema
 from bot.store.engine import FAILURES, build_engine, describe, failure, parse_url
+from bot.store.oauth_states import DEFAULT_MAX_LIVE_STATES, BoundedOAuthStateStore
 from bot.store.records import StoreError
 
 log = logging.getLogger(__name__)
@@ -52,16 +52,18 @@ class StoreBase:
         client_id: str | None = None,
         echo: bool = False,
         oauth_state_seconds: int = DEFAULT_OAUTH_STATE_SECONDS,
+        max_oauth_states: int = DEFAULT_MAX_LIVE_STATES,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._url = parse_url(database_url)
         self._client_id = client_id
         self._echo = echo
         self._oauth_state_seconds = oauth_state_seconds
+        self._max_oauth_states = max_oauth_states
         self._clock = clock
         self._engine: AsyncEngine | None = None
         self._installation_store: AsyncSQLAlchemyInstallationStore | None = None
-        self._oauth_state_store: AsyncSQLAlchemyOAuthStateStore | None = None
+        self._oauth_state_store: BoundedOAuthStateStore | None = None
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -92,7 +94,8 @@ class StoreBase:
                 installations_table_name=schema.SLACK_INSTALLATIONS,
                 logger=logging.getLogger("bot.store.installations"),
             )
-        self._oauth_state_store = AsyncSQLAlchemyOAuthStateStore(
+        self._oauth_state_store = BoundedOAuthStateStore(
+            max_live=self._max_oauth_states,
             expiration_seconds=self._oauth_state_seconds,
             engine=engine,
             logger=logging.getLogger("bot.store.oauth_state"),
@@ -131,11 +134,18 @@ class StoreBase:
         return self._installation_store
 
     @property
-    def oauth_state_store(self) -> AsyncSQLAlchemyOAuthStateStore:
-        """Bolt's OAuth state store on this database."""
+    def oauth_state_store(self) -> BoundedOAuthStateStore:
+        """Bolt's OAuth state store on this database, bounded (see `BoundedOAuthStateStore`)."""
         self.engine  # noqa: B018 - raises the clear "not open" error
         assert self._oauth_state_store is not None
         return self._oauth_state_store
+
+    async def purge_expired_oauth_states(self) -> int:
+        """Delete OAuth states past their lifetime (abandoned connection attempts)."""
+        try:
+            return await self.oauth_state_store.purge_expired()
+        except FAILURES as exc:
+            raise failure(self._url, "deleting expired OAuth states", exc) from exc
 
     @asynccontextmanager
     async def _transaction(self, doing: str) -> AsyncIterator[AsyncConnection]:

@@ -169,3 +169,50 @@ async def test_signed_but_unreadable_oversized_and_stale_requests(tmp_path: Path
             assert r.status == 200
             answer: Any = await r.json()
             assert answer == {"challenge": "c-123"}
+
+
+async def state_rows(bot: Bot) -> int:
+    return await bot.store.oauth_state_store.live_count()
+
+
+@pytest.mark.slow
+async def test_two_thousand_install_page_visits_leave_the_state_table_bounded(
+    tmp_path: Path,
+) -> None:
+    async with (
+        http_bot(tmp_path, INSTALL_REQUESTS_PER_MINUTE="10", TRUSTED_PROXY_HOPS="1") as (bot, sims),
+        aiohttp.ClientSession() as session,
+    ):
+        url = sims.app_url + "/slack/install"
+
+        async def visit(number: int) -> tuple[int, str | None, str]:
+            # The part left of our proxy's entry is the client's own claim: forged, and ignored.
+            forwarded = f"10.{number % 250}.0.1, 203.0.113.7"
+            async with session.get(url, headers={"X-Forwarded-For": forwarded}) as response:
+                return response.status, response.headers.get("Retry-After"), await response.text()
+
+        outcomes: list[tuple[int, str | None, str]] = []
+        with every_log_line() as logs:
+            for start in range(0, 2000, BATCH):
+                outcomes += await asyncio.gather(*(visit(n) for n in range(start, start + BATCH)))
+        served = [o for o in outcomes if o[0] == 200]
+        refused = [o for o in outcomes if o[0] == 429]
+        assert len(served) + len(refused) == 2000
+        # Ten at once, then one every six seconds (the test takes a few).
+        assert 10 <= len(served) <= 15, len(served)
+        assert await state_rows(bot) == len(served)
+        _status, retry_after, page = refused[0]
+        assert retry_after is not None
+        assert 1 <= int(retry_after) <= 6
+        assert "try again" in page.lower()
+        assert not any(record.exc_info for record in logs.records)
+
+        # Someone else (another address: no proxy header here) still connects, end to end.
+        person = sims.people()[0]
+        assert person.slack_id is not None
+        outcome = await sims.slack.authorize(person.slack_id)
+        assert outcome.get("ok"), outcome
+        assert await bot.store.installation_store.async_find_installation(
+            enterprise_id=None, team_id=bot.team_id, user_id=person.slack_id
+        )
+        assert await state_rows(bot) == len(served)  # the person's state was used up
