@@ -475,9 +475,14 @@ class Bot:
         if self._socket is not None:
             slack_ok = bool(await self._socket.client.is_connected())
         tasks = {name: h.running for name, h in s.supervisor.health().items()}
-        return ringcentral_ok and slack_ok, {
+        store_problem = await s.store.health()
+        store: dict[str, Any] = {"ok": store_problem is None}
+        if store_problem is not None:
+            store["reason"] = store_problem
+        return ringcentral_ok and slack_ok and store_problem is None, {
             "ringcentral": subscriber.as_dict(),
             "slack": {"socket_mode": self._socket is not None, "connected": slack_ok},
+            "store": store,
             "tasks": tasks,
             "pending_writes": s.writer.pending,
         }
