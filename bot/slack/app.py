@@ -264,7 +264,11 @@ class SlackApp:
         return await args.default.success(args)
 
     async def _install_failed(self, args: AsyncFailureArgs) -> BoltResponse:
-        log.warning("a Slack connection attempt failed: %s", args.reason)
+        # Anyone can open the redirect URL with a made-up state or error: quietly, and the
+        # reason (which may come from the query string) cut short.
+        self._quiet.warning(
+            "oauth-failure", "a Slack connection attempt failed: %s", str(args.reason)[:80]
+        )
         return await args.default.failure(args)
 
     # ----------------------------------------------------------------------------- serving

@@ -216,3 +216,19 @@ async def test_two_thousand_install_page_visits_leave_the_state_table_bounded(
             enterprise_id=None, team_id=bot.team_id, user_id=person.slack_id
         )
         assert await state_rows(bot) == len(served)  # the person's state was used up
+
+
+async def test_made_up_oauth_redirects_are_refused_quietly(tmp_path: Path) -> None:
+    async with http_bot(tmp_path) as (_bot, sims), aiohttp.ClientSession() as session:
+        url = sims.app_url + "/slack/oauth_redirect"
+        with every_log_line() as logs:
+            for number in range(200):
+                query = {"code": "x", "state": f"made-up-{number}"}
+                if number % 2:
+                    query = {"error": f"access_denied-{number}" * 20}
+                async with session.get(url, params=query) as response:
+                    assert response.status < 500, response.status
+        lines = [r for r in logs.records if "connection attempt failed" in r.getMessage()]
+        assert len(lines) == 1, [r.getMessage() for r in lines]
+        assert len(lines[0].getMessage()) < 200
+        assert not any(record.exc_info for record in logs.records)
