@@ -45,6 +45,7 @@ from bot.roster import Roster, availability_of, busy_since
 from bot.slack.app import BotIdentity, SlackApp, UserTokens
 from bot.slack.boards import BoardRefresher
 from bot.slack.call_model import CallLengthModel
+from bot.slack.client_limit import AddressLimiter
 from bot.slack.clients import bot_client, profile_client
 from bot.slack.commands import RcStatusHandlers
 from bot.slack.home import HomeTab
@@ -341,6 +342,8 @@ def wire(
         tokens=tokens,
         socket_mode=settings.socket_mode,
         http=http,
+        install_limit=AddressLimiter(settings.install_requests_per_minute),
+        proxy_hops=settings.trusted_proxy_hops,
     )
     api = AvailabilityApi(
         guard=ApiGuard(ApiKeys(store), RequestBudget(settings.api_requests_per_minute)),
@@ -480,6 +483,7 @@ class Bot:
         while True:
             await asyncio.sleep(interval)
             await s.writer.sweep()
+            await s.store.purge_expired_oauth_states()
             tick += 1
             if tick % mapping_every == 0:
                 await s.people.refresh()
@@ -508,9 +512,14 @@ class Bot:
         if self._socket is not None:
             slack_ok = bool(await self._socket.client.is_connected())
         tasks = {name: h.running for name, h in s.supervisor.health().items()}
-        return ringcentral_ok and slack_ok, {
+        store_problem = await s.store.health()
+        store: dict[str, Any] = {"ok": store_problem is None}
+        if store_problem is not None:
+            store["reason"] = store_problem
+        return ringcentral_ok and slack_ok and store_problem is None, {
             "ringcentral": subscriber.as_dict(),
             "slack": {"socket_mode": self._socket is not None, "connected": slack_ok},
+            "store": store,
             "tasks": tasks,
             "pending_writes": s.writer.pending,
         }

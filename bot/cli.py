@@ -272,6 +272,8 @@ def simulator_env(
         "STATUS_TTL_SECONDS": f"{time_scale.seconds(3600):g}",
         "FREE_DEBOUNCE_SECONDS": f"{time_scale.seconds(20):g}",
         "PUBLIC_URL": app_url,
+        # Every simulated person connects from this one machine.
+        "INSTALL_REQUESTS_PER_MINUTE": "0",
     }
 
 

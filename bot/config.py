@@ -70,6 +70,26 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("expected a whole number, 0 or more")
+    return number
+
+
+def _proxy_hops(value: str) -> int:
+    try:
+        hops = int(value)
+    except ValueError:
+        hops = -1
+    if not 0 <= hops <= 10:
+        raise ValueError(
+            "expected how many reverse proxies that add X-Forwarded-For stand in front of the "
+            "bot: 0 (none, the default), 1 (for example one load balancer), 2, …"
+        )
+    return hops
+
+
 def _positive_float(value: str) -> float:
     number = float(value)
     if not number > 0:
@@ -269,6 +289,22 @@ class Settings:
         "optional: an owner's or admin's user token (paid workspaces) that sets everyone's status; "
         "Slack caps one token at 30 profiles a minute",
         _prefixed("xoxp-"),
+    )
+
+    install_requests_per_minute: int = _env(
+        "INSTALL_REQUESTS_PER_MINUTE",
+        "how many times a minute one client address may open /slack/install (each visit stores "
+        "an OAuth state for 10 minutes); more get 429 with Retry-After; 0 turns the limit off",
+        _non_negative_int,
+        default=10,
+    )
+    trusted_proxy_hops: int = _env(
+        "TRUSTED_PROXY_HOPS",
+        "how many reverse proxies you run in front of the bot that append X-Forwarded-For; "
+        "0 (the default) takes the connecting address as the client's and ignores the header, "
+        "which anyone can forge",
+        _proxy_hops,
+        default=0,
     )
 
     @classmethod

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,7 +12,7 @@ from typing import Any, Final, Protocol
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
@@ -20,6 +22,7 @@ from slack_bolt.oauth.async_callback_options import (
     AsyncSuccessArgs,
 )
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
@@ -27,8 +30,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.logs import quiet_logger
 from bot.policy import SlackStatus
+from bot.slack import payload
+from bot.slack.client_limit import AddressLimiter, client_address
 from bot.slack.clients import bot_client
+from bot.slack.gate import EventsGate
 from bot.slack.people import status_of
+from bot.slack.quiet_log import QuietLog
+from bot.store import StoreError
+from bot.store.oauth_states import OAuthStatesFull
 
 log = logging.getLogger(__name__)
 
@@ -173,12 +182,19 @@ class SlackApp:
         tokens: UserTokens,
         socket_mode: bool,
         http: aiohttp.ClientSession | None = None,
+        install_limit: AddressLimiter | None = None,
+        proxy_hops: int = 0,
     ) -> None:
         self.identity = identity
         self.tokens = tokens
         self.socket_mode = socket_mode
         self.client = client
         self._events = status_events
+        self._gate = EventsGate(signing_secret) if signing_secret and not socket_mode else None
+        # Not `or`: an empty limiter is falsy (it has a length).
+        self._install_limit = AddressLimiter(0) if install_limit is None else install_limit
+        self._proxy_hops = proxy_hops
+        self._quiet = QuietLog(log)
         oauth = None
         if client_id and client_secret:
             oauth = AsyncOAuthSettings(
@@ -217,18 +233,28 @@ class SlackApp:
 
         @app.event("user_status_changed")
         async def status_changed(event: dict[str, Any]) -> None:
-            user = event.get("user") if isinstance(event.get("user"), dict) else None
-            if user is None:
+            user_id = payload.slack_id(event, "user", "id")
+            if user_id is None:
+                payload.ignored("user_status_changed event", "a user id")
                 return
-            profile = user.get("profile") if isinstance(user.get("profile"), dict) else {}
-            await self._events.on_status_changed(str(user.get("id")), status_of(profile or {}))
+            profile = payload.mapping(event, "user", "profile") or {}
+            await self._events.on_status_changed(user_id, status_of(profile))
 
         @app.event("tokens_revoked")
         async def tokens_revoked(event: dict[str, Any]) -> None:
-            users = ((event.get("tokens") or {}).get("oauth")) or []
-            for user_id in users:
-                await self.tokens.delete(str(user_id))
-                await self._events.token_revoked(str(user_id))
+            users = payload.field(event, "tokens", "oauth")
+            if users is None:
+                return  # only bot tokens were revoked
+            if not isinstance(users, list):
+                payload.ignored("tokens_revoked event", "a list of user ids")
+                return
+            for value in users:
+                user_id = payload.as_slack_id(value)
+                if user_id is None:
+                    payload.ignored("tokens_revoked entry", "a user id")
+                    continue
+                await self.tokens.delete(user_id)
+                await self._events.token_revoked(user_id)
 
         @app.event("app_uninstalled")
         async def uninstalled() -> None:
@@ -242,7 +268,11 @@ class SlackApp:
         return await args.default.success(args)
 
     async def _install_failed(self, args: AsyncFailureArgs) -> BoltResponse:
-        log.warning("a Slack connection attempt failed: %s", args.reason)
+        # Anyone can open the redirect URL with a made-up state or error: quietly, and the
+        # reason (which may come from the query string) cut short.
+        self._quiet.warning(
+            "oauth-failure", "a Slack connection attempt failed: %s", str(args.reason)[:80]
+        )
         return await args.default.failure(args)
 
     # ----------------------------------------------------------------------------- serving
@@ -263,19 +293,36 @@ class SlackApp:
         return application
 
     async def _oauth_install(self, request: web.Request) -> web.Response:
+        """Bolt's install page, which stores an OAuth state: limited per address, and bounded."""
         flow = self.app.oauth_flow
         assert flow is not None
-        response = await flow.handle_installation(await to_bolt_request(request))
+        address = client_address(request, proxy_hops=self._proxy_hops)
+        wait = self._install_limit.acquire(address)
+        if wait is not None:
+            return _busy_page(429, wait, "You've opened this page many times in a short while.")
+        try:
+            response = await flow.handle_installation(_oauth_request(request))
+        except OAuthStatesFull:
+            self._quiet.warning("full", "install pages refused: too many connections in progress")
+            return _busy_page(503, 60, "Many people are connecting to Slack right now.")
+        except StoreError as exc:
+            self._quiet.warning("store", "install pages refused: %s", exc)
+            return _busy_page(503, 30, "The app cannot reach its database right now.")
         return await to_aiohttp_response(response)
 
     async def _oauth_callback(self, request: web.Request) -> web.Response:
         flow = self.app.oauth_flow
         assert flow is not None
-        response = await flow.handle_callback(await to_bolt_request(request))
+        response = await flow.handle_callback(_oauth_request(request))
         return await to_aiohttp_response(response)
 
     async def _events_handler(self, request: web.Request) -> web.Response:
-        response = await self.app.async_dispatch(await to_bolt_request(request))
+        if self._gate is None:
+            return web.Response(status=401, text="This app takes no HTTP requests from Slack.")
+        admitted = await self._gate.admit(request)
+        if isinstance(admitted, web.Response):
+            return admitted
+        response = await self.app.async_dispatch(admitted)
         return await to_aiohttp_response(response)
 
     @staticmethod
@@ -286,3 +333,28 @@ class SlackApp:
             return web.json_response(details, status=200 if ok else 503)
 
         return handler
+
+
+def _oauth_request(request: web.Request) -> AsyncBoltRequest:
+    """The OAuth pages read only the query and cookies; a body (unread) cannot break them."""
+    return AsyncBoltRequest(
+        body="",
+        query=request.query_string,
+        headers={key: request.headers.getall(key) for key in request.headers},
+    )
+
+
+def _busy_page(status: int, retry_after: int, reason: str) -> web.Response:
+    """A short page a person can read, and a Retry-After a browser or script can follow."""
+    minutes = "a minute" if retry_after <= 60 else f"{math.ceil(retry_after / 60)} minutes"
+    text = (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Please try again shortly'
+        f"</title></head><body><h1>Please try again in {minutes}</h1><p>{html.escape(reason)} "
+        "Wait a moment, then reload this page to connect your Slack status.</p></body></html>"
+    )
+    return web.Response(
+        status=status,
+        text=text,
+        content_type="text/html",
+        headers={"Retry-After": str(retry_after)},
+    )

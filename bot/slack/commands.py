@@ -12,7 +12,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.policy import StatusPolicy, StatusPreferences
 from bot.presence import Availability
-from bot.slack import blocks
+from bot.slack import blocks, payload
 from bot.slack.blocks import Message, NotifyRefusal, PersonView
 from bot.slack.boards import BoardRefresher
 from bot.slack.command_text import (
@@ -114,7 +114,10 @@ class RcStatusHandlers:
         @app.command("/rcstatus")
         async def rcstatus(ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
             await ack()
-            user_id = str(command["user_id"])
+            user_id = payload.slack_id(command, "user_id")
+            if user_id is None or not payload.text(command, "response_url"):
+                payload.ignored("/rcstatus command", "a user id and a response_url")
+                return
             reply = await self._safely(self.handle, user_id, command.get("text"))
             reply = await self._with_link_news(user_id, reply)
             await respond(text=reply.text, blocks=reply.blocks, response_type="ephemeral")
@@ -122,14 +125,20 @@ class RcStatusHandlers:
         @app.action(blocks.NOTIFY_ACTION)
         async def notify(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
             await ack()
-            user_id, value = _clicker(body), _value(body)
+            clicked = _click(body, "notify button")
+            if clicked is None:
+                return
+            user_id, value = clicked
             reply = await self._safely(self.notify, user_id, UserMention(value), None)
             await self._answer_click(body, respond, user_id, reply)
 
         @app.action(blocks.CANCEL_WATCH_ACTION)
         async def cancel(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
             await ack()
-            user_id, value = _clicker(body), _value(body)
+            clicked = _click(body, "cancel button")
+            if clicked is None:
+                return
+            user_id, value = clicked
             reply = await self._safely(self.cancel, user_id, UserMention(value))
             await self._answer_click(body, respond, user_id, reply)
 
@@ -141,14 +150,17 @@ class RcStatusHandlers:
             ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
         ) -> None:
             await ack()
-            user_id = _clicker(body)
-            action = str(body["actions"][0]["action_id"])
+            user_id = payload.slack_id(body, "user", "id")
+            action = payload.text(payload.first_action(body), "action_id")
             by_action: dict[str, dict[str, Any]] = {
                 blocks.SYNC_PAUSE_ACTION: {"paused": True},
                 blocks.SYNC_RESUME_ACTION: {"paused": False, "sync_enabled": True},
                 blocks.POLICY_RESPECT_ACTION: {"policy": StatusPolicy.RESPECT},
                 blocks.POLICY_REPLACE_ACTION: {"policy": StatusPolicy.REPLACE},
             }
+            if user_id is None or action not in by_action:
+                payload.ignored("preference click", "a user id and a known action")
+                return
             changes = by_action[action]
             await self._store.update_preferences(self._team_id, user_id, **changes)
             await self._status_sync.preferences_changed(user_id)
@@ -165,9 +177,12 @@ class RcStatusHandlers:
         @app.action(blocks.STAR_ACTION)
         async def star(ack: AsyncAck, body: dict[str, Any]) -> None:
             await ack()
-            user_id = _clicker(body)
-            selected = body["actions"][0].get("selected_user")
-            if isinstance(selected, str) and selected != user_id:
+            user_id = payload.slack_id(body, "user", "id")
+            if user_id is None:
+                payload.ignored("star pick", "a user id")
+                return
+            selected = payload.slack_id(payload.first_action(body), "selected_user")
+            if selected is not None and selected != user_id:
                 prefs = await self._store.preferences(self._team_id, user_id)
                 if selected not in prefs.starred:
                     starred = (*prefs.starred, selected)
@@ -177,7 +192,10 @@ class RcStatusHandlers:
         @app.action(blocks.UNSTAR_ACTION)
         async def unstar(ack: AsyncAck, body: dict[str, Any]) -> None:
             await ack()
-            user_id, value = _clicker(body), _value(body)
+            clicked = _click(body, "unstar button")
+            if clicked is None:
+                return
+            user_id, value = clicked
             prefs = await self._store.preferences(self._team_id, user_id)
             starred = tuple(s for s in prefs.starred if s != value)
             await self._store.update_preferences(self._team_id, user_id, starred=starred)
@@ -186,7 +204,10 @@ class RcStatusHandlers:
         async def link_click(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
             await ack()
             user_id, value = _clicker(body), _value(body)
-            action = str(body["actions"][0]["action_id"])
+            action = payload.text(payload.first_action(body), "action_id")
+            if not user_id or not value or action is None:
+                payload.ignored("link button", "a user id, an action id and a value")
+                return
             if action in (LINK_MOVE_ACTION, LINK_KEEP_ACTION):
                 confirmed = action == LINK_MOVE_ACTION
                 move = functools.partial(self._linking.move, confirmed=confirmed)
@@ -195,7 +216,7 @@ class RcStatusHandlers:
                 approve = action == LINK_APPROVE_ACTION
                 decide = functools.partial(self._linking.decide, approve=approve)
                 reply = await self._safely(decide, user_id, value)
-            if body.get("response_url"):
+            if payload.text(body, "response_url"):
                 # The buttons were the question; the answer takes their place.
                 await respond(text=reply.text, blocks=reply.blocks, replace_original=True)
 
@@ -209,8 +230,13 @@ class RcStatusHandlers:
 
         @app.event("app_home_opened")
         async def home_opened(event: dict[str, Any]) -> None:
-            if event.get("tab", "home") == "home":
-                await self._boards.show(str(event["user"]))
+            if payload.field(event, "tab") not in (None, "home"):
+                return
+            user_id = payload.slack_id(event, "user")
+            if user_id is None:
+                payload.ignored("app_home_opened event", "a user id")
+                return
+            await self._boards.show(user_id)
 
     async def _safely(self, handler: Callable[..., Awaitable[Message]], *args: Any) -> Message:
         """A failure becomes a friendly reply and one log line, never a stack trace in Slack."""
@@ -401,9 +427,21 @@ class RcStatusHandlers:
         return await effective_preferences(self._store, self._team_id, user_id)
 
 
+def _click(body: dict[str, Any], kind: str) -> tuple[str, str] | None:
+    """Who clicked a button and the user id it carries, or None (logged) if either is missing."""
+    user_id = payload.slack_id(body, "user", "id")
+    value = payload.slack_id(payload.first_action(body), "value")
+    if user_id is None or value is None:
+        payload.ignored(kind, "a user id and a value")
+        return None
+    return user_id, value
+
+
 def _clicker(body: dict[str, Any]) -> str:
-    return str((body.get("user") or {}).get("id"))
+    """Who clicked ("" when the payload does not say)."""
+    return payload.slack_id(body, "user", "id") or ""
 
 
 def _value(body: dict[str, Any]) -> str:
-    return str(body["actions"][0].get("value") or "")
+    """The clicked button's value ("" when it has none)."""
+    return payload.text(payload.first_action(body), "value") or ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +53,10 @@ def status_of(profile: dict[str, Any]) -> SlackStatus:
     return SlackStatus(
         text=str(profile.get("status_text") or ""),
         emoji=str(profile.get("status_emoji") or ""),
-        expiration=int(expiration) if isinstance(expiration, int | float) else 0,
+        # JSON from Python's reader may carry NaN or Infinity, which int() refuses.
+        expiration=int(expiration)
+        if isinstance(expiration, int | float) and math.isfinite(expiration)
+        else 0,
     )
 
 

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Final, Self, TypeVar
 
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
-from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
-from sqlalchemy import Table
+from sqlalchemy import Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.store import migrations, schema
 from bot.store.engine import FAILURES, build_engine, describe, failure, parse_url
+from bot.store.oauth_states import DEFAULT_MAX_LIVE_STATES, BoundedOAuthStateStore
 from bot.store.records import StoreError
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,11 @@ CHUNK: Final = 1000
 """Rows or ids per statement: under every driver's bound-parameter limit, even with 16 columns."""
 DEFAULT_OAUTH_STATE_SECONDS: Final = 600
 """Bolt's own default lifetime of an OAuth state."""
+HEALTH_TIMEOUT: Final = 3.0
+"""Seconds the health probe waits for the database: well under a platform's health-check
+timeout, well over a healthy database's answer even behind a busy SQLite writer."""
+HEALTH_REUSE: Final = 1.0
+"""Seconds one probe's answer serves every /healthz request, so a flood of them is one query."""
 
 
 def utcnow() -> datetime:
@@ -52,16 +59,20 @@ class StoreBase:
         client_id: str | None = None,
         echo: bool = False,
         oauth_state_seconds: int = DEFAULT_OAUTH_STATE_SECONDS,
+        max_oauth_states: int = DEFAULT_MAX_LIVE_STATES,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._url = parse_url(database_url)
         self._client_id = client_id
         self._echo = echo
         self._oauth_state_seconds = oauth_state_seconds
+        self._max_oauth_states = max_oauth_states
         self._clock = clock
         self._engine: AsyncEngine | None = None
         self._installation_store: AsyncSQLAlchemyInstallationStore | None = None
-        self._oauth_state_store: AsyncSQLAlchemyOAuthStateStore | None = None
+        self._oauth_state_store: BoundedOAuthStateStore | None = None
+        self._health_lock = asyncio.Lock()
+        self._health: tuple[float, str | None] | None = None
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -92,7 +103,8 @@ class StoreBase:
                 installations_table_name=schema.SLACK_INSTALLATIONS,
                 logger=logging.getLogger("bot.store.installations"),
             )
-        self._oauth_state_store = AsyncSQLAlchemyOAuthStateStore(
+        self._oauth_state_store = BoundedOAuthStateStore(
+            max_live=self._max_oauth_states,
             expiration_seconds=self._oauth_state_seconds,
             engine=engine,
             logger=logging.getLogger("bot.store.oauth_state"),
@@ -131,11 +143,41 @@ class StoreBase:
         return self._installation_store
 
     @property
-    def oauth_state_store(self) -> AsyncSQLAlchemyOAuthStateStore:
-        """Bolt's OAuth state store on this database."""
+    def oauth_state_store(self) -> BoundedOAuthStateStore:
+        """Bolt's OAuth state store on this database, bounded (see `BoundedOAuthStateStore`)."""
         self.engine  # noqa: B018 - raises the clear "not open" error
         assert self._oauth_state_store is not None
         return self._oauth_state_store
+
+    async def health(self, *, within: float = HEALTH_TIMEOUT) -> str | None:
+        """None while the database answers a trivial query `within` seconds, else why it does not
+        (naming the database, never the password)."""
+        async with self._health_lock:
+            if self._health is not None and time.monotonic() - self._health[0] < HEALTH_REUSE:
+                return self._health[1]
+            problem = await self._probe(within)
+            self._health = (time.monotonic(), problem)
+            return problem
+
+    async def _probe(self, within: float) -> str | None:
+        try:
+            async with asyncio.timeout(within):
+                async with self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except TimeoutError:
+            return f"{self.location} did not answer within {within:g} s"
+        except StoreError as exc:
+            return str(exc)
+        except FAILURES as exc:
+            return str(failure(self._url, "reaching the database", exc))
+        return None
+
+    async def purge_expired_oauth_states(self) -> int:
+        """Delete OAuth states past their lifetime (abandoned connection attempts)."""
+        try:
+            return await self.oauth_state_store.purge_expired()
+        except FAILURES as exc:
+            raise failure(self._url, "deleting expired OAuth states", exc) from exc
 
     @asynccontextmanager
     async def _transaction(self, doing: str) -> AsyncIterator[AsyncConnection]:

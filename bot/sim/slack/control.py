@@ -45,6 +45,8 @@ class ControlApi:
             ("POST", "/_sim/commands", self.command),
             ("POST", "/_sim/actions", self.action),
             ("POST", "/_sim/events/app_home_opened", self.home_opened),
+            ("POST", "/_sim/events", self.raw_event),
+            ("POST", "/_sim/interactions", self.raw_interaction),
             ("GET", "/_sim/messages", self.messages),
             ("GET", "/_sim/views", self.views),
             ("GET", "/_sim/profile_writes", self.profile_writes),
@@ -117,6 +119,20 @@ class ControlApi:
 
     async def home_opened(self, request: web.Request, body: dict[str, Any]) -> Any:
         return {"ok": True, "event_id": self._sim.open_app_home(_required(body, "user_id"))}
+
+    async def raw_event(self, request: web.Request, body: dict[str, Any]) -> Any:
+        event = body.get("event")
+        if not isinstance(event, dict):
+            raise ControlError(400, "event must be an object")
+        return {"ok": True, "event_id": self._sim.emit_raw_event(event)}
+
+    async def raw_interaction(self, request: web.Request, body: dict[str, Any]) -> Any:
+        kind, payload = body.get("type"), body.get("payload")
+        if kind not in ("slash_commands", "interactive") or not isinstance(payload, dict):
+            raise ControlError(
+                400, 'type must be "slash_commands" or "interactive"; payload an object'
+            )
+        return {"ok": True, **await self._sim.send_raw_interaction(kind, payload)}
 
     async def messages(self, request: web.Request, body: dict[str, Any]) -> Any:
         query = request.query

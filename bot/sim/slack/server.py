@@ -401,6 +401,21 @@ class SlackSimulator:
         )
         return self._link.emit_event(event)
 
+    def emit_raw_event(self, event: dict[str, Any]) -> str | None:
+        """Any event, however shaped, enveloped and signed as Slack would (for tests of malformed
+        events); returns the event_id, or None if the app does not subscribe to its type."""
+        return self._link.emit_event(event)
+
+    async def send_raw_interaction(
+        self, kind: Literal["slash_commands", "interactive"], payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Any command or block_actions payload, however shaped, delivered and signed as Slack
+        would; returns the delivery (ack, HTTP status), never waiting for responses."""
+        delivery = await self._link.deliver_interaction(
+            kind, payload, accepts_response_payload=kind == "slash_commands"
+        )
+        return delivery.to_json()
+
     def _channel_name(self, channel_id: str) -> str:
         if channel_id == self.identity.general_channel_id:
             return "general"
