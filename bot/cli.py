@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import signal
 import sys
 from collections.abc import Awaitable, Sequence
@@ -102,6 +103,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("sim.env"),
         help="where to write the bot's settings for these simulators (default sim.env)",
     )
+    # Where RingCentral's guide and practice disagree; the defaults are the guide's.
+    sim.add_argument(
+        "--presence-bodies",
+        choices=["full", "partial"],
+        default="full",
+        help="RingCentral notifications carry the whole presence (default) or only what changed",
+    )
+    sim.add_argument(
+        "--ws-token-ttl",
+        type=_positive_float,
+        default=30.0,
+        help="lifetime of a RingCentral WebSocket token in seconds (default 30)",
+    )
+    sim.add_argument(
+        "--ws-token-reusable",
+        action="store_true",
+        help="a WebSocket token may open any number of sockets until it expires (default: once)",
+    )
+    sim.add_argument(
+        "--replay-delay",
+        type=_non_negative_float,
+        default=0.0,
+        help="seconds between a recovery's ConnectionDetails and the replay of missed events",
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -148,6 +173,13 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError("must be a number above 0")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError("must be a number of 0 or more")
     return value
 
 
@@ -233,7 +265,16 @@ def write_env_file(path: Path, env: dict[str, str]) -> None:
 async def run_simulators(args: argparse.Namespace, out: TextIO) -> int:
     company = build_company(args.users, args.seed)
     time_scale = TimeScale(args.time_scale)
-    rc = RingCentralSimulator(company, time_scale=time_scale, host=args.host, port=args.rc_port)
+    rc = RingCentralSimulator(
+        company,
+        time_scale=time_scale,
+        host=args.host,
+        port=args.rc_port,
+        presence_bodies=args.presence_bodies,
+        ws_token_ttl=args.ws_token_ttl,
+        ws_token_single_use=not args.ws_token_reusable,
+        replay_delay=args.replay_delay,
+    )
     slack = SlackSimulator(
         company, time_scale=time_scale, host=args.host, port=args.slack_port, app_url=args.app_url
     )
@@ -257,6 +298,7 @@ async def run_simulators(args: argparse.Namespace, out: TextIO) -> int:
             "seed": args.seed,
             "time_scale": args.time_scale,
             "app_url": args.app_url,
+            "ringcentral_switches": rc.switches(),
         }
         print(json.dumps(ready), file=out, flush=True)
         log.info("simulators running; Ctrl-C to stop")
