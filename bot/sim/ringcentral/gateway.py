@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
 import json
@@ -242,8 +241,8 @@ class Gateway:
         finally:
             if replay is not None:
                 replay.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await replay
+                # gather, not a suppressed await: this handler's own cancellation still counts.
+                await asyncio.gather(replay, return_exceptions=True)
             self._detach(connection)
             connection.close()
             await writer
@@ -306,7 +305,7 @@ class Gateway:
         """
         await asyncio.sleep(self._time_scale.seconds(self._switches.replay_delay))
         session = connection.session
-        if session is not None and session.connection is connection:
+        if session is not None and session.connection is connection and not connection.closing:
             self._replay(session, connection)
 
     def _replay(self, session: _WsSession, connection: _Connection) -> None:
