@@ -6,11 +6,12 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import signal
 import sys
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from bot.api.admin import create_key, list_keys, revoke_key
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("sim.env"),
         help="where to write the bot's settings for these simulators (default sim.env)",
     )
+    _add_rc_switches(sim)
 
     demo = commands.add_parser(
         "demo",
@@ -173,7 +175,45 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--json", action="store_true", help="no live view: print one JSON summary at the end"
     )
+    _add_rc_switches(demo)
     return parser
+
+
+def _add_rc_switches(command: argparse.ArgumentParser) -> None:
+    """Where RingCentral's guide and practice disagree; the defaults are the guide's."""
+    command.add_argument(
+        "--presence-bodies",
+        choices=["full", "partial"],
+        default="full",
+        help="RingCentral notifications carry the whole presence (default) or only what changed",
+    )
+    command.add_argument(
+        "--ws-token-ttl",
+        type=_positive_float,
+        default=30.0,
+        help="lifetime of a RingCentral WebSocket token in seconds (default 30)",
+    )
+    command.add_argument(
+        "--ws-token-reusable",
+        action="store_true",
+        help="a WebSocket token may open any number of sockets until it expires (default: once)",
+    )
+    command.add_argument(
+        "--replay-delay",
+        type=_non_negative_float,
+        default=0.0,
+        help="seconds between a recovery's ConnectionDetails and the replay of missed events",
+    )
+
+
+def _rc_switches(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of RingCentralSimulator for the switch flags."""
+    return {
+        "presence_bodies": args.presence_bodies,
+        "ws_token_ttl": args.ws_token_ttl,
+        "ws_token_single_use": not args.ws_token_reusable,
+        "replay_delay": args.replay_delay,
+    }
 
 
 def _positive_int(text: str) -> int:
@@ -187,6 +227,13 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError("must be a number above 0")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError("must be a number of 0 or more")
     return value
 
 
@@ -217,7 +264,14 @@ def run_cli(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
         if args.command == "sim":
             return asyncio.run(run_simulators(args, out))
         if args.command == "demo":
-            options = DemoOptions(args.users, args.seconds, args.time_scale, args.json, args.seed)
+            options = DemoOptions(
+                args.users,
+                args.seconds,
+                args.time_scale,
+                args.json,
+                args.seed,
+                rc_switches=_rc_switches(args),
+            )
             return asyncio.run(run_demo(options, out))
     except BotError as exc:
         print(str(exc), file=sys.stderr)
@@ -290,7 +344,13 @@ def write_env_file(path: Path, env: dict[str, str]) -> None:
 async def run_simulators(args: argparse.Namespace, out: TextIO) -> int:
     company = build_company(args.users, args.seed)
     time_scale = TimeScale(args.time_scale)
-    rc = RingCentralSimulator(company, time_scale=time_scale, host=args.host, port=args.rc_port)
+    rc = RingCentralSimulator(
+        company,
+        time_scale=time_scale,
+        host=args.host,
+        port=args.rc_port,
+        **_rc_switches(args),
+    )
     slack = SlackSimulator(
         company, time_scale=time_scale, host=args.host, port=args.slack_port, app_url=args.app_url
     )
@@ -314,6 +374,7 @@ async def run_simulators(args: argparse.Namespace, out: TextIO) -> int:
             "seed": args.seed,
             "time_scale": args.time_scale,
             "app_url": args.app_url,
+            "ringcentral_switches": rc.switches(),
         }
         print(json.dumps(ready), file=out, flush=True)
         log.info("simulators running; Ctrl-C to stop")

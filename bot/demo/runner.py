@@ -12,8 +12,8 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, TextIO, TypeVar
 
@@ -72,6 +72,8 @@ class DemoOptions:
     time_scale: float = DEFAULT_TIME_SCALE
     json: bool = False
     seed: int = 1
+    rc_switches: Mapping[str, Any] = field(default_factory=dict)
+    """Keyword arguments for RingCentralSimulator's switches; none: the guide's defaults."""
 
 
 class Aborted(Exception):
@@ -219,7 +221,7 @@ class Demo:
         scale = TimeScale(self.options.time_scale)
         port = _free_port()
         app_url = f"http://127.0.0.1:{port}"
-        rc = RingCentralSimulator(company, time_scale=scale)
+        rc = RingCentralSimulator(company, time_scale=scale, **self.options.rc_switches)
         slack = SlackSimulator(company, time_scale=scale, app_url=app_url)
         await guard(rc.start())
         stack.push_async_callback(rc.stop)

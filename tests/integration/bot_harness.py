@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,11 +79,12 @@ async def simulators(
     scale: float = 60.0,
     seed: int = 7,
     slack_events: Collection[str] = DEFAULT_EVENT_SUBSCRIPTIONS,
+    rc_switches: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Sims]:
     company = build_company(users, seed=seed)
     time_scale = TimeScale(scale)
     port = free_port()
-    rc = RingCentralSimulator(company, time_scale=time_scale)
+    rc = RingCentralSimulator(company, time_scale=time_scale, **(rc_switches or {}))
     slack = SlackSimulator(
         company,
         time_scale=time_scale,

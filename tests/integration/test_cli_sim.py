@@ -28,6 +28,8 @@ def test_sim_prints_urls_writes_env_and_stops_cleanly(tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "bot", "sim", "--users", "50", "--rc-port", "0", "--slack-port", "0",
         "--env-file", str(env_file), "--time-scale", "60",
+        "--presence-bodies", "partial", "--ws-token-reusable", "--ws-token-ttl", "600",
+        "--replay-delay", "5",
     ]  # fmt: skip
     process = subprocess.Popen(
         command,
@@ -57,6 +59,15 @@ def test_sim_prints_urls_writes_env_and_stops_cleanly(tmp_path: Path) -> None:
         rc_emails = {e["email"].lower() for e in extensions if e["type"] == "User"}
         slack_emails = {u["email"] for u in users}
         assert len(rc_emails & slack_emails) == 50
+
+        switches = {
+            "presence_bodies": "partial",
+            "ws_token_ttl": 600.0,
+            "ws_token_single_use": False,
+            "replay_delay": 5.0,
+        }
+        assert ready["ringcentral_switches"] == switches
+        assert _get(ready["ringcentral_control"] + "switches") == switches
     finally:
         process.send_signal(signal.SIGTERM)
         try:

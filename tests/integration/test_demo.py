@@ -152,7 +152,8 @@ def test_ctrl_c_on_the_live_view_prints_the_summary_and_exits_0(tmp_path: Path) 
 
 def test_a_second_ctrl_c_skips_the_wait_and_still_cleans_up(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        _demo("--users", "10"),
+        # Partial bodies: the demo takes the simulator's switches (full bodies by default).
+        _demo("--users", "10", "--presence-bodies", "partial"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -207,9 +207,21 @@ async def start_harness(
 
 
 @pytest.fixture
-async def harness() -> AsyncIterator[Harness]:
-    async with start_harness() as h:
+async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """The pipeline against the simulator's defaults, or the switches a test parametrises."""
+    switches: dict[str, Any] = getattr(request, "param", {})
+    async with start_harness(sim_options=switches) as h:
         yield h
+
+
+# RingCentral's guide shows full notification bodies, its spec allows partial ones (reference
+# §4.2): what the bot makes of events must not depend on which it gets.
+BOTH_BODIES = pytest.mark.parametrize(
+    "harness",
+    [{"presence_bodies": "full"}, {"presence_bodies": "partial"}],
+    ids=["full-bodies", "partial-bodies"],
+    indirect=True,
+)
 
 
 async def call(h: Harness, extension_id: str, state: str) -> None:
@@ -230,6 +242,7 @@ async def test_bootstrap_of_5000_users_reads_pages_not_extensions() -> None:
         assert h.pipeline.roster.extensions_known >= 5000
 
 
+@BOTH_BODIES
 async def test_a_call_yields_exactly_the_transitions_the_policy_needs(harness: Harness) -> None:
     alice = harness.person(3)
     for state in ("ringing", "connected", "hold", "connected", "ended"):
@@ -245,6 +258,7 @@ async def test_a_call_yields_exactly_the_transitions_the_policy_needs(harness: H
     ]
 
 
+@BOTH_BODIES
 async def test_presence_fields_reach_the_coordinator(harness: Harness) -> None:
     bob = harness.person(4)
     await harness.control.post(f"extensions/{bob}/presence", {"dndStatus": "DoNotAcceptAnyCalls"})
@@ -255,10 +269,16 @@ async def test_presence_fields_reach_the_coordinator(harness: Harness) -> None:
     await wait_until(
         lambda: harness.recorder.of(bob)[-1] == (Availability.DND, Availability.IN_MEETING)
     )
+    # A partial body now says only that the meeting ended: the DND it does not repeat still holds.
+    await harness.control.post(f"extensions/{bob}/presence", {"meetingStatus": "Disconnected"})
+    await wait_until(
+        lambda: harness.recorder.of(bob)[-1] == (Availability.IN_MEETING, Availability.DND)
+    )
     await harness.control.post(f"extensions/{bob}/presence", {"allowSeeMyPresence": False})
     await wait_until(lambda: harness.recorder.of(bob)[-1][1] is Availability.HIDDEN)
 
 
+@BOTH_BODIES
 @pytest.mark.parametrize("error", [None, "WSG-903"])
 async def test_drop_recovers_with_wsc_and_loses_nothing(
     harness: Harness, error: str | None
@@ -292,6 +312,97 @@ async def test_drop_recovers_with_wsc_and_loses_nothing(
     ]
     # A clean recovery needs no snapshot.
     assert harness.pipeline.coordinator.stats.snapshots == 1
+
+
+@BOTH_BODIES
+async def test_a_change_during_a_call_keeps_the_call_and_its_start(harness: Harness) -> None:
+    # A full body repeats telephonyStatus with every change, a partial one leaves it out: either
+    # way the call goes on, from the same start, until it ends.
+    alice = harness.person(1)
+    roster = harness.pipeline.roster
+    await call(harness, alice, "connected")
+    await wait_until(
+        lambda: harness.recorder.of(alice) == [(Availability.AVAILABLE, Availability.ON_CALL)]
+    )
+    on_call = roster.presence(alice)
+    assert on_call is not None
+    assert on_call.on_call_since is not None
+
+    await harness.control.post(f"extensions/{alice}/presence", {"dndStatus": "DoNotAcceptAnyCalls"})
+    await harness.control.post(f"extensions/{alice}/presence", {"meetingStatus": "Connected"})
+    await wait_until(
+        lambda: (
+            (known := roster.presence(alice)) is not None
+            and known.meeting_status is not None
+            and known.meeting_status.value == "Connected"
+        ),
+        message="the meeting to reach the bot",
+    )
+    during = roster.presence(alice)
+    assert during is not None
+    assert (during.availability, during.on_call_since) == (
+        Availability.ON_CALL,
+        on_call.on_call_since,
+    )
+
+    await call(harness, alice, "ended")
+    await wait_until(lambda: len(harness.recorder.of(alice)) == 2, message="the call to end")
+    assert harness.recorder.of(alice) == [
+        (Availability.AVAILABLE, Availability.ON_CALL),
+        (Availability.ON_CALL, Availability.IN_MEETING),
+    ]
+
+
+@pytest.mark.parametrize("bodies", ["full", "partial"])
+async def test_a_replay_overtaken_by_live_events_never_moves_anyone_back(bodies: str) -> None:
+    # Half a second (30 simulated) between the recovery's ConnectionDetails and the replay, and
+    # live events meanwhile: the replay arrives after newer news, as out-of-order delivery does.
+    switches = {"replay_delay": 30, "presence_bodies": bodies}
+    async with start_harness(sim_options=switches) as h:
+        carol, dave = h.person(5), h.person(6)
+        await call(h, carol, "connected")
+        await wait_until(lambda: bool(h.recorder.of(carol)), message="carol on a call")
+        subscriber, feed = h.pipeline.subscriber, h.pipeline.feed
+        await h.control.post("ws/drop")
+        # Called directly, so all three happen before the bot can reconnect: they are missed.
+        h.sim.call(int(carol), "ended")
+        h.sim.call(int(dave), "ringing")
+        h.sim.call(int(dave), "connected")
+        await wait_until(lambda: subscriber.health.recoveries == 1, message="the recovery")
+        received = feed.stats.notifications
+        h.sim.call(int(dave), "ended")
+        assert h.sim.stats()["notifications_replayed"] == 0, "the replay came too early to test"
+
+        await wait_until(
+            lambda: feed.stats.notifications == received + 4, message="the live event and replay"
+        )
+        assert h.sim.stats()["notifications_replayed"] == 3
+        # Dave's call was over before the bot heard it had begun: he never looks busy.
+        assert h.recorder.of(dave) == []
+        known = h.pipeline.roster.presence(dave)
+        assert known is not None
+        assert known.availability is Availability.AVAILABLE
+        assert h.recorder.of(carol) == [
+            (Availability.AVAILABLE, Availability.ON_CALL),
+            (Availability.ON_CALL, Availability.AVAILABLE),
+        ]
+        assert h.pipeline.coordinator.stats.snapshots == 1
+
+
+@pytest.mark.parametrize(
+    "harness", [{"ws_token_single_use": False, "ws_token_ttl": 600}], indirect=True
+)
+async def test_reusable_ws_tokens_change_nothing_the_bot_relies_on(harness: Harness) -> None:
+    # RingCentral's own library reuses a token; the bot asks for one per connection, so it works
+    # whichever rule RingCentral applies.
+    erin = harness.person(7)
+    await harness.control.post("ws/drop")
+    await call(harness, erin, "connected")
+    await wait_until(lambda: bool(harness.recorder.of(erin)), message="erin's call")
+    stats = await harness.control.get("stats")
+    subscriber = harness.pipeline.subscriber
+    assert subscriber.health.recoveries == 1
+    assert stats["requests"]["POST /restapi/oauth/wstoken"] == subscriber.health.connections == 2
 
 
 async def _assert_state_matches_sim(h: Harness) -> None:

@@ -41,11 +41,19 @@ def app_writes(sims: Sims, person: Person) -> list[dict[str, object]]:
 
 
 @pytest.fixture
-async def sims() -> AsyncIterator[Sims]:
-    async with simulators() as running:
+async def sims(request: pytest.FixtureRequest) -> AsyncIterator[Sims]:
+    """Both simulators with the RingCentral switches a test parametrises, else the defaults."""
+    async with simulators(rc_switches=getattr(request, "param", None)) as running:
         yield running
 
 
+# Full notification bodies are the default; the spec allows partial ones (reference §4.2).
+@pytest.mark.parametrize(
+    "sims",
+    [{"presence_bodies": "full"}, {"presence_bodies": "partial"}],
+    ids=["full-bodies", "partial-bodies"],
+    indirect=True,
+)
 async def test_a_call_shows_on_a_call_and_the_empty_status_comes_back(
     sims: Sims, tmp_path: Path
 ) -> None:

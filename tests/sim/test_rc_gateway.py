@@ -142,6 +142,19 @@ WS_TOKEN_EXAMPLE = json.loads("""
 
 ERROR_EXAMPLE = {"errorCode": "WSG-902", "message": "Idle timeout expired"}
 
+# What a call's partial body leaves out of the guide's detailed sample: nothing else changed.
+PARTIAL_OMITS = frozenset(
+    {
+        "presenceStatus",
+        "userStatus",
+        "meetingStatus",
+        "dndStatus",
+        "allowSeeMyPresence",
+        "ringOnMonitoredCall",
+        "pickUpCallsOnHold",
+    }
+)
+
 
 def new_simulator(**options: Any) -> RingCentralSimulator:
     options.setdefault("time_scale", TimeScale(60))
@@ -235,7 +248,16 @@ async def test_gateway_frames_match_the_reference_examples(
         assert_frame_shape(
             NOTIFICATION_EXAMPLE,
             notification,
-            may_add=frozenset({"wsc", "aggregatedTelephonyStatus"}),
+            # A full body (the default) also has the fields of the guide's detailed sample.
+            may_add=frozenset(
+                {
+                    "wsc",
+                    "aggregatedTelephonyStatus",
+                    "allowSeeMyPresence",
+                    "ringOnMonitoredCall",
+                    "pickUpCallsOnHold",
+                }
+            ),
         )
         meta, envelope = notification
         assert meta["messageId"] == envelope["uuid"]
@@ -256,11 +278,13 @@ async def test_recovery_details_match_the_capture(rest: Rest, client: GatewayCli
     await again.close()
 
 
+@pytest.mark.parametrize("bodies", ["full", "partial"])
 async def test_detailed_filters_win_and_only_they_carry_active_calls(
-    sim: RingCentralSimulator, client: GatewayClient
+    sim: RingCentralSimulator, client: GatewayClient, bodies: str
 ) -> None:
     owner, other = users(sim)[:2]
     calm(sim, owner, other)
+    sim.set_switches(presence_bodies=bodies)
     await client.subscribe(
         ACCOUNT_PRESENCE,
         f"/restapi/v1.0/account/~/extension/{owner}/presence",
@@ -279,18 +303,8 @@ async def test_detailed_filters_win_and_only_they_carry_active_calls(
         DETAILED_EVENT_EXAMPLE,
         connected,
         may_add=frozenset({"aggregatedTelephonyStatus", "toName"}),
-        # Only changed fields are sent; unchanged ones are left out.
-        may_omit=frozenset(
-            {
-                "presenceStatus",
-                "userStatus",
-                "meetingStatus",
-                "dndStatus",
-                "allowSeeMyPresence",
-                "ringOnMonitoredCall",
-                "pickUpCallsOnHold",
-            }
-        ),
+        # Partial bodies leave out what did not change; full ones have every field of the sample.
+        may_omit=PARTIAL_OMITS if bodies == "partial" else frozenset(),
     )
     assert ringing["event"].endswith(f"/extension/{owner}/presence?detailedTelephonyState=true")
     assert ringing["body"]["presenceStatus"] == "Busy"
@@ -307,11 +321,63 @@ async def test_detailed_filters_win_and_only_they_carry_active_calls(
 # ---- notifications ----------------------------------------------------------------------------
 
 
-async def test_notifications_carry_only_changed_fields_and_a_per_extension_sequence(
+def whole_presence(
+    sim: RingCentralSimulator, extension_id: int, *, detailed: bool
+) -> dict[str, Any]:
+    """What GET presence says of the extension now, as a notification body carries it."""
+    presence = sim.presence(extension_id)
+    if not detailed:
+        del presence["activeCalls"], presence["totalActiveCalls"]
+    return {"extensionId": str(extension_id), **presence}
+
+
+async def test_full_bodies_by_default_carry_the_whole_presence_as_the_guide_shows(
+    sim: RingCentralSimulator, client: GatewayClient
+) -> None:
+    owner, other = users(sim)[:2]
+    calm(sim, owner, other)
+    await client.subscribe(
+        ACCOUNT_PRESENCE,
+        f"/restapi/v1.0/account/~/extension/{other}/presence?detailedTelephonyState=true",
+    )
+
+    sim.set_presence(owner, dndStatus="DoNotAcceptAnyCalls")
+    dnd = (await client.notification())["body"]
+    dnd_state = whole_presence(sim, owner, detailed=False)
+    sim.call(other, "connected", peer_name="Pat Caller")
+    connected = await client.notification()
+    sim.set_presence(other, meetingStatus="Connected")
+    meeting = (await client.notification())["body"]
+    meeting_state = whole_presence(sim, other, detailed=True)
+    sim.set_presence(owner, message="Lunch")
+    lunch = (await client.notification())["body"]
+
+    assert dnd == {**dnd_state, "sequence": dnd["sequence"]}
+    assert dnd["userStatus"] == "Available"  # unchanged, and there all the same
+    assert_same_shape(
+        DETAILED_EVENT_EXAMPLE,
+        connected,
+        may_add=frozenset({"aggregatedTelephonyStatus", "toName"}),
+    )
+    # The sample's fields in the sample's order.
+    sample_order = list(DETAILED_EVENT_EXAMPLE["body"])
+    assert [key for key in connected["body"] if key in sample_order] == sample_order
+    # A change that is not about calls still carries the call in progress.
+    assert meeting == {**meeting_state, "sequence": meeting["sequence"]}
+    assert [c["telephonyStatus"] for c in meeting["activeCalls"]] == ["CallConnected"]
+    assert lunch["message"] == "Lunch"
+    assert lunch["dndStatus"] == "DoNotAcceptAnyCalls"
+    assert lunch["sequence"] == dnd["sequence"] + 1
+    await assert_nothing_pending(client)
+
+
+async def test_partial_bodies_carry_only_changed_fields_and_a_per_extension_sequence(
     sim: RingCentralSimulator, rest: Rest, client: GatewayClient
 ) -> None:
     owner, other = users(sim)[:2]
     calm(sim, owner, other)
+    switches = await rest.control("POST", "/_sim/switches", {"presence_bodies": "partial"})
+    assert switches["presence_bodies"] == "partial"
     await client.subscribe(ACCOUNT_PRESENCE)
 
     await rest.control(
@@ -532,6 +598,60 @@ async def test_recovery_replays_only_the_most_recent_when_the_buffer_overflows()
         await recovered.close()
 
 
+async def test_a_delayed_replay_comes_after_live_notifications() -> None:
+    # 30 s at time scale 60: half a second between ConnectionDetails and the replay.
+    async with new_simulator(replay_delay=30) as sim, aiohttp.ClientSession() as http:
+        owner, other = users(sim)[:2]
+        calm(sim, owner, other)
+        rest = Rest(sim, http)
+        await rest.login()
+        client = await GatewayClient.connect(rest)
+        wsc = (await client.recv_type("ConnectionDetails"))[0]["wsc"]["token"]
+        await client.subscribe(ACCOUNT_PRESENCE)
+        await sim.drop_sockets()
+        sim.set_presence(owner, message="missed")
+
+        recovered = await GatewayClient.connect(rest, wsc=wsc)
+        details = await recovered.recv_type("ConnectionDetails")
+        sim.set_presence(other, message="live")
+        live = await recovered.notification()
+        replayed_by_then = sim.stats()["notifications_replayed"]
+        late = await recovered.notification()
+
+        assert details[1]["recoveryState"] == "Successful"
+        assert (live["body"]["message"], replayed_by_then) == ("live", 0)
+        assert (late["body"]["extensionId"], late["body"]["message"]) == (str(owner), "missed")
+        assert sim.stats()["notifications_replayed"] == 1
+        await assert_nothing_pending(recovered)
+        await recovered.close()
+
+
+async def test_a_drop_before_the_delayed_replay_keeps_it_for_the_next_recovery() -> None:
+    async with new_simulator(replay_delay=600) as sim, aiohttp.ClientSession() as http:
+        owner = sim.owner_extension_id
+        calm(sim, owner)
+        rest = Rest(sim, http)
+        await rest.login()
+        client = await GatewayClient.connect(rest)
+        await client.recv_type("ConnectionDetails")
+        await client.subscribe(ACCOUNT_PRESENCE)
+        await sim.drop_sockets()
+        sim.set_presence(owner, message="one")
+
+        waiting = await GatewayClient.connect(rest, wsc=client.received[0][0]["wsc"]["token"])
+        details = await waiting.recv_type("ConnectionDetails")
+        await sim.drop_sockets()  # ten seconds before the replay was due
+        sim.set_presence(owner, message="two")
+        sim.set_switches(replay_delay=0)
+        again = await GatewayClient.connect(rest, wsc=details[0]["wsc"]["token"])
+
+        assert (await again.recv_type("ConnectionDetails"))[1]["recoveryState"] == "Successful"
+        replayed = [(await again.notification())["body"]["message"] for _ in range(2)]
+        assert replayed == ["one", "two"]
+        await assert_nothing_pending(again)
+        await again.close()
+
+
 async def test_recovery_fails_with_wsg_1005_when_nothing_was_subscribed(
     sim: RingCentralSimulator, rest: Rest, client: GatewayClient
 ) -> None:
@@ -620,13 +740,45 @@ async def test_ws_tokens_are_single_use_and_short_lived() -> None:
             assert (meta["type"], body["errorCode"]) == ("Error", "TokenInvalid")
             await asyncio.wait_for(reused.wait_closed(), 5)
 
+        slow = await rest.ws_token()
+        # 30 s at time scale 60 is half a second, but the wire can only say whole seconds, and
+        # a token is never refused before the time its expires_in promised.
+        assert slow["expires_in"] == 1
+        clock.advance(0.9)
+        assert await first_frame_type(slow) == "ConnectionDetails"
+
         late = await rest.ws_token()
-        assert late["expires_in"] == 1  # 60 s at time scale 60
         clock.advance(1.01)
-        async with websockets.connect(
-            f"{late['uri']}?access_token={late['ws_access_token']}"
-        ) as ws:
-            assert json.loads(await ws.recv())[0]["type"] == "Error"
+        assert await first_frame_type(late) == "Error"
+
+
+async def first_frame_type(issued: dict[str, Any]) -> str:
+    async with websockets.connect(
+        f"{issued['uri']}?access_token={issued['ws_access_token']}"
+    ) as ws:
+        return str(json.loads(await ws.recv())[0]["type"])
+
+
+async def test_reusable_ws_tokens_open_sockets_until_they_expire() -> None:
+    clock = ManualClock()
+    # As RingCentral's own library has it: a 600 s token, reused for 80 % of its life.
+    options = {"ws_token_single_use": False, "ws_token_ttl": 600}
+    async with new_simulator(clock=clock, **options) as sim, aiohttp.ClientSession() as http:
+        rest = Rest(sim, http)
+        await rest.login()
+        issued = await rest.ws_token()
+        assert issued["expires_in"] == 10  # 600 s at time scale 60
+
+        assert await first_frame_type(issued) == "ConnectionDetails"
+        clock.advance(8.0)
+        assert await first_frame_type(issued) == "ConnectionDetails"
+        clock.advance(2.01)
+        assert await first_frame_type(issued) == "Error"
+
+        sim.set_switches(ws_token_single_use=True)
+        fresh = await rest.ws_token()
+        assert await first_frame_type(fresh) == "ConnectionDetails"
+        assert await first_frame_type(fresh) == "Error"
 
 
 # ---- timeouts and forced closes ---------------------------------------------------------------

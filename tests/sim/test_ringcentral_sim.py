@@ -631,3 +631,30 @@ async def test_added_and_disabled_users_show_up_in_the_listing(
     assert new_id not in {r["id"] for r in enabled["records"]}
     _, record, _ = await rest.get(f"{EXTENSIONS}/{new_id}")
     assert record["status"] == "Disabled"
+
+
+async def test_switches_default_to_the_guide_and_change_all_or_nothing(rest: Rest) -> None:
+    assert await rest.control("GET", "/_sim/switches") == {
+        "presence_bodies": "full",
+        "ws_token_ttl": 30.0,
+        "ws_token_single_use": True,
+        "replay_delay": 0.0,
+    }
+    changed = await rest.control(
+        "POST", "/_sim/switches", {"presence_bodies": "partial", "ws_token_ttl": 600}
+    )
+    assert (changed["presence_bodies"], changed["ws_token_ttl"]) == ("partial", 600.0)
+    assert (await rest.ws_token())["expires_in"] == 10  # 600 s at time scale 60
+
+    for bad, named in (
+        ({"presence_bodies": "some"}, "presence_bodies"),
+        ({"ws_token_ttl": 0}, "ws_token_ttl"),
+        ({"ws_token_single_use": "no"}, "ws_token_single_use"),
+        ({"replay_delay": -1}, "replay_delay"),
+        ({"colour": "red"}, "colour"),
+        # One bad value and nothing changes, not even the good one.
+        ({"replay_delay": 5, "ws_token_ttl": "long"}, "ws_token_ttl"),
+    ):
+        status, body = await control_error(rest, "/_sim/switches", bad)
+        assert (status, named in body["error"]) == (400, True), (bad, body)
+    assert await rest.control("GET", "/_sim/switches") == changed

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from bot.sim.limits import TimeScale
+from bot.sim.ringcentral.switches import Switches
 from bot.sim.ringcentral.wire import reported_seconds
 
 # The permissions ticked on the simulated app; the token's `scope` lists exactly these.
@@ -21,6 +22,8 @@ JWT_GRANT: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # DG: tokens die when "the application reached the limit (usually five) of parallel active sessions
 # for the same user"; which session goes is unconfirmed, so the oldest one does.
 MAX_PARALLEL_SESSIONS: Final = 5
+# Reusable WebSocket tokens with a long life could pile up; the oldest goes first past this.
+MAX_LIVE_WS_TOKENS: Final = 10_000
 
 
 def _b64url(raw: bytes) -> str:
@@ -99,7 +102,7 @@ class AuthService:
     time_scale: TimeScale
     access_token_ttl: float
     refresh_token_ttl: float
-    ws_token_ttl: float
+    switches: Switches
     on_session_end: Callable[[str], None]
     permissions: frozenset[str] = frozenset(APP_PERMISSIONS)
     _sessions: dict[str, OAuthSession] = field(default_factory=dict)
@@ -227,19 +230,27 @@ class AuthService:
         expired = [t for t, entry in self._ws_tokens.items() if entry.expires <= now]
         for token in expired:
             del self._ws_tokens[token]
+        while len(self._ws_tokens) >= MAX_LIVE_WS_TOKENS:
+            del self._ws_tokens[next(iter(self._ws_tokens))]
         token = secrets.token_urlsafe(32)
         self.issued.append(token)
-        self._ws_tokens[token] = _WsToken(session, now + self.time_scale.seconds(self.ws_token_ttl))
-        return {
-            "ws_access_token": token,
-            "expires_in": reported_seconds(self.time_scale, self.ws_token_ttl),
-        }
+        ttl = self.switches.ws_token_ttl
+        reported = reported_seconds(self.time_scale, ttl)
+        # Never refuse a token before the whole seconds `expires_in` promised (at least 1): a
+        # client that reuses it until 80 % of that (RingCentral's own library does) must not be
+        # refused early, and a scaled life of milliseconds is shorter than a loopback connect.
+        lifetime = max(self.time_scale.seconds(ttl), float(reported))
+        self._ws_tokens[token] = _WsToken(session, now + lifetime)
+        return {"ws_access_token": token, "expires_in": reported}
 
     def consume_ws_token(self, token: str | None) -> OAuthSession | None:
-        """The session behind a WebSocket token, which is good for one connection only."""
+        """The session behind a WebSocket token; single-use unless that switch is off."""
         if not token:
             return None
-        entry = self._ws_tokens.pop(token, None)
+        if self.switches.ws_token_single_use:
+            entry = self._ws_tokens.pop(token, None)
+        else:
+            entry = self._ws_tokens.get(token)
         if entry is None or entry.session.revoked or self.clock() >= entry.expires:
             return None
         return entry.session

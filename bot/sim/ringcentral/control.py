@@ -79,6 +79,8 @@ class ControlApi:
             web.get("/_sim/faults", wrap(self.list_faults)),
             web.post("/_sim/faults", wrap(self.add_fault)),
             web.delete("/_sim/faults", wrap(self.clear_faults)),
+            web.get("/_sim/switches", wrap(self.switches)),
+            web.post("/_sim/switches", wrap(self.set_switches)),
             web.get("/_sim/stats", wrap(self.stats)),
             web.post("/_sim/stats/reset", wrap(self.reset_stats)),
             web.get("/_sim/events", wrap(self.events)),
@@ -212,6 +214,13 @@ class ControlApi:
 
     async def clear_faults(self, request: web.Request) -> web.StreamResponse:
         return json_response({"cleared": self._sim.clear_faults()})
+
+    async def switches(self, request: web.Request) -> web.StreamResponse:
+        return json_response(self._sim.switches())
+
+    async def set_switches(self, request: web.Request) -> web.StreamResponse:
+        # SwitchError is a ValueError: a bad switch is a 400 naming it, and nothing changes.
+        return json_response(self._sim.set_switches(**await _json_object(request)))
 
     async def stats(self, request: web.Request) -> web.StreamResponse:
         return json_response(self._sim.stats())

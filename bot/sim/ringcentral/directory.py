@@ -195,8 +195,14 @@ class PresenceChange:
     extension_id: int
     sequence: int
     fields: dict[str, Any]
+    """Only the fields that changed."""
     active_calls: list[dict[str, Any]] | None
+    """Calls after the change plus the ones it ended; None when no call changed."""
     total_active_calls: int
+    presence: dict[str, Any]
+    """Every presence field after the change, for full notification bodies."""
+    current_calls: list[dict[str, Any]]
+    """The calls in progress after the change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -545,9 +551,10 @@ class Directory:
         extension.sequence += 1
         extension.presence_json = None
         extension.presence_detailed_json = None
+        current_calls = [call.render() for call in extension.calls]
         active_calls: list[dict[str, Any]] | None = None
         if calls_changed:
-            active_calls = [call.render() for call in extension.calls]
+            active_calls = list(current_calls)
             active_calls.extend(call.render(final=True) for call in ended)
         change = PresenceChange(
             extension_id=extension.extension_id,
@@ -555,6 +562,8 @@ class Directory:
             fields=changed,
             active_calls=active_calls,
             total_active_calls=len(extension.calls),
+            presence=dict(updated),
+            current_calls=current_calls,
         )
         self.events.record(change)
         return change

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from bot.sim.limits import TimeScale
 from bot.sim.ringcentral.auth import AuthService, OAuthSession
 from bot.sim.ringcentral.directory import Directory, ExtensionEvent, PresenceChange
 from bot.sim.ringcentral.subscriptions import (
@@ -27,6 +28,7 @@ from bot.sim.ringcentral.subscriptions import (
     request_problem,
     resolve_filters,
 )
+from bot.sim.ringcentral.switches import Switches
 from bot.sim.ringcentral.wire import (
     FaultBook,
     RateLimiter,
@@ -48,6 +50,21 @@ KNOWN_ERRORS: Final[Mapping[str, str]] = {
     "WSG-902": "Idle timeout expired",
     "WSG-903": "Absolute timeout expired",
 }
+# A full body lists fields as the guide's detailed-presence sample does (reference §4.2), with
+# the fields that sample lacks next to their kin; activeCalls goes after the telephony fields.
+_FULL_BODY_HEAD: Final = ("telephonyStatus", "aggregatedTelephonyStatus", "cxTelephonyStatus")
+_FULL_BODY_TAIL: Final = (
+    "presenceStatus",
+    "userStatus",
+    "meetingStatus",
+    "dndStatus",
+    "dndStatusPersonal",
+    "message",
+    "allowSeeMyPresence",
+    "acceptCallQueueCalls",
+    "ringOnMonitoredCall",
+    "pickUpCallsOnHold",
+)
 _NULL_BODY_MESSAGE: Final = (
     "Expected either '{' opening an object body or '\"' opening a string body "
     "but was another character"
@@ -89,6 +106,8 @@ class _Connection:
         self.outbox: asyncio.Queue[str | _Close | object] = asyncio.Queue()
         self.finished = asyncio.Event()
         self.closing = False
+        # A recovery whose replay waits for the `replay_delay` switch.
+        self.replay_owed = False
 
     def send(self, frame: str) -> None:
         if not self.closing:
@@ -176,6 +195,8 @@ class Gateway:
         faults: FaultBook,
         stats: Stats,
         settings: GatewaySettings,
+        switches: Switches,
+        time_scale: TimeScale,
         clock: Callable[[], float],
     ) -> None:
         self._directory = directory
@@ -184,6 +205,8 @@ class Gateway:
         self._faults = faults
         self._stats = stats
         self._settings = settings
+        self._switches = switches
+        self._time_scale = time_scale
         self._clock = clock
         self._wsc_secret = secrets.token_bytes(32)
         self._connections: set[_Connection] = set()
@@ -209,10 +232,17 @@ class Gateway:
         self._connections.add(connection)
         self._stats.sockets_opened += 1
         writer = asyncio.create_task(connection.write_loop())
+        replay: asyncio.Task[None] | None = None
         try:
             if self._open(connection, request.query):
+                if connection.replay_owed:
+                    replay = asyncio.create_task(self._replay_later(connection))
                 await self._read_loop(connection)
         finally:
+            if replay is not None:
+                replay.cancel()
+                # gather, not a suppressed await: this handler's own cancellation still counts.
+                await asyncio.gather(replay, return_exceptions=True)
             self._detach(connection)
             connection.close()
             await writer
@@ -261,11 +291,28 @@ class Gateway:
         connection.session = session
         connection.send(self._connection_details(session, recovery))
         if recovery.get("recoveryState") == "Successful":
-            for frame in session.buffer:
-                connection.send(frame)
-            self._stats.notifications_replayed += len(session.buffer)
-            session.buffer.clear()
+            if self._switches.replay_delay > 0:
+                connection.replay_owed = True
+            else:
+                self._replay(session, connection)
         return True
+
+    async def _replay_later(self, connection: _Connection) -> None:
+        """The missed notifications, `replay_delay` after ConnectionDetails, if still connected.
+
+        Until then they stay in the session's buffer, so a drop before the replay keeps them
+        (behind whatever else is missed) for the next recovery.
+        """
+        await asyncio.sleep(self._time_scale.seconds(self._switches.replay_delay))
+        session = connection.session
+        if session is not None and session.connection is connection and not connection.closing:
+            self._replay(session, connection)
+
+    def _replay(self, session: _WsSession, connection: _Connection) -> None:
+        for frame in session.buffer:
+            connection.send(frame)
+        self._stats.notifications_replayed += len(session.buffer)
+        session.buffer.clear()
 
     async def _read_loop(self, connection: _Connection) -> None:
         loop = asyncio.get_running_loop()
@@ -621,16 +668,30 @@ class Gateway:
                 event += "?detailedTelephonyState=true"
             self._deliver(session, event, body)
 
-    @staticmethod
-    def _presence_body(change: PresenceChange, detailed: bool) -> str | None:
-        """Only what changed, plus extensionId and sequence; None if a basic filter saw nothing."""
+    def _presence_body(self, change: PresenceChange, detailed: bool) -> str | None:
+        """The body as the `presence_bodies` switch says; None if a basic filter saw nothing.
+
+        A basic filter hears of a change only when a presence field changed, a detailed one also
+        when only the calls did, whatever the switch.
+        """
         if not change.fields and not (detailed and change.active_calls is not None):
             return None
         body: dict[str, Any] = {"extensionId": str(change.extension_id)}
-        body.update(change.fields)
+        if self._switches.presence_bodies == "partial":
+            body.update(change.fields)
+            body["sequence"] = change.sequence
+            if detailed and change.active_calls is not None:
+                body["activeCalls"] = change.active_calls
+                body["totalActiveCalls"] = change.total_active_calls
+            return dumps(body)
+        state = change.presence
+        body.update((name, state[name]) for name in _FULL_BODY_HEAD if name in state)
+        if detailed:
+            calls = change.active_calls if change.active_calls is not None else change.current_calls
+            body["activeCalls"] = calls
         body["sequence"] = change.sequence
-        if detailed and change.active_calls is not None:
-            body["activeCalls"] = change.active_calls
+        body.update((name, state[name]) for name in _FULL_BODY_TAIL if name in state)
+        if detailed:
             body["totalActiveCalls"] = change.total_active_calls
         return dumps(body)
 

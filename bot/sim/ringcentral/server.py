@@ -16,6 +16,7 @@ from bot.sim.ringcentral.directory import Directory, Extension
 from bot.sim.ringcentral.gateway import Gateway, GatewaySettings
 from bot.sim.ringcentral.rest import RestApi
 from bot.sim.ringcentral.subscriptions import SUBSCRIPTION_EXPIRES_IN
+from bot.sim.ringcentral.switches import PresenceBodies, Switches
 from bot.sim.ringcentral.wire import FaultBook, RateLimiter, Stats, reported_seconds
 
 WS_PATH: Final = "/ws"
@@ -38,7 +39,10 @@ class RingCentralSimulator:
         port: int = 0,
         access_token_ttl: float = 3600,
         refresh_token_ttl: float = 604800,
-        ws_token_ttl: float = 60,
+        ws_token_ttl: float = 30,
+        ws_token_single_use: bool = True,
+        presence_bodies: PresenceBodies = "full",
+        replay_delay: float = 0,
         idle_timeout: float = 1800,
         absolute_timeout: float = 86400,
         recovery_timeout: float = 180,
@@ -59,6 +63,12 @@ class RingCentralSimulator:
         self.client_id = credentials.client_id
         self.client_secret = credentials.client_secret
         self.jwt = credentials.jwt
+        self._switches = Switches(
+            presence_bodies=presence_bodies,
+            ws_token_ttl=ws_token_ttl,
+            ws_token_single_use=ws_token_single_use,
+            replay_delay=replay_delay,
+        )
         self._stats = Stats()
         self._faults = FaultBook()
         self._limiter = RateLimiter(
@@ -71,7 +81,7 @@ class RingCentralSimulator:
             time_scale=time_scale,
             access_token_ttl=access_token_ttl,
             refresh_token_ttl=refresh_token_ttl,
-            ws_token_ttl=ws_token_ttl,
+            switches=self._switches,
             on_session_end=self._on_session_end,
             permissions=frozenset(app_permissions),
         )
@@ -94,6 +104,8 @@ class RingCentralSimulator:
                     time_scale, SUBSCRIPTION_EXPIRES_IN
                 ),
             ),
+            switches=self._switches,
+            time_scale=time_scale,
             clock=clock,
         )
         self._rest = RestApi(
@@ -224,6 +236,21 @@ class RingCentralSimulator:
 
     def delete_extension(self, extension_id: int) -> None:
         self._gateway.publish_extension_event(self._directory.delete(extension_id))
+
+    # ---- switches ------------------------------------------------------------------------------
+
+    def switches(self) -> dict[str, Any]:
+        """Where RingCentral's guide and practice disagree, which behaviour is on (see Switches)."""
+        return self._switches.as_dict()
+
+    def set_switches(self, **changes: Any) -> dict[str, Any]:
+        """Change any switches at once (all or none); they apply from the next event or token.
+
+        Raises:
+            SwitchError: an unknown switch or a value it does not take.
+        """
+        self._switches.update(changes)
+        return self.switches()
 
     # ---- faults, tokens, sockets ---------------------------------------------------------------
 
