@@ -258,6 +258,7 @@ def wire(
     people = SlackPeople(client, team_id)
     roster = Roster()
     messages = DirectMessages(client)
+    outbox = DmOutbox(store=store, team_id=team_id, sender=messages)
     writer = StatusWriter(
         team_id=team_id,
         store=store,
@@ -269,11 +270,10 @@ def wire(
         ),
         scheduler=status_scheduler(settings, admin_token=admin_token),
         notice=TokenLostNotice(
-            store=store, messages=messages, team_id=team_id, connect_url=settings.connect_url
+            store=store, messages=outbox, team_id=team_id, connect_url=settings.connect_url
         ),
         known_statuses=people,
     )
-    outbox = DmOutbox(store=store, team_id=team_id, sender=messages)
     notifier = FreeNotifier(
         store=store,
         team_id=team_id,
@@ -316,7 +316,7 @@ def wire(
             team_id=team_id,
             extensions=lookups,
             members=people,
-            messenger=messages,
+            messenger=outbox,
             links=presence.coordinator,
         ),
         watches=notifier,

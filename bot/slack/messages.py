@@ -6,7 +6,7 @@ import enum
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -85,11 +85,17 @@ def _seconds(header: object) -> float | None:
         return None
 
 
+class Messenger(Protocol):
+    async def direct_message(
+        self, user_id: str, text: str, blocks: list[Any] | None = None
+    ) -> bool: ...
+
+
 class TokenLostNotice:
     """Tells a person once that their connection broke, and how to reconnect."""
 
     def __init__(
-        self, *, store: Store, messages: DirectMessages, team_id: str, connect_url: str
+        self, *, store: Store, messages: Messenger, team_id: str, connect_url: str
     ) -> None:
         self._store = store
         self._messages = messages

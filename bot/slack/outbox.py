@@ -10,13 +10,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from bot.slack.messages import DmOutcome, DmResult
 from bot.store import Store
 from bot.store.outbox import PendingDm
 
 log = logging.getLogger(__name__)
+
+DEFAULT_DM_LIFETIME: Final = 86_400.0
+"""A queued DM (a link request, a link moved) still matters for a day."""
 
 
 class DmSender(Protocol):
@@ -75,6 +78,31 @@ class DmOutbox:
     def kick(self) -> None:
         """Something was queued: look now rather than at the next poll."""
         self._wake.set()
+
+    async def direct_message(
+        self,
+        user_id: str,
+        text: str,
+        blocks: list[Any] | None = None,
+        *,
+        within: float = DEFAULT_DM_LIFETIME,
+    ) -> bool:
+        """Queue a DM that must survive a 429 or a restart; False only if the outbox is full.
+        `within` seconds later an unsent DM is dropped, its news being stale by then."""
+        now = self._clock()
+        queued = await self._store.enqueue_dm(
+            self._team_id,
+            user_id,
+            text,
+            blocks,
+            now=datetime.fromtimestamp(now, UTC),
+            give_up_at=datetime.fromtimestamp(now + within, UTC),
+        )
+        if queued:
+            self.kick()
+        else:
+            log.warning("the DM outbox is full; a DM was not queued")
+        return queued
 
     async def stop(self) -> None:
         """Finish the DM in hand, then return from `run`."""

@@ -84,8 +84,11 @@ async def test_a_member_cannot_take_an_extension_and_it_moves_only_when_an_admin
     sims.call(victim, "ended")
 
     for each in (owner, admin):
+        await wait_until(
+            lambda each=each: any("asks to be linked" in text for text in dms(sims, each)),
+            message="the request reaches every admin",
+        )
         request = [text for text in dms(sims, each) if "asks to be linked" in text]
-        assert request, dms(sims, each)
         assert at(taker) in request[0]
         assert f"extension {victim.extension_number}" in request[0]
 
@@ -102,7 +105,7 @@ async def test_a_member_cannot_take_an_extension_and_it_moves_only_when_an_admin
     told = next(text for text in dms(sims, victim) if at(admin) in text)
     assert f"{at(taker)}'s request for extension {victim.extension_number}" in told
     assert "which was linked to you" in told
-    assert any("approved your request" in text for text in dms(sims, taker))
+    await wait_until(lambda: any("approved your request" in text for text in dms(sims, taker)))
 
     # /rcstatus tells the displaced person too, once.
     first = await rcstatus(sims, victim, "")
@@ -111,7 +114,7 @@ async def test_a_member_cannot_take_an_extension_and_it_moves_only_when_an_admin
     assert "Your extension link changed" not in await rcstatus(sims, victim, "")
 
     # The other admin's copy of the request is already answered.
-    late = await click(sims, owner, LINK_APPROVE_ACTION)
+    late = await click(sims, owner, LINK_APPROVE_ACTION)  # the owner's copy of the request
     assert f"{at(admin)} already approved" in late
 
     trail = await bot.store.link_events(bot.team_id)
@@ -128,6 +131,7 @@ async def test_a_denied_request_changes_nothing_and_the_requester_is_told(
     owner, _, members = roles(sims)
     taker, victim = members[0], members[1]
     await rcstatus(sims, taker, f"link {victim.extension_number}")
+    await wait_until(lambda: any("asks to be linked" in text for text in dms(sims, owner)))
     denied = await click(sims, owner, LINK_DENY_ACTION)
     assert f"You denied {at(taker)}'s request" in denied
     assert await extension_of(bot, victim) == str(victim.extension_id)
@@ -154,7 +158,9 @@ async def test_an_admin_moves_a_held_extension_in_one_confirmed_step(
     await wait_until(lambda: any(at(owner) in text for text in dms(sims, holder)))
     told = next(text for text in dms(sims, holder) if at(owner) in text)
     assert f"moved extension {holder.extension_number} from you to {at(newcomer)}" in told
-    assert any(f"{at(owner)} linked you to extension" in text for text in dms(sims, newcomer))
+    await wait_until(
+        lambda: any(f"{at(owner)} linked you to extension" in text for text in dms(sims, newcomer))
+    )
     # The phone now drives the newcomer's availability.
     sims.call(holder, "connected")
     await wait_until(lambda: bot.availability(str(newcomer.slack_id)) is Availability.ON_CALL)
