@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,11 +20,13 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
 
+from bot.api.events import AvailabilityFeed
 from bot.api.gate import AvailabilityGate
 from bot.api.guard import ApiGuard, RequestBudget
 from bot.api.keys import ApiKeys
 from bot.api.people import PeopleView
 from bot.api.routes import API_PREFIX, AvailabilityApi
+from bot.api.sharing import SharingIndex
 from bot.config import Secret, Settings
 from bot.coordinator import (
     Coordinator,
@@ -238,6 +239,8 @@ class Services:
     slack: SlackApp
     api: AvailabilityApi
     gate: AvailabilityGate
+    feed: AvailabilityFeed
+    sharing: SharingIndex
     supervisor: Supervisor
 
 
@@ -295,12 +298,17 @@ def wire(
     )
     boards = BoardRefresher(home=home, window=settings.rate_window_seconds)
     gate = AvailabilityGate()
+    sharing = SharingIndex(store, team_id)
+    people_view = PeopleView(roster=roster, slack=people, extensions=directory)
+    feed = AvailabilityFeed(
+        team_id=team_id, people=people_view, not_sharing=sharing, log_store=store
+    )
     presence = PresencePipeline.build(
         settings,
         team_id=team_id,
         roster=roster,
         links=store,
-        consumers=[writer, notifier, boards, gate, *consumers],
+        consumers=[writer, notifier, boards, gate, feed, *consumers],
         memory=store,
         client=rc_client,
         directory=directory,
@@ -311,6 +319,7 @@ def wire(
         presences=lookups,
         connections=tokens,
         status_sync=writer,
+        sharing=sharing,
         linking=LinkDesk(
             store=store,
             team_id=team_id,
@@ -347,9 +356,9 @@ def wire(
     )
     api = AvailabilityApi(
         guard=ApiGuard(ApiKeys(store), RequestBudget(settings.api_requests_per_minute)),
-        people=PeopleView(roster=roster, slack=people, extensions=directory),
+        people=people_view,
         gate=gate,
-        not_sharing=functools.partial(store.people_not_sharing, team_id),
+        not_sharing=sharing,
     )
     return Services(
         settings=settings,
@@ -365,6 +374,8 @@ def wire(
         slack=slack,
         api=api,
         gate=gate,
+        feed=feed,
+        sharing=sharing,
         supervisor=Supervisor(),
     )
 
@@ -443,11 +454,13 @@ class Bot:
         await s.people.refresh()
         # Claims first, so that the links told next meet what a previous run had written.
         await s.writer.load()
+        await s.sharing.load()
         await self._refresh_links()
         s.supervisor.start("status-writer", s.writer.run)
         s.supervisor.start("free-notifier", s.notifier.run)
         s.supervisor.start("dm-outbox", s.outbox.run, stop=s.outbox.stop)
         s.supervisor.start("home-boards", s.boards.run)
+        s.supervisor.start("api-event-pruner", s.feed.run_pruner)
         s.supervisor.start("status-upkeep", self._upkeep)
         s.presence.start_tasks(s.supervisor)
         await self._serve()

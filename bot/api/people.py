@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -125,7 +125,7 @@ class PeopleView:
         """Every Slack person and every linked person, by Slack user id."""
         return sorted({p.id for p in self._slack} | set(self._roster.linked_people()))
 
-    def state(self, user_id: str, not_sharing: Collection[str]) -> PersonState:
+    def state(self, user_id: str, not_sharing: Container[str]) -> PersonState:
         person = self._slack.get(user_id)
         extension_id = self._roster.extension_of(user_id)
         extension = self._extensions.by_id(extension_id) if extension_id is not None else None

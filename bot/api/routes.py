@@ -6,7 +6,7 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from typing import Any, Final
 
 from aiohttp import web
@@ -26,7 +26,6 @@ DEFAULT_WAIT_SECONDS: Final = 30.0
 DEFAULT_PAGE: Final = 100
 MAX_PAGE: Final = 500
 
-NotSharing = Callable[[], Awaitable[set[str]]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -39,7 +38,7 @@ class AvailabilityApi:
         guard: ApiGuard,
         people: PeopleView,
         gate: AvailabilityGate,
-        not_sharing: NotSharing,
+        not_sharing: Container[str],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._guard = guard
@@ -70,7 +69,7 @@ class AvailabilityApi:
         user_id = self._people.resolve(request.match_info["ref"])
         if user_id is None:
             raise ApiError(404, "not_found", "Nobody here matches that reference.")
-        state = self._people.state(user_id, await self._not_sharing())
+        state = self._people.state(user_id, self._not_sharing)
         deadline = self._clock() + timeout
         while not state.reachable and (remaining := deadline - self._clock()) > 0:
             try:
@@ -82,7 +81,7 @@ class AvailabilityApi:
                     "Too many requests are waiting at the gate; retry shortly.",
                     {"Retry-After": "1"},
                 ) from None
-            state = self._people.state(user_id, await self._not_sharing())
+            state = self._people.state(user_id, self._not_sharing)
         return web.json_response(state.as_json())
 
     async def list_people(self, request: web.Request) -> web.Response:
@@ -91,7 +90,7 @@ class AvailabilityApi:
         wanted = _availabilities(query.getall("availability", []))
         limit = _limit(query.get("limit"))
         after = _decode_cursor(query.get("cursor"))
-        not_sharing = await self._not_sharing()
+        not_sharing = self._not_sharing
         page: list[dict[str, Any]] = []
         more = False
         for user_id in self._people.everyone():

@@ -74,6 +74,12 @@ class StatusSync(Protocol):
     async def preferences_changed(self, user_id: str) -> None: ...
 
 
+class SharingChanges(Protocol):
+    """Who shares with other systems, kept in memory by the API; told of each saved change."""
+
+    def sharing_changed(self, user_id: str, share: bool) -> None: ...
+
+
 class WatchKick(Protocol):
     def kick(self) -> None: ...
 
@@ -89,6 +95,7 @@ class RcStatusHandlers:
         presences: Presences,
         connections: Connections,
         status_sync: StatusSync,
+        sharing: SharingChanges,
         linking: LinkDesk,
         watches: WatchKick,
         home: HomeTab,
@@ -101,6 +108,7 @@ class RcStatusHandlers:
         self._presences = presences
         self._connections = connections
         self._status_sync = status_sync
+        self._sharing = sharing
         self._linking = linking
         self._watches = watches
         self._home = home
@@ -412,6 +420,8 @@ class RcStatusHandlers:
             elif isinstance(change, SetShare):
                 update["share"] = change.enabled
             await self._store.update_preferences(self._team_id, user_id, **update)
+            if isinstance(change, SetShare):
+                self._sharing.sharing_changed(user_id, change.enabled)
             saved = change
         if changes:
             await self._status_sync.preferences_changed(user_id)

@@ -268,6 +268,22 @@ def _v7_api(conn: Connection) -> None:
     )
 
 
+def _v8_api_events(conn: Connection) -> None:
+    frozen = MetaData()
+    Table(
+        "rcstatus_api_events",
+        frozen,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("team_id", String(SLACK_ID), nullable=False),
+        Column("at", UTCDateTime, nullable=False),
+        Column("user_id", String(SLACK_ID), nullable=False),
+        Column("data", Text, nullable=False),
+        Index("rcstatus_api_events_team", "team_id", "id"),
+        Index("rcstatus_api_events_at", "at"),
+    )
+    frozen.create_all(conn)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -279,6 +295,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(4, "link requests, the audit trail of link changes, and notices", _v4_owned_links),
     Migration(5, "an outbox of DMs, retried until Slack accepts them", _v5_dm_outbox),
     Migration(7, "API keys, and whether each person shares presence with other systems", _v7_api),
+    Migration(8, "availability changes for the API's stream and webhooks", _v8_api_events),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 

@@ -142,6 +142,18 @@ api_keys = Table(
     Column("revoked_at", UTCDateTime),
 )
 
+api_events = Table(
+    "rcstatus_api_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("team_id", String(SLACK_ID), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("user_id", String(SLACK_ID), nullable=False),
+    Column("data", Text, nullable=False),
+    Index("rcstatus_api_events_team", "team_id", "id"),
+    Index("rcstatus_api_events_at", "at"),
+)
+
 preferences = Table(
     "rcstatus_preferences",
     metadata,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.store.api_keys import ApiKeyRepository
 from bot.store.claims import ClaimRepository
+from bot.store.events import EventRepository
 from bot.store.links import LinkRepository
 from bot.store.outbox import OutboxRepository
 from bot.store.preferences import PreferenceRepository
@@ -19,6 +20,7 @@ class Store(
     OutboxRepository,
     PresenceRepository,
     ApiKeyRepository,
+    EventRepository,
 ):
     """Links, preferences, saved statuses, watches, DMs to send, last known presence and Slack
     installations.

@@ -229,3 +229,35 @@ def test_keys_are_made_listed_and_revoked_from_the_command_line(
     assert run_cli(["api-key", "--env-file", env_file, "revoke", made["id"]], revoked) == 0
     assert "stops working at once" in revoked.getvalue()
     assert run_cli(["api-key", "--env-file", env_file, "revoke", "key_nope"], io.StringIO()) == 2
+
+
+async def test_each_visible_change_is_recorded_once_with_what_it_was_before(
+    running: tuple[Bot, Sims, Api],
+) -> None:
+    bot, sims, _ = running
+    person, private = sims.people()[6], sims.people()[7]
+    await sims.slack.send_command(
+        ref(private), "/rcstatus", "settings share off", wait=5.0, expect_responses=1
+    )
+    for someone in (person, private):
+        sims.call(someone, "connected")
+    await wait_until(lambda: bot.availability(ref(private)) is Availability.ON_CALL)
+    for someone in (person, private):
+        sims.call(someone, "ended")
+    await wait_until(lambda: bot.availability(ref(person)) is Availability.AVAILABLE)
+    await wait_until(lambda: bot.availability(ref(private)) is Availability.AVAILABLE)
+
+    async def recorded() -> list[tuple[str, str, str]]:
+        events = await bot.store.events_after(bot.team_id, 0, 100)
+        return [(e.user_id, e.data["previous"], e.data["availability"]) for e in events]
+
+    async def ended_is_recorded() -> bool:
+        return (ref(person), "on_call", "available") in await recorded()
+
+    await wait_until(ended_is_recorded, message="the end of the call recorded")
+    mine = [r for r in await recorded() if r[0] == ref(person)]
+    assert mine[-2:] == [
+        (ref(person), "available", "on_call"),
+        (ref(person), "on_call", "available"),
+    ]
+    assert [r for r in await recorded() if r[0] == ref(private)] == []  # hidden stays hidden

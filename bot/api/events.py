@@ -1,0 +1,178 @@
+"""Availability changes for other systems: each recorded with an id, then offered to listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Container
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Protocol
+
+from bot.api.people import ApiAvailability, PeopleView, rfc3339
+from bot.presence import Availability
+from bot.roster import PersonChange
+from bot.store.events import StoredEvent
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE: Final = "availability.changed"
+REPLAY_WINDOW: Final = timedelta(hours=1)
+"""How far back a reconnecting stream client may catch up (Last-Event-ID)."""
+MAX_KEPT_EVENTS: Final = 1_000_000
+"""A bound on the log whatever the rate: an hour at ~280 changes a second."""
+SUBSCRIBER_QUEUE: Final = 1_000
+
+
+class EventLog(Protocol):
+    async def append_event(
+        self, team_id: str, at: datetime, user_id: str, data: dict[str, Any]
+    ) -> int: ...
+    async def events_after(self, team_id: str, after_id: int, limit: int) -> list[StoredEvent]: ...
+    async def prune_events(self, before: datetime, *, keep_at_most: int) -> int: ...
+
+
+class EventListener(Protocol):
+    def kick(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityEvent:
+    """One change of what other systems see of a person: `data` is the person, plus `previous`."""
+
+    id: int
+    at: datetime
+    user_id: str
+    data: dict[str, Any]
+
+    @property
+    def availability(self) -> str:
+        return str(self.data["availability"])
+
+    def envelope(self) -> dict[str, Any]:
+        """The body webhooks deliver and the stream sends."""
+        return {"type": EVENT_TYPE, "timestamp": rfc3339(self.at), "data": self.data}
+
+    @classmethod
+    def stored(cls, row: StoredEvent) -> AvailabilityEvent:
+        return cls(row.id, row.at, row.user_id, row.data)
+
+
+class Subscription:
+    """A live listener's queue; overflowing it closes it, and the client catches up by id."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._queue: asyncio.Queue[AvailabilityEvent | None] = asyncio.Queue(maxsize)
+        self.overflowed = False
+
+    def offer(self, event: AvailabilityEvent | None) -> None:
+        if self.overflowed:
+            return
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+    async def next(self, seconds: float) -> AvailabilityEvent | None:
+        """The next event, or None after `seconds` of quiet (or once overflowed)."""
+        if self.overflowed and self._queue.empty():
+            return None
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(self._queue.get(), seconds)
+        return None
+
+
+class AvailabilityFeed:
+    """A peer under the coordinator: turns each person's change into what other systems see.
+
+    A change that other systems cannot see (a hidden person staying hidden) makes no event.
+    Each event is in the store before this returns, so a crash after it loses nothing the
+    webhooks must deliver; then live stream subscribers get it from memory.
+    """
+
+    def __init__(
+        self,
+        *,
+        team_id: str,
+        people: PeopleView,
+        not_sharing: Container[str],
+        log_store: EventLog,
+        listeners: tuple[EventListener, ...] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._team_id = team_id
+        self._people = people
+        self._not_sharing = not_sharing
+        self._log = log_store
+        self._listeners = listeners
+        self._clock = clock
+        self._subscribers: set[Subscription] = set()
+        self._started = False
+        self.recorded = 0
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    async def on_person_change(self, change: PersonChange) -> None:
+        state = self._people.state(change.user_id, self._not_sharing)
+        previous = self._shown(change.user_id, change.old)
+        if previous is state.availability:
+            return
+        if previous is ApiAvailability.UNKNOWN and not self._started:
+            # Learning everyone's presence at start is not news: the people resource has it.
+            return
+        at = datetime.fromtimestamp(self._clock(), UTC)
+        data = {**state.as_json(), "previous": previous.value}
+        event_id = await self._log.append_event(self._team_id, at, change.user_id, data)
+        event = AvailabilityEvent(event_id, at, change.user_id, data)
+        self.recorded += 1
+        for subscription in self._subscribers:
+            subscription.offer(event)
+        for listener in self._listeners:
+            listener.kick()
+
+    async def on_resync(self) -> None:
+        """A snapshot was merged: from now on, someone new to the bot is news."""
+        self._started = True
+
+    def _shown(self, user_id: str, availability: Availability | None) -> ApiAvailability:
+        if availability is None:
+            return ApiAvailability.UNKNOWN
+        if availability is Availability.HIDDEN or user_id in self._not_sharing:
+            return ApiAvailability.HIDDEN
+        return ApiAvailability(availability.value)
+
+    def subscribe(self, maxsize: int = SUBSCRIBER_QUEUE) -> Subscription:
+        subscription = Subscription(maxsize)
+        self._subscribers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscribers.discard(subscription)
+
+    async def since(self, after_id: int, limit: int = 1000) -> list[AvailabilityEvent]:
+        """Recorded events after `after_id` (at most an hour old), oldest first."""
+        rows = await self._log.events_after(self._team_id, after_id, limit)
+        return [AvailabilityEvent.stored(row) for row in rows]
+
+    async def replay(self, after_id: int) -> AsyncIterator[AvailabilityEvent]:
+        """Every recorded event after `after_id`, in pages."""
+        while True:
+            page = await self.since(after_id)
+            for event in page:
+                yield event
+            if len(page) < 1000:
+                return
+            after_id = page[-1].id
+
+    async def run_pruner(self, interval: float = 60.0) -> None:
+        """Keep the log to REPLAY_WINDOW and MAX_KEPT_EVENTS; owned by the supervisor."""
+        while True:
+            cutoff = datetime.fromtimestamp(self._clock(), UTC) - REPLAY_WINDOW
+            removed = await self._log.prune_events(cutoff, keep_at_most=MAX_KEPT_EVENTS)
+            if removed:
+                log.debug("pruned %d availability events", removed)
+            await asyncio.sleep(interval)
