@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.api.keys import Scope
 from bot.api.people import ApiAvailability
 
 
@@ -21,20 +22,53 @@ def _json(description: str, ref: str) -> dict[str, Any]:
     }
 
 
-_AUTH_ERRORS: dict[str, Any] = {
-    "400": _error("A parameter is not valid."),
-    "401": _error("No API key, or an unknown or revoked one."),
-    "403": _error("The key lacks the scope this endpoint needs."),
-    "429": {
-        **_error("The key has used its request budget."),
-        "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
-    },
-}
+def _with_headers(response: dict[str, Any], headers: dict[str, Any]) -> dict[str, Any]:
+    return {**response, "headers": headers}
+
+
+def retry_after_header() -> dict[str, Any]:
+    return {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    }
+
+
+def challenge_header() -> dict[str, Any]:
+    return {
+        "WWW-Authenticate": {
+            "description": "The Bearer challenge (RFC 6750), naming the error or missing scope.",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^Bearer( |$)"},
+        }
+    }
+
+
+def requires(scope: Scope) -> list[dict[str, list[str]]]:
+    """An operation's security: OpenAPI 3.1 lets a bearer requirement name roles, here a scope."""
+    return [{"bearer": [scope.value]}]
+
+
+def auth_errors() -> dict[str, Any]:
+    """What any endpoint may answer before its own work: bad parameters, key, scope, budget."""
+    return {
+        "400": _error("A parameter is not valid."),
+        "401": _with_headers(
+            _error("No API key, or an unknown or revoked one."), challenge_header()
+        ),
+        "403": _with_headers(
+            _error("The key lacks the scope this endpoint needs."), challenge_header()
+        ),
+        "429": _with_headers(_error("The key has used its request budget."), retry_after_header()),
+    }
 
 
 def openapi_document() -> dict[str, Any]:
     """The whole contract; built on each call so nothing shared can be changed by a caller."""
     availability = [a.value for a in ApiAvailability]
+    one = "(" + "|".join(availability) + ")"
     timestamp = {"type": ["string", "null"], "format": "date-time"}
     return {
         "openapi": "3.1.0",
@@ -53,6 +87,7 @@ def openapi_document() -> dict[str, Any]:
             "/people/{ref}": {
                 "get": {
                     "operationId": "getPerson",
+                    "security": requires(Scope.AVAILABILITY_READ),
                     "summary": "One person's availability; optionally wait until they are free.",
                     "parameters": [
                         {
@@ -80,22 +115,26 @@ def openapi_document() -> dict[str, Any]:
                     ],
                     "responses": {
                         "200": _json("The person, as they are now.", "Person"),
-                        **_AUTH_ERRORS,
+                        **auth_errors(),
                         "404": _error("Nobody matches the reference."),
-                        "503": _error("Too many requests are waiting at the gate."),
+                        "503": _with_headers(
+                            _error("Too many requests are waiting at the gate."),
+                            retry_after_header(),
+                        ),
                     },
                 }
             },
             "/people": {
                 "get": {
                     "operationId": "listPeople",
+                    "security": requires(Scope.AVAILABILITY_READ),
                     "summary": "Everyone, paged, optionally only some availabilities.",
                     "parameters": [
                         {
                             "name": "availability",
                             "in": "query",
                             "description": "Only these availabilities (repeat or comma-separate).",
-                            "schema": {"type": "string"},
+                            "schema": {"type": "string", "pattern": f"^{one}(,{one})*$"},
                         },
                         {
                             "name": "limit",
@@ -105,23 +144,27 @@ def openapi_document() -> dict[str, Any]:
                         {
                             "name": "cursor",
                             "in": "query",
-                            "description": "`next_cursor` from the previous page.",
+                            "description": (
+                                "`next_cursor` from the previous page; absent or empty for the "
+                                "first page. Any other value is refused with 400."
+                            ),
                             "schema": {"type": "string"},
                         },
                     ],
-                    "responses": {"200": _json("A page of people.", "PeoplePage"), **_AUTH_ERRORS},
+                    "responses": {"200": _json("A page of people.", "PeoplePage"), **auth_errors()},
                 }
             },
             "/openapi.json": {
                 "get": {
                     "operationId": "getOpenApi",
+                    "security": requires(Scope.AVAILABILITY_READ),
                     "summary": "This document.",
                     "responses": {
                         "200": {
                             "description": "The OpenAPI document.",
                             "content": {"application/json": {"schema": {"type": "object"}}},
                         },
-                        **_AUTH_ERRORS,
+                        **auth_errors(),
                     },
                 }
             },

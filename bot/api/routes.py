@@ -123,8 +123,10 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         if exc.status == 404:
             return error_response(404, "not_found", "No such API endpoint.")
         if exc.status == 405:
+            # aiohttp's exception carries its own Content-Type; only Allow belongs on ours.
+            allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
             return error_response(
-                405, "method_not_allowed", "That method is not allowed here.", exc.headers
+                405, "method_not_allowed", "That method is not allowed here.", allow
             )
         return error_response(exc.status, "http_error", exc.reason)
     except Exception:
@@ -175,7 +177,7 @@ def _encode_cursor(user_id: str) -> str:
 
 
 def _decode_cursor(raw: str | None) -> str | None:
-    if raw is None:
+    if not raw:  # a client that writes `cursor=` for its first page means "from the start"
         return None
     try:
         decoded = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()

@@ -35,7 +35,7 @@ class Api:
         headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
         async with self._session.get(self._base + path, headers=headers, params=params) as reply:
             body = await reply.json()
-            check_response("GET", path, reply.status, body)
+            check_response("GET", path, reply.status, body, reply.headers)
             return reply.status, body, dict(reply.headers)
 
 
