@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import signal
 import socket
+import sys
 from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+import aiohttp
 from slack_sdk.oauth.installation_store import Installation
 
 from bot.app import Bot
-from bot.cli import simulator_env
+from bot.cli import simulator_env, write_env_file
 from bot.config import Settings
 from bot.sim.company import Company, Person, build_company
 from bot.sim.limits import TimeScale
@@ -20,6 +25,8 @@ from bot.sim.ringcentral import RingCentralSimulator
 from bot.sim.slack import SlackSimulator
 from bot.sim.slack.state import DEFAULT_EVENT_SUBSCRIPTIONS
 from tests.helpers import wait_until
+
+REPO: Final = Path(__file__).parents[2]
 
 
 def free_port() -> int:
@@ -155,3 +162,67 @@ async def caught_up(bot: Bot, sims: Sims, person: Person) -> None:
 
     await wait_until(taken_in, message=f"the bot to take in {person.slack_id}'s phone changes")
     await bot.settle()
+
+
+def rcstatus_bot() -> list[str]:
+    """The command line that starts `rcstatus-bot`: the installed script, as an operator runs it."""
+    script = Path(sys.executable).with_name("rcstatus-bot")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "bot"]
+
+
+def cli_env() -> dict[str, str]:
+    """Only what a shell would give the command: the settings come from the env file."""
+    return {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}
+
+
+def write_env(sims: Sims, tmp_path: Path, **extra: str) -> Path:
+    """The env file `rcstatus-bot sim` would write, with a database and port in `tmp_path`."""
+    env_file = tmp_path / "bot.env"
+    write_env_file(env_file, sims.env(tmp_path / "bot.db", PORT=str(sims.port), **extra))
+    return env_file
+
+
+class BotProcess:
+    """`rcstatus-bot run` in its own process, so it can be killed as an operator would."""
+
+    def __init__(self, sims: Sims, env_file: Path) -> None:
+        self.sims = sims
+        self.env_file = env_file
+        self.process: asyncio.subprocess.Process | None = None
+        self.log = env_file.parent / "bot.log"
+
+    async def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                *rcstatus_bot(), "run", "--env-file", str(self.env_file),
+                cwd=self.env_file.parent,
+                env=cli_env(),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=log,
+            )  # fmt: skip
+        try:
+            await wait_until(self.healthy, timeout=30, message="the bot process to be healthy")
+        except AssertionError:
+            raise AssertionError(self.log.read_text()[-3000:]) from None
+
+    async def healthy(self) -> bool:
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(self.sims.app_url + "/healthz") as response,
+            ):
+                return response.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def terminate(self) -> int:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(self.process.wait(), timeout=15)
+        return self.process.returncode or 0

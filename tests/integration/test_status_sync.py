@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from bot.presence import Availability
@@ -19,16 +14,17 @@ from bot.sim.company import Person
 from bot.sim.slack.state import DEFAULT_EVENT_SUBSCRIPTIONS
 from tests.helpers import wait_until
 from tests.integration.bot_harness import (
+    BotProcess,
     Sims,
     caught_up,
     connect,
     connect_quickly,
     running_bot,
     simulators,
+    write_env,
 )
 
 ON_A_CALL = ("On a call", ":telephone_receiver:")
-REPO = Path(__file__).parents[2]
 
 
 def shows(sims: Sims, person: Person) -> tuple[str, str]:
@@ -140,58 +136,6 @@ async def test_a_person_who_never_connected_gets_nothing_written_and_a_reason(
         assert app_writes(sims, erin) == []
         lines = [r.getMessage() for r in caplog.records if "has not connected" in r.getMessage()]
         assert len([line for line in lines if erin.slack_id in line]) == 1
-
-
-class BotProcess:
-    """`rcstatus-bot run` in its own process, so it can be killed as an operator would."""
-
-    def __init__(self, sims: Sims, env_file: Path) -> None:
-        self.sims = sims
-        self.env_file = env_file
-        self.process: asyncio.subprocess.Process | None = None
-        self.log = env_file.parent / "bot.log"
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", "--env-file", str(self.env_file),
-            cwd=self.env_file.parent,
-            env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)},
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=self.log.open("ab"),
-        )  # fmt: skip
-        try:
-            await wait_until(self.healthy, timeout=30, message="the bot process to be healthy")
-        except AssertionError:
-            raise AssertionError(self.log.read_text()[-3000:]) from None
-
-    async def healthy(self) -> bool:
-        try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.get(self.sims.app_url + "/healthz") as response,
-            ):
-                return response.status == 200
-        except aiohttp.ClientError:
-            return False
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-
-    async def terminate(self) -> int:
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(self.process.wait(), timeout=15)
-        return self.process.returncode or 0
-
-
-def write_env(sims: Sims, tmp_path: Path, **extra: str) -> Path:
-    env_file = tmp_path / "bot.env"
-    env = sims.env(tmp_path / "bot.db", PORT=str(sims.port), **extra)
-    env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
-    return env_file
 
 
 @pytest.mark.slow
