@@ -35,10 +35,13 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwar
     # holds for up to 60, 30 when not given). A valid value is shortened, never made invalid, so
     # a positive case stays positive and a negative one stays negative.
     query = case.query
-    if query is None or "wait" not in query:
-        return  # without `wait`, `timeout` holds nothing
-    seconds = _seconds(query.get("timeout"))
-    if "timeout" not in query or (seconds is not None and HOLD_SECONDS < seconds <= 60):
+    if query is None:
+        return
+    if "timeout" in query:
+        seconds = _seconds(query["timeout"])
+        if seconds is not None and HOLD_SECONDS < seconds <= 60:
+            query["timeout"] = HOLD_SECONDS
+    elif "wait" in query:
         query["timeout"] = HOLD_SECONDS
 
 

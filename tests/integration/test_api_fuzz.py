@@ -36,6 +36,10 @@ bodies: operations answering with one are left out here and checked by their own
 (check_response). To fuzz one anyway, give it a way to end (a query parameter named `timeout`
 is already cut short by api_fuzz_hooks) and drop its media type from this set."""
 RUN_DEADLINE: Final = 90.0
+FUZZ_SETTINGS: Final = {
+    # A budget the fuzzer never meets, so every answer is about the request, not the rate.
+    "API_REQUESTS_PER_MINUTE": "1000000",
+}
 
 
 @dataclass(frozen=True)
@@ -62,8 +66,7 @@ class Live:
 async def live(tmp_path: Path) -> AsyncIterator[Live]:
     async with (
         simulators() as sims,
-        # A budget the fuzzer never meets, so every answer is about the request, not the rate.
-        running_bot(sims, tmp_path / "bot.db", API_REQUESTS_PER_MINUTE="1000000") as bot,
+        running_bot(sims, tmp_path / "bot.db", **FUZZ_SETTINGS) as bot,
         aiohttp.ClientSession() as session,
     ):
         _, key = await ApiKeys(bot.store).create("fuzz", [s.value for s in Scope])
@@ -195,8 +198,11 @@ async def test_schemathesis_finds_no_server_error_and_nothing_off_the_schema(
         statuses.setdefault(label, set()).add(int(status))
     for label, seen in statuses.items():
         assert label in fuzzed, f"{label} was fuzzed but is not in the document"
-        assert 200 in seen, f"{label} never answered 200 (only {sorted(seen)}): real data unused"
-        assert {400, 401} <= seen, f"{label} never refused bad data or a missing key: {seen}"
+        # Only ever 404 means the fuzzer never named anything real: give it real identifiers
+        # (a dictionary in _config) or document OpenAPI links from the operation that makes
+        # them (schemathesis follows links in its stateful phase).
+        assert any(200 <= status < 300 for status in seen), f"{label} only answered {seen}"
+        assert 401 in seen, f"{label} was never tried without a key: {seen}"
         assert max(seen) < 500, f"{label}: {sorted(seen)}"
     failures = [r for r in caplog.records if r.name.startswith("bot") and r.levelno >= ERROR]
     assert not failures, [r.getMessage() for r in failures]
