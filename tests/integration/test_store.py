@@ -790,3 +790,22 @@ async def test_the_installation_store_needs_a_client_id(database_url: str) -> No
     async with Store(database_url) as store:
         with pytest.raises(StoreError, match="client id"):
             _ = store.installation_store
+
+
+async def test_racing_stars_never_pass_the_limit_and_keep_their_order(store: Store) -> None:
+    results = await asyncio.gather(
+        *(store.star("T1", "U1", f"U{n:03d}", limit=5) for n in range(12)),
+        return_exceptions=True,
+    )
+    assert results.count(True) == 5
+    assert results.count(False) == 7
+    starred = (await store.preferences("T1", "U1")).starred
+    assert len(starred) == 5
+    assert await store.star("T1", "U1", starred[0], limit=5)  # already there: fine at the cap
+    await store.unstar("T1", "U1", starred[1])
+    assert await store.star("T1", "U1", "UNEW", limit=5)
+    assert (await store.preferences("T1", "U1")).starred == (
+        starred[0],
+        *starred[2:],
+        "UNEW",
+    )
