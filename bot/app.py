@@ -8,6 +8,7 @@ the demo, the benchmarks and the tests use `Bot`'s documented surface.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -460,6 +461,7 @@ class Bot:
         s.supervisor.start("free-notifier", s.notifier.run)
         s.supervisor.start("dm-outbox", s.outbox.run, stop=s.outbox.stop)
         s.supervisor.start("home-boards", s.boards.run)
+        s.supervisor.start("api-event-writer", s.feed.run_writer)
         s.supervisor.start("api-event-pruner", s.feed.run_pruner)
         s.supervisor.start("status-upkeep", self._upkeep)
         s.presence.start_tasks(s.supervisor)
@@ -470,6 +472,9 @@ class Bot:
         """Everything stopped and awaited within a few seconds (SIGTERM)."""
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
+        with contextlib.suppress(TimeoutError):
+            # Changes already taken in are recorded, so webhooks and the stream lose none.
+            await asyncio.wait_for(self._services.feed.flush(), timeout=2.0)
         await self._services.supervisor.stop(grace=3.0)
         if self._runner is not None:
             await self._runner.cleanup()
@@ -579,11 +584,13 @@ class Bot:
         return self._services.writer.pending
 
     async def settle(self) -> None:
-        """Wait until no change is being told to the consumers and no status write is queued."""
+        """Wait until no change is being told to the consumers, no status write is queued and
+        every change for other systems is recorded."""
         s = self._services
         while True:
             await s.presence.coordinator.wait_idle()
             await s.writer.drain()
+            await s.feed.flush()
             if s.presence.coordinator.idle:
                 return
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,23 @@ class EventRepository(StoreBase):
                 .returning(events.c.id)
             )
             return int(made.scalar_one())
+
+    async def append_events(
+        self, team_id: str, rows: Sequence[tuple[datetime, str, dict[str, Any]]]
+    ) -> list[int]:
+        """Record several changes in one transaction; their ids, in the order given."""
+        if not rows:
+            return []
+        events = schema.api_events
+        async with self._transaction("recording availability changes") as conn:
+            made = await conn.execute(
+                insert(events).returning(events.c.id, sort_by_parameter_order=True),
+                [
+                    {"team_id": team_id, "at": at, "user_id": user_id, "data": json.dumps(data)}
+                    for at, user_id, data in rows
+                ],
+            )
+            return [int(event_id) for event_id in made.scalars()]
 
     async def events_after(self, team_id: str, after_id: int, limit: int) -> list[StoredEvent]:
         events = schema.api_events

@@ -809,3 +809,17 @@ async def test_racing_stars_never_pass_the_limit_and_keep_their_order(store: Sto
         *starred[2:],
         "UNEW",
     )
+
+
+async def test_changes_recorded_together_keep_their_order_and_ids(
+    store: Store, clock: Clock
+) -> None:
+    rows = [(clock.now, f"U{n}", {"availability": "on_call", "n": n}) for n in range(5)]
+    ids = await store.append_events("T1", rows)
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 5
+    replayed = await store.events_after("T1", ids[1], 10)
+    assert [(e.id, e.user_id, e.data["n"]) for e in replayed] == [
+        (ids[n], f"U{n}", n) for n in range(2, 5)
+    ]
+    assert await store.events_after("T2", 0, 10) == []
