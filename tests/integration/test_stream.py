@@ -262,17 +262,30 @@ async def test_a_revoked_key_ends_its_open_stream(running: tuple[Bot, Sims, Stre
     assert (status, body["error"]) == (401, "unauthorized")
 
 
-async def test_stopping_the_bot_ends_open_streams_at_once(tmp_path: Path) -> None:
+async def test_a_stream_spends_its_key_budget_once_and_stopping_the_bot_ends_it_at_once(
+    tmp_path: Path,
+) -> None:
+    budget = {**STREAM_SETTINGS, "API_REQUESTS_PER_MINUTE": "3"}
     async with simulators() as sims, aiohttp.ClientSession() as session:
-        settings = sims.settings(tmp_path / "bot.db", PORT=str(sims.port), **STREAM_SETTINGS)
+        settings = sims.settings(tmp_path / "bot.db", PORT=str(sims.port), **budget)
         bot = await Bot.create(settings)
         stopped = False
         try:
             await bot.start()
             key = await new_key(bot, Scope.AVAILABILITY_READ)
             stream = Stream(bot, session)
+            people = f"http://127.0.0.1:{bot.http_port}/api/v1/people"
+            auth = {"Authorization": f"Bearer {key}"}
             async with stream.open(key) as one, stream.open(key) as two:
                 assert bot.stats().streams_open == 2
+                for _ in range(3):  # heartbeats, each with a key check, cost nothing
+                    one.comments.clear()
+                    await one.until_comment("keep-alive")
+                async with session.get(people, headers=auth) as reply:
+                    assert reply.status == 200  # the third request of three
+                async with session.get(people, headers=auth) as reply:
+                    check_response("GET", "/people", reply.status, await reply.json())
+                    assert reply.status == 429
                 # aiohttp alone would wait a minute for open handlers before cancelling them.
                 await asyncio.wait_for(bot.stop(), timeout=10)
                 stopped = True
