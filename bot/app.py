@@ -28,6 +28,7 @@ from bot.api.keys import ApiKeys
 from bot.api.people import PeopleView
 from bot.api.routes import API_PREFIX, AvailabilityApi
 from bot.api.sharing import SharingIndex
+from bot.api.stream import EventStream, StreamLimits
 from bot.config import Secret, Settings
 from bot.coordinator import (
     Coordinator,
@@ -241,6 +242,7 @@ class Services:
     api: AvailabilityApi
     gate: AvailabilityGate
     feed: AvailabilityFeed
+    stream: EventStream
     sharing: SharingIndex
     supervisor: Supervisor
 
@@ -355,11 +357,20 @@ def wire(
         install_limit=AddressLimiter(settings.install_requests_per_minute),
         proxy_hops=settings.trusted_proxy_hops,
     )
+    keys = ApiKeys(store)
+    guard = ApiGuard(keys, RequestBudget(settings.api_requests_per_minute))
+    stream = EventStream(
+        guard=guard,
+        keys=keys,
+        feed=feed,
+        limits=StreamLimits(
+            heartbeat=settings.api_stream_heartbeat_seconds,
+            max_streams=settings.api_max_streams,
+            per_key=settings.api_max_streams_per_key,
+        ),
+    )
     api = AvailabilityApi(
-        guard=ApiGuard(ApiKeys(store), RequestBudget(settings.api_requests_per_minute)),
-        people=people_view,
-        gate=gate,
-        not_sharing=sharing,
+        guard=guard, people=people_view, gate=gate, not_sharing=sharing, stream=stream
     )
     return Services(
         settings=settings,
@@ -376,6 +387,7 @@ def wire(
         api=api,
         gate=gate,
         feed=feed,
+        stream=stream,
         sharing=sharing,
         supervisor=Supervisor(),
     )
@@ -392,6 +404,8 @@ class BotStats:
     free_dms_sent: int
     gate_waiting: int
     """API requests held at the gate right now."""
+    streams_open: int
+    """Event streams (GET /api/v1/events) open right now."""
     extensions_known: int
     people_linked: int
 
@@ -612,6 +626,7 @@ class Bot:
             feed=dataclasses.replace(s.presence.feed.stats),
             free_dms_sent=s.outbox.stats.watches_fired,
             gate_waiting=s.gate.waiting,
+            streams_open=s.stream.open,
             extensions_known=s.presence.roster.extensions_known,
             people_linked=s.presence.roster.people_linked,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.api.people import ApiAvailability
+from bot.api.stream_contract import stream_paths, stream_schemas
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -36,7 +37,7 @@ def openapi_document() -> dict[str, Any]:
     """The whole contract; built on each call so nothing shared can be changed by a caller."""
     availability = [a.value for a in ApiAvailability]
     timestamp = {"type": ["string", "null"], "format": "date-time"}
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "rcstatus availability API",
@@ -180,3 +181,7 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+    document["paths"].update(stream_paths(_AUTH_ERRORS))
+    schemas = document["components"]["schemas"]
+    schemas.update(stream_schemas(schemas["Person"]))
+    return document
