@@ -8,6 +8,7 @@ the demo, the benchmarks and the tests use `Bot`'s documented surface.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from bot.api.keys import ApiKeys
 from bot.api.people import PeopleView
 from bot.api.routes import API_PREFIX, AvailabilityApi
 from bot.api.sharing import SharingIndex
+from bot.api.stream import EventStream, StreamLimits
 from bot.config import Secret, Settings
 from bot.coordinator import (
     Coordinator,
@@ -240,6 +242,7 @@ class Services:
     api: AvailabilityApi
     gate: AvailabilityGate
     feed: AvailabilityFeed
+    stream: EventStream
     sharing: SharingIndex
     supervisor: Supervisor
 
@@ -354,11 +357,20 @@ def wire(
         install_limit=AddressLimiter(settings.install_requests_per_minute),
         proxy_hops=settings.trusted_proxy_hops,
     )
+    keys = ApiKeys(store)
+    guard = ApiGuard(keys, RequestBudget(settings.api_requests_per_minute))
+    stream = EventStream(
+        guard=guard,
+        keys=keys,
+        feed=feed,
+        limits=StreamLimits(
+            heartbeat=settings.api_stream_heartbeat_seconds,
+            max_streams=settings.api_max_streams,
+            per_key=settings.api_max_streams_per_key,
+        ),
+    )
     api = AvailabilityApi(
-        guard=ApiGuard(ApiKeys(store), RequestBudget(settings.api_requests_per_minute)),
-        people=people_view,
-        gate=gate,
-        not_sharing=sharing,
+        guard=guard, people=people_view, gate=gate, not_sharing=sharing, stream=stream
     )
     return Services(
         settings=settings,
@@ -375,6 +387,7 @@ def wire(
         api=api,
         gate=gate,
         feed=feed,
+        stream=stream,
         sharing=sharing,
         supervisor=Supervisor(),
     )
@@ -391,6 +404,8 @@ class BotStats:
     free_dms_sent: int
     gate_waiting: int
     """API requests held at the gate right now."""
+    streams_open: int
+    """Event streams (GET /api/v1/events) open right now."""
     extensions_known: int
     people_linked: int
 
@@ -460,6 +475,7 @@ class Bot:
         s.supervisor.start("free-notifier", s.notifier.run)
         s.supervisor.start("dm-outbox", s.outbox.run, stop=s.outbox.stop)
         s.supervisor.start("home-boards", s.boards.run)
+        s.supervisor.start("api-event-writer", s.feed.run_writer)
         s.supervisor.start("api-event-pruner", s.feed.run_pruner)
         s.supervisor.start("status-upkeep", self._upkeep)
         s.presence.start_tasks(s.supervisor)
@@ -470,6 +486,9 @@ class Bot:
         """Everything stopped and awaited within a few seconds (SIGTERM)."""
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
+        with contextlib.suppress(TimeoutError):
+            # Changes already taken in are recorded, so webhooks and the stream lose none.
+            await asyncio.wait_for(self._services.feed.flush(), timeout=2.0)
         await self._services.supervisor.stop(grace=3.0)
         if self._runner is not None:
             await self._runner.cleanup()
@@ -579,11 +598,13 @@ class Bot:
         return self._services.writer.pending
 
     async def settle(self) -> None:
-        """Wait until no change is being told to the consumers and no status write is queued."""
+        """Wait until no change is being told to the consumers, no status write is queued and
+        every change for other systems is recorded."""
         s = self._services
         while True:
             await s.presence.coordinator.wait_idle()
             await s.writer.drain()
+            await s.feed.flush()
             if s.presence.coordinator.idle:
                 return
 
@@ -605,6 +626,7 @@ class Bot:
             feed=dataclasses.replace(s.presence.feed.stats),
             free_dms_sent=s.outbox.stats.watches_fired,
             gate_waiting=s.gate.waiting,
+            streams_open=s.stream.open,
             extensions_known=s.presence.roster.extensions_known,
             people_linked=s.presence.roster.people_linked,
         )

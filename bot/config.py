@@ -278,6 +278,25 @@ class Settings:
         _positive_int,
         default=600,
     )
+    api_stream_heartbeat_seconds: float = _env(
+        "API_STREAM_HEARTBEAT_SECONDS",
+        "how often an idle event stream (/api/v1/events) sends a keep-alive comment, so proxies "
+        "do not close it; a revoked key's streams end at the next one",
+        _positive_float,
+        default=15.0,
+    )
+    api_max_streams: int = _env(
+        "API_MAX_STREAMS",
+        "how many event streams may be open at once, across all keys; more get 503",
+        _positive_int,
+        default=1000,
+    )
+    api_max_streams_per_key: int = _env(
+        "API_MAX_STREAMS_PER_KEY",
+        "how many event streams one API key may hold open at once; more get 429",
+        _positive_int,
+        default=10,
+    )
     public_url: str | None = _env(
         "PUBLIC_URL",
         "the address people's browsers reach the bot at, for the Connect link "

@@ -1,7 +1,8 @@
-"""Checks an API response against the OpenAPI document the bot serves: status, headers, body."""
+"""Checks API answers against the bot's OpenAPI document: status, headers, body, stream events."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -92,3 +93,18 @@ def _validate(schema: dict[str, Any], body: Any, where: str) -> None:
     validator = Draft202012Validator(rooted, format_checker=FORMATS)
     errors = sorted(validator.iter_errors(body), key=str)
     assert not errors, f"{where}: {[e.message for e in errors]}"
+
+
+def check_event(path: str, event: str, data: str, event_id: str | None) -> None:
+    """Fail unless one parsed Server-Sent Event matches the operation's text/event-stream
+    schema, and its `data` the JSON schema named for that event."""
+    found = _operation(path.split("?")[0], "get")
+    assert found is not None, f"GET {path} is undocumented"
+    template, operation = found
+    schema = operation["responses"]["200"]["content"]["text/event-stream"]["schema"]
+    item = {"event": event, "data": data, **({"id": event_id} if event_id else {})}
+    _validate(schema, item, f"GET {template} event {event}")
+    # contentSchema is an annotation to JSON Schema validators: the body is checked here.
+    branches = [b for b in schema["oneOf"] if b["properties"]["event"]["const"] == event]
+    assert len(branches) == 1, f"GET {template}: event {event!r} is not documented"
+    _validate(branches[0]["properties"]["data"]["contentSchema"], json.loads(data), event)

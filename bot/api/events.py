@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Container
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Container, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
@@ -24,12 +25,15 @@ REPLAY_WINDOW: Final = timedelta(hours=1)
 MAX_KEPT_EVENTS: Final = 1_000_000
 """A bound on the log whatever the rate: an hour at ~280 changes a second."""
 SUBSCRIBER_QUEUE: Final = 1_000
+PENDING_LIMIT: Final = 100_000
+"""Changes waiting to be recorded while the database is slow or away; beyond it, the oldest go."""
+WRITE_BATCH: Final = 500
 
 
 class EventLog(Protocol):
-    async def append_event(
-        self, team_id: str, at: datetime, user_id: str, data: dict[str, Any]
-    ) -> int: ...
+    async def append_events(
+        self, team_id: str, rows: Sequence[tuple[datetime, str, dict[str, Any]]]
+    ) -> list[int]: ...
     async def events_after(self, team_id: str, after_id: int, limit: int) -> list[StoredEvent]: ...
     async def prune_events(self, before: datetime, *, keep_at_most: int) -> int: ...
 
@@ -88,8 +92,12 @@ class AvailabilityFeed:
     """A peer under the coordinator: turns each person's change into what other systems see.
 
     A change that other systems cannot see (a hidden person staying hidden) makes no event.
-    Each event is in the store before this returns, so a crash after it loses nothing the
-    webhooks must deliver; then live stream subscribers get it from memory.
+    The hub is never held up by the database: a change is queued in memory and `run_writer`
+    records queued changes in batches, then offers them (with their ids) to live subscribers
+    and kicks the listeners (webhooks). Recording happens within milliseconds, long before
+    the coordinator persists the presence that caused it, so a crash in between loses no
+    change: after a restart the remembered presence is the old one, and the first snapshot
+    makes the same change again.
     """
 
     def __init__(
@@ -110,7 +118,12 @@ class AvailabilityFeed:
         self._clock = clock
         self._subscribers: set[Subscription] = set()
         self._started = False
+        self._pending: deque[tuple[datetime, str, dict[str, Any]]] = deque()
+        self._queued = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
         self.recorded = 0
+        self.dropped = 0
 
     @property
     def subscribers(self) -> int:
@@ -126,13 +139,38 @@ class AvailabilityFeed:
             return
         at = datetime.fromtimestamp(self._clock(), UTC)
         data = {**state.as_json(), "previous": previous.value}
-        event_id = await self._log.append_event(self._team_id, at, change.user_id, data)
-        event = AvailabilityEvent(event_id, at, change.user_id, data)
-        self.recorded += 1
-        for subscription in self._subscribers:
-            subscription.offer(event)
-        for listener in self._listeners:
-            listener.kick()
+        if len(self._pending) >= PENDING_LIMIT:
+            self._pending.popleft()
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                log.error("availability changes are not being recorded; %d dropped", self.dropped)
+        self._pending.append((at, change.user_id, data))
+        self._drained.clear()
+        self._queued.set()
+
+    async def run_writer(self) -> None:
+        """Record queued changes in batches and tell who listens; owned by the supervisor."""
+        while True:
+            if not self._pending:  # after a failed batch (restarted), go on at once
+                await self._queued.wait()
+            self._queued.clear()
+            while self._pending:
+                batch = [self._pending[i] for i in range(min(WRITE_BATCH, len(self._pending)))]
+                ids = await self._log.append_events(self._team_id, batch)
+                for _ in batch:
+                    self._pending.popleft()
+                self.recorded += len(ids)
+                for event_id, (at, user_id, data) in zip(ids, batch, strict=True):
+                    event = AvailabilityEvent(event_id, at, user_id, data)
+                    for subscription in self._subscribers:
+                        subscription.offer(event)
+                for listener in self._listeners:
+                    listener.kick()
+            self._drained.set()
+
+    async def flush(self) -> None:
+        """Wait until every queued change is recorded (tests, and a clean stop)."""
+        await self._drained.wait()
 
     async def on_resync(self) -> None:
         """A snapshot was merged: from now on, someone new to the bot is news."""

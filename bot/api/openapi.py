@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.api.keys import Scope
 from bot.api.people import ApiAvailability
+from bot.api.stream_contract import stream_paths, stream_schemas
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -70,7 +71,7 @@ def openapi_document() -> dict[str, Any]:
     availability = [a.value for a in ApiAvailability]
     one = "(" + "|".join(availability) + ")"
     timestamp = {"type": ["string", "null"], "format": "date-time"}
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "rcstatus availability API",
@@ -223,3 +224,7 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+    document["paths"].update(stream_paths(auth_errors()))
+    schemas = document["components"]["schemas"]
+    schemas.update(stream_schemas(schemas["Person"]))
+    return document

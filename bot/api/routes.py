@@ -17,6 +17,7 @@ from bot.api.guard import ApiGuard
 from bot.api.keys import Scope
 from bot.api.openapi import openapi_document
 from bot.api.people import ApiAvailability, PeopleView
+from bot.api.stream import EventStream
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +40,14 @@ class AvailabilityApi:
         people: PeopleView,
         gate: AvailabilityGate,
         not_sharing: Container[str],
+        stream: EventStream,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._guard = guard
         self._people = people
         self._gate = gate
         self._not_sharing = not_sharing
+        self._stream = stream
         self._clock = clock
 
     def application(self) -> web.Application:
@@ -57,6 +60,7 @@ class AvailabilityApi:
                 web.get("/openapi.json", self.openapi),
             ]
         )
+        self._stream.install(app)
         return app
 
     async def get_person(self, request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ from bot.slack.command_text import (
     DEFAULT_WATCH_DURATION,
     MAX_ACTIVE_WATCHES,
     MAX_LOOKUP_TARGETS,
+    MAX_STARRED,
     MAX_WATCH_DURATION,
     SetPolicy,
     SetShare,
@@ -518,6 +519,8 @@ def _watch_blocks(watches: Sequence[WatchView], *, now: datetime, room: int) -> 
 def _star_blocks(starred: Sequence[PersonView], *, now: datetime, room: int) -> list[Block]:
     if not starred:
         return [_context("Star colleagues below to see their phone at a glance.")]
+    full = len(starred) >= MAX_STARRED
+    room -= 1 if full else 0
     fits = len(starred) <= room
     shown = starred if fits else starred[: max(room - 1, 0)]
     blocks: list[Block] = []
@@ -529,6 +532,10 @@ def _star_blocks(starred: Sequence[PersonView], *, now: datetime, room: int) -> 
         blocks.append(section)
     if not fits:
         blocks.append(_context(f"…and {len(starred) - len(shown)} more not shown."))
+    if full:
+        blocks.append(
+            _context(f"You follow {MAX_STARRED}, the most a board holds: unstar one first.")
+        )
     return blocks
 
 

@@ -21,6 +21,8 @@ MAX_WATCH_DURATION: Final = timedelta(hours=24)
 MIN_WATCH_DURATION: Final = timedelta(minutes=1)
 MAX_ACTIVE_WATCHES: Final = 20
 """Active watches one person may hold; enforced by the handler, stated in replies."""
+MAX_STARRED: Final = 50
+"""Colleagues one person may follow on their App Home board."""
 MAX_TEXT_LENGTH: Final = 4000
 """Longer than any command we understand; refused before any parsing work."""
 

@@ -17,6 +17,7 @@ from bot.slack.blocks import Message, NotifyRefusal, PersonView
 from bot.slack.boards import BoardRefresher
 from bot.slack.command_text import (
     MAX_ACTIVE_WATCHES,
+    MAX_STARRED,
     Cancel,
     ChangeSettings,
     Command,
@@ -191,10 +192,7 @@ class RcStatusHandlers:
                 return
             selected = payload.slack_id(payload.first_action(body), "selected_user")
             if selected is not None and selected != user_id:
-                prefs = await self._store.preferences(self._team_id, user_id)
-                if selected not in prefs.starred:
-                    starred = (*prefs.starred, selected)
-                    await self._store.update_preferences(self._team_id, user_id, starred=starred)
+                await self._store.star(self._team_id, user_id, selected, limit=MAX_STARRED)
             await self._boards.show(user_id)
 
         @app.action(blocks.UNSTAR_ACTION)
@@ -204,9 +202,7 @@ class RcStatusHandlers:
             if clicked is None:
                 return
             user_id, value = clicked
-            prefs = await self._store.preferences(self._team_id, user_id)
-            starred = tuple(s for s in prefs.starred if s != value)
-            await self._store.update_preferences(self._team_id, user_id, starred=starred)
+            await self._store.unstar(self._team_id, user_id, value)
             await self._boards.show(user_id)
 
         async def link_click(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Final, Self, TypeVar
 
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
-from sqlalchemy import Table, text
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -178,6 +178,17 @@ class StoreBase:
             return await self.oauth_state_store.purge_expired()
         except FAILURES as exc:
             raise failure(self._url, "deleting expired OAuth states", exc) from exc
+
+    @staticmethod
+    async def _serialise(conn: AsyncConnection, lock_class: int, name: str) -> None:
+        """Order this transaction after any other holding the same (class, name) lock.
+
+        SQLite's BEGIN IMMEDIATE already serialises writers. PostgreSQL's READ COMMITTED lets
+        two transactions both count 19 and both insert, and a check that reads "nobody holds
+        it" cannot lock a missing row: an advisory lock, released at commit, orders them.
+        """
+        if conn.dialect.name == "postgresql":
+            await conn.execute(select(func.pg_advisory_xact_lock(lock_class, func.hashtext(name))))
 
     @asynccontextmanager
     async def _transaction(self, doing: str) -> AsyncIterator[AsyncConnection]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,6 +37,23 @@ class EventRepository(StoreBase):
             )
             return int(made.scalar_one())
 
+    async def append_events(
+        self, team_id: str, rows: Sequence[tuple[datetime, str, dict[str, Any]]]
+    ) -> list[int]:
+        """Record several changes in one transaction; their ids, in the order given."""
+        if not rows:
+            return []
+        events = schema.api_events
+        async with self._transaction("recording availability changes") as conn:
+            made = await conn.execute(
+                insert(events).returning(events.c.id, sort_by_parameter_order=True),
+                [
+                    {"team_id": team_id, "at": at, "user_id": user_id, "data": json.dumps(data)}
+                    for at, user_id, data in rows
+                ],
+            )
+            return [int(event_id) for event_id in made.scalars()]
+
     async def events_after(self, team_id: str, after_id: int, limit: int) -> list[StoredEvent]:
         events = schema.api_events
         async with self._transaction("reading availability changes") as conn:
@@ -56,13 +74,22 @@ class EventRepository(StoreBase):
             return int(found.scalar_one() or 0)
 
     async def prune_events(self, before: datetime, *, keep_at_most: int) -> int:
-        """Delete events older than `before`, and the oldest beyond `keep_at_most`."""
+        """Delete events older than `before`, and the oldest beyond `keep_at_most`.
+
+        The newest row always stays: SQLite gives a new row the largest id plus one, so an
+        emptied table would hand out ids again that clients already hold as Last-Event-ID
+        (and receivers as webhook ids), and they would take new events for ones they had.
+        """
         events = schema.api_events
         async with self._transaction("pruning availability changes") as conn:
-            removed = await conn.execute(delete(events).where(events.c.at < before))
-            count = removed.rowcount or 0
             newest = (await conn.execute(select(func.max(events.c.id)))).scalar_one()
-            if newest is not None and newest > keep_at_most:
+            if newest is None:
+                return 0
+            removed = await conn.execute(
+                delete(events).where(events.c.at < before, events.c.id < newest)
+            )
+            count = removed.rowcount or 0
+            if newest > keep_at_most:
                 removed = await conn.execute(
                     delete(events).where(events.c.id <= newest - keep_at_most)
                 )

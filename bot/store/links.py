@@ -45,11 +45,7 @@ class LinkRepository(StoreBase):
     """Links: at most one extension per Slack user and one Slack user per extension, per team."""
 
     async def _lock_links(self, conn: AsyncConnection, team_id: str) -> None:
-        # SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL needs a lock, because
-        # a uniqueness check that reads "nobody holds extension 101" cannot lock a missing row.
-        if conn.dialect.name == "postgresql":
-            key = func.hashtext(team_id)
-            await conn.execute(select(func.pg_advisory_xact_lock(LINKS_LOCK_CLASS, key)))
+        await self._serialise(conn, LINKS_LOCK_CLASS, team_id)
 
     async def link(self, team_id: str, user_id: str, extension_id: str, source: LinkSource) -> Link:
         """Link a Slack user to an extension nobody else holds, replacing the user's own link.

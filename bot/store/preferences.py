@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final, Unpack
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import and_, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.policy import StatusPolicy
@@ -32,6 +32,8 @@ _PREFERENCE_COLUMNS: Final = frozenset(
         "share",
     }
 )
+STARS_LOCK_CLASS: Final = 0x72637373
+"""First key of the per-person advisory lock that makes the star limit atomic on PostgreSQL."""
 _DEFAULT_COLUMNS: Final = frozenset({"call_text", "call_emoji", "meeting_text", "meeting_emoji"})
 
 
@@ -71,6 +73,41 @@ class PreferenceRepository(StoreBase):
             if starred is not None:
                 await self._replace_stars(conn, team_id, user_id, starred)
             return await self._read_preferences(conn, team_id, user_id)
+
+    async def star(self, team_id: str, user_id: str, starred_id: str, *, limit: int) -> bool:
+        """Add `starred_id` at the end of the person's board; False when they already follow
+        `limit` people. Count and insert are one step, so racing clicks never pass the limit."""
+        stars = schema.stars
+        async with self._transaction("starring a colleague") as conn:
+            await self._serialise(conn, STARS_LOCK_CLASS, f"{team_id}/{user_id}")
+            mine = and_(stars.c.team_id == team_id, stars.c.user_id == user_id)
+            held = list((await conn.execute(select(stars.c.starred_id).where(mine))).scalars())
+            if starred_id in held:
+                return True
+            if len(held) >= limit:
+                return False
+            position = (
+                await conn.execute(
+                    select(func.coalesce(func.max(stars.c.position), -1)).where(mine)
+                )
+            ).scalar_one()
+            await conn.execute(
+                insert(stars).values(
+                    team_id=team_id, user_id=user_id, starred_id=starred_id, position=position + 1
+                )
+            )
+            return True
+
+    async def unstar(self, team_id: str, user_id: str, starred_id: str) -> None:
+        stars = schema.stars
+        async with self._transaction("unstarring a colleague") as conn:
+            await conn.execute(
+                delete(stars).where(
+                    stars.c.team_id == team_id,
+                    stars.c.user_id == user_id,
+                    stars.c.starred_id == starred_id,
+                )
+            )
 
     async def _replace_stars(
         self, conn: AsyncConnection, team_id: str, user_id: str, starred: Sequence[str]

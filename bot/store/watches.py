@@ -21,11 +21,7 @@ class WatchRepository(StoreBase):
     """Watches: one active per (watcher, target); fired (see the DM outbox) or expired once."""
 
     async def _lock_watcher(self, conn: AsyncConnection, team_id: str, watcher_id: str) -> None:
-        # SQLite's BEGIN IMMEDIATE already serialises writers. PostgreSQL's READ COMMITTED lets
-        # two transactions both count 19 and both insert; a lock per watcher orders them.
-        if conn.dialect.name == "postgresql":
-            key = func.hashtext(f"{team_id}/{watcher_id}")
-            await conn.execute(select(func.pg_advisory_xact_lock(WATCHES_LOCK_CLASS, key)))
+        await self._serialise(conn, WATCHES_LOCK_CLASS, f"{team_id}/{watcher_id}")
 
     @overload
     async def add_watch(

@@ -790,3 +790,36 @@ async def test_the_installation_store_needs_a_client_id(database_url: str) -> No
     async with Store(database_url) as store:
         with pytest.raises(StoreError, match="client id"):
             _ = store.installation_store
+
+
+async def test_racing_stars_never_pass_the_limit_and_keep_their_order(store: Store) -> None:
+    results = await asyncio.gather(
+        *(store.star("T1", "U1", f"U{n:03d}", limit=5) for n in range(12)),
+        return_exceptions=True,
+    )
+    assert results.count(True) == 5
+    assert results.count(False) == 7
+    starred = (await store.preferences("T1", "U1")).starred
+    assert len(starred) == 5
+    assert await store.star("T1", "U1", starred[0], limit=5)  # already there: fine at the cap
+    await store.unstar("T1", "U1", starred[1])
+    assert await store.star("T1", "U1", "UNEW", limit=5)
+    assert (await store.preferences("T1", "U1")).starred == (
+        starred[0],
+        *starred[2:],
+        "UNEW",
+    )
+
+
+async def test_changes_recorded_together_keep_their_order_and_ids(
+    store: Store, clock: Clock
+) -> None:
+    rows = [(clock.now, f"U{n}", {"availability": "on_call", "n": n}) for n in range(5)]
+    ids = await store.append_events("T1", rows)
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 5
+    replayed = await store.events_after("T1", ids[1], 10)
+    assert [(e.id, e.user_id, e.data["n"]) for e in replayed] == [
+        (ids[n], f"U{n}", n) for n in range(2, 5)
+    ]
+    assert await store.events_after("T2", 0, 10) == []

@@ -81,6 +81,11 @@ SHAPES = {
     "jwt assertion": (f"assertion={JWT}&grant_type=jwt", [JWT]),
     "wsc token": (repr({"wsc": {"token": TOKEN, "sequence": 3}}), [TOKEN]),
     "slack tokens alone": (f"{USER_TOKEN} xapp-1-A1-2-abcdef xoxe.xoxp-1-abc", [USER_TOKEN[5:]]),
+    "api key and webhook secret": (
+        "key rcs_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde "
+        "signs with whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ["AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    ),
     "database password": ("postgresql+asyncpg://rc:hunter2@db:5432/rc", ["hunter2"]),
     "phone number": ("call from +14155550123", ["14155550123"]),
 }
