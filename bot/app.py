@@ -60,6 +60,10 @@ from bot.slack.scheduler import SchedulerStats, StatusScheduler
 from bot.slack.status import StatusWriter, WriterStats
 from bot.store import PreferenceChanges, Store
 from bot.supervisor import Supervisor
+from bot.webhooks.api import WebhookApi
+from bot.webhooks.dispatcher import WebhookDispatcher, WebhookStats
+from bot.webhooks.retry import RetryPolicy
+from bot.webhooks.sender import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +245,7 @@ class Services:
     gate: AvailabilityGate
     feed: AvailabilityFeed
     sharing: SharingIndex
+    webhooks: WebhookDispatcher
     supervisor: Supervisor
 
 
@@ -300,8 +305,20 @@ def wire(
     gate = AvailabilityGate()
     sharing = SharingIndex(store, team_id)
     people_view = PeopleView(roster=roster, slack=people, extensions=directory)
+    webhooks = WebhookDispatcher(
+        store=store,
+        team_id=team_id,
+        sender=WebhookSender(allow_private=settings.webhook_allow_private_urls),
+        retry=RetryPolicy(scale=settings.service_seconds),
+        messenger=outbox,
+        admins=people.admins,
+    )
     feed = AvailabilityFeed(
-        team_id=team_id, people=people_view, not_sharing=sharing, log_store=store
+        team_id=team_id,
+        people=people_view,
+        not_sharing=sharing,
+        log_store=store,
+        listeners=(webhooks,),
     )
     presence = PresencePipeline.build(
         settings,
@@ -354,11 +371,20 @@ def wire(
         install_limit=AddressLimiter(settings.install_requests_per_minute),
         proxy_hops=settings.trusted_proxy_hops,
     )
+    guard = ApiGuard(ApiKeys(store), RequestBudget(settings.api_requests_per_minute))
     api = AvailabilityApi(
-        guard=ApiGuard(ApiKeys(store), RequestBudget(settings.api_requests_per_minute)),
+        guard=guard,
         people=people_view,
         gate=gate,
         not_sharing=sharing,
+        extra_routes=WebhookApi(
+            guard=guard,
+            store=store,
+            people=people_view,
+            dispatcher=webhooks,
+            team_id=team_id,
+            allow_private=settings.webhook_allow_private_urls,
+        ).routes(),
     )
     return Services(
         settings=settings,
@@ -376,6 +402,7 @@ def wire(
         gate=gate,
         feed=feed,
         sharing=sharing,
+        webhooks=webhooks,
         supervisor=Supervisor(),
     )
 
@@ -389,6 +416,8 @@ class BotStats:
     coordinator: CoordinatorStats
     feed: FeedStats
     free_dms_sent: int
+    webhooks: WebhookStats
+    """Deliveries made, and how long after the change each reached its receiver."""
     gate_waiting: int
     """API requests held at the gate right now."""
     extensions_known: int
@@ -461,6 +490,7 @@ class Bot:
         s.supervisor.start("dm-outbox", s.outbox.run, stop=s.outbox.stop)
         s.supervisor.start("home-boards", s.boards.run)
         s.supervisor.start("api-event-pruner", s.feed.run_pruner)
+        s.supervisor.start("webhooks", s.webhooks.run, stop=s.webhooks.stop)
         s.supervisor.start("status-upkeep", self._upkeep)
         s.presence.start_tasks(s.supervisor)
         await self._serve()
@@ -604,6 +634,7 @@ class Bot:
             coordinator=dataclasses.replace(s.presence.coordinator.stats),
             feed=dataclasses.replace(s.presence.feed.stats),
             free_dms_sent=s.outbox.stats.watches_fired,
+            webhooks=s.webhooks.stats(),
             gate_waiting=s.gate.waiting,
             extensions_known=s.presence.roster.extensions_known,
             people_linked=s.presence.roster.people_linked,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.api.people import ApiAvailability
+from bot.webhooks.openapi import webhook_paths, webhook_payloads, webhook_schemas
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -125,7 +126,9 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **webhook_paths(),
         },
+        "webhooks": webhook_payloads(),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
@@ -177,6 +180,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "additionalProperties": False,
                 },
+                **webhook_schemas(),
             },
         },
     }

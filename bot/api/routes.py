@@ -6,7 +6,7 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Awaitable, Callable, Container
+from collections.abc import Awaitable, Callable, Container, Sequence
 from typing import Any, Final
 
 from aiohttp import web
@@ -39,12 +39,14 @@ class AvailabilityApi:
         people: PeopleView,
         gate: AvailabilityGate,
         not_sharing: Container[str],
+        extra_routes: Sequence[web.RouteDef] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._guard = guard
         self._people = people
         self._gate = gate
         self._not_sharing = not_sharing
+        self._extra_routes = extra_routes
         self._clock = clock
 
     def application(self) -> web.Application:
@@ -55,6 +57,7 @@ class AvailabilityApi:
                 web.get("/people", self.list_people),
                 web.get("/people/{ref}", self.get_person),
                 web.get("/openapi.json", self.openapi),
+                *self._extra_routes,
             ]
         )
         return app

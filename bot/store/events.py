@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, true
 
 from bot.store import schema
 from bot.store.base import StoreBase
@@ -56,15 +56,21 @@ class EventRepository(StoreBase):
             return int(found.scalar_one() or 0)
 
     async def prune_events(self, before: datetime, *, keep_at_most: int) -> int:
-        """Delete events older than `before`, and the oldest beyond `keep_at_most`."""
-        events = schema.api_events
+        """Delete events older than `before`, and the oldest beyond `keep_at_most`; never one
+        that an enabled webhook endpoint has not turned into deliveries yet (its cursor)."""
+        events, hooks = schema.api_events, schema.webhooks
         async with self._transaction("pruning availability changes") as conn:
-            removed = await conn.execute(delete(events).where(events.c.at < before))
+            # Webhook fan-out moves each cursor or disables the endpoint, so this floor moves.
+            floor = await conn.scalar(
+                select(func.min(hooks.c.event_cursor)).where(hooks.c.enabled.is_(True))
+            )
+            kept = events.c.id <= floor if floor is not None else true()
+            removed = await conn.execute(delete(events).where(events.c.at < before, kept))
             count = removed.rowcount or 0
             newest = (await conn.execute(select(func.max(events.c.id)))).scalar_one()
             if newest is not None and newest > keep_at_most:
                 removed = await conn.execute(
-                    delete(events).where(events.c.id <= newest - keep_at_most)
+                    delete(events).where(events.c.id <= newest - keep_at_most, kept)
                 )
                 count += removed.rowcount or 0
             return count
