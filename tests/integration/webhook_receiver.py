@@ -71,6 +71,8 @@ class Receiver:
     def __init__(self, port: int) -> None:
         self.port = port
         self.answers: dict[str, Answer] = {}
+        self.extra: dict[str, tuple[dict[str, str], bytes]] = {}
+        """Headers and a body some paths answer with."""
         self.secrets: dict[str, str] = {}
         self.received: list[Received] = []
         self._runner: web.AppRunner | None = None
@@ -119,4 +121,5 @@ class Receiver:
         if status is None:
             await self._release.wait()
             status = 503
-        return web.Response(status=status)
+        headers, content = self.extra.get(path, ({}, b""))
+        return web.Response(status=status, headers=headers, body=content)
