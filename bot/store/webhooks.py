@@ -9,8 +9,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Row, Select, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
 
 from bot.store import schema
 from bot.store.base import StoreBase, chunks
@@ -74,6 +75,18 @@ class WebhookDelivery:
     last_error: str | None
     created_at: datetime
     finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """What one attempt of a claimed delivery got: DELIVERED, PENDING (tried again at
+    `retry_at`) or FAILED (the schedule is spent)."""
+
+    delivery: WebhookDelivery
+    state: DeliveryState
+    status: int | None
+    error: str | None
+    retry_at: datetime | None = None
 
 
 class FanOut(StrEnum):
@@ -301,140 +314,122 @@ class WebhookRepository(StoreBase):
     # ----------------------------------------------------------------------------- delivery
 
     async def due_deliveries(
-        self, endpoint_id: str, now: datetime, limit: int, *, excluding: Collection[int] = ()
+        self, endpoint_id: str, now: datetime, limit: int
     ) -> list[WebhookDelivery]:
         """Pending deliveries due by `now`, the longest waiting first (at most one per person)."""
-        table = schema.webhook_deliveries
-        query = (
-            select(table)
-            .where(
-                table.c.endpoint_id == endpoint_id,
-                table.c.state == DeliveryState.PENDING.value,
-                table.c.next_attempt_at <= now,
-            )
-            .order_by(table.c.next_attempt_at, table.c.id)
-            .limit(limit)
-        )
-        if excluding:
-            query = query.where(table.c.id.not_in(list(excluding)))
         async with self._transaction("reading due webhook deliveries") as conn:
-            return [_delivery(row) for row in await conn.execute(query)]
+            rows = await conn.execute(_due(endpoint_id, now, limit, ()))
+            return [_delivery(row) for row in rows]
 
-    async def next_delivery_due(
-        self, endpoint_id: str, *, excluding: Collection[int] = ()
-    ) -> datetime | None:
-        table = schema.webhook_deliveries
-        query = select(func.min(table.c.next_attempt_at)).where(
-            table.c.endpoint_id == endpoint_id, table.c.state == DeliveryState.PENDING.value
-        )
-        if excluding:
-            query = query.where(table.c.id.not_in(list(excluding)))
-        async with self._transaction("reading the next webhook delivery") as conn:
-            found: datetime | None = await conn.scalar(query)
-            return found
-
-    async def claim_delivery(
-        self, delivery: WebhookDelivery, now: datetime, retry_at: datetime
-    ) -> WebhookDelivery | None:
-        """Count an attempt and set when the next one is due, before making it: a crash during
-        the attempt then leaves it to be tried again at `retry_at`, and whoever else reads it
-        meanwhile sees it is not due. None if it changed since it was read (someone else has it).
-        """
-        table = schema.webhook_deliveries
-        async with self._transaction("claiming a webhook delivery") as conn:
-            claimed = await conn.execute(
-                update(table)
-                .where(
-                    table.c.id == delivery.id,
-                    table.c.state == DeliveryState.PENDING.value,
-                    table.c.attempts == delivery.attempts,
-                    table.c.next_attempt_at <= now,
-                )
-                .values(
-                    attempts=table.c.attempts + 1,
-                    next_attempt_at=retry_at,
-                    last_attempt_at=now,
-                    first_attempt_at=func.coalesce(table.c.first_attempt_at, now),
-                )
-            )
-            if not claimed.rowcount:
-                return None
-            row = (await conn.execute(select(table).where(table.c.id == delivery.id))).first()
-            return _delivery(row) if row is not None else None
-
-    async def delivery_succeeded(
-        self, delivery: WebhookDelivery, now: datetime, status: int
-    ) -> None:
-        """Delivered: the person's next delivery to this endpoint is due at once."""
-        hooks, table = schema.webhooks, schema.webhook_deliveries
-        async with self._transaction("recording a webhook delivery") as conn:
-            await conn.execute(
-                update(table)
-                .where(table.c.id == delivery.id)
-                .values(
-                    state=DeliveryState.DELIVERED.value,
-                    next_attempt_at=None,
-                    finished_at=now,
-                    last_status=status,
-                    last_error=None,
-                )
-            )
-            await conn.execute(
-                update(hooks).where(hooks.c.id == delivery.endpoint_id).values(last_success_at=now)
-            )
-            await _promote_next(conn, delivery, now)
-
-    async def delivery_retry_at(
+    async def claim_deliveries(
         self,
-        delivery: WebhookDelivery,
-        retry_at: datetime,
+        endpoint_id: str,
+        now: datetime,
+        limit: int,
         *,
-        status: int | None,
-        error: str | None,
-    ) -> None:
-        """The attempt failed: try again at `retry_at`."""
+        booked_until: datetime,
+        excluding: Collection[int] = (),
+    ) -> tuple[list[WebhookDelivery], datetime | None]:
+        """Take up to `limit` due deliveries for an attempt each, and say when the next of the
+        rest is due. Each taken one has the attempt counted and is booked until `booked_until`
+        (beyond the attempt's timeout) before it is made: nobody else takes it meanwhile, and
+        after a crash mid-attempt it is simply due again then."""
         table = schema.webhook_deliveries
-        async with self._transaction("rescheduling a webhook delivery") as conn:
-            await conn.execute(
-                update(table)
-                .where(table.c.id == delivery.id, table.c.state == DeliveryState.PENDING.value)
-                .values(next_attempt_at=retry_at, last_status=status, last_error=error)
+        async with self._transaction("claiming webhook deliveries") as conn:
+            # Replicas claiming at once take different rows rather than race for the same ones.
+            taking = _due(endpoint_id, now, limit, excluding).with_for_update(skip_locked=True)
+            due = [row.id for row in await conn.execute(taking)]
+            claimed: list[WebhookDelivery] = []
+            if due:
+                rows = await conn.execute(
+                    update(table)
+                    .where(
+                        table.c.id.in_(due),
+                        table.c.state == DeliveryState.PENDING.value,
+                        table.c.next_attempt_at <= now,
+                    )
+                    .values(
+                        attempts=table.c.attempts + 1,
+                        next_attempt_at=booked_until,
+                        last_attempt_at=now,
+                        first_attempt_at=func.coalesce(table.c.first_attempt_at, now),
+                    )
+                    .returning(*table.c)
+                )
+                claimed = sorted((_delivery(row) for row in rows), key=lambda d: d.id)
+            query = select(func.min(table.c.next_attempt_at)).where(
+                table.c.endpoint_id == endpoint_id, table.c.state == DeliveryState.PENDING.value
             )
+            taken = [*excluding, *(d.id for d in claimed)]
+            if taken:
+                query = query.where(table.c.id.not_in(taken))
+            next_due: datetime | None = await conn.scalar(query)
+            return claimed, next_due
 
-    async def delivery_gave_up(
-        self, delivery: WebhookDelivery, now: datetime, *, status: int | None, error: str | None
+    async def record_attempts(
+        self, endpoint_id: str, outcomes: Sequence[AttemptOutcome], now: datetime
     ) -> bool:
-        """The whole schedule failed: the delivery is `failed` and the person's next one goes.
-        If the endpoint has not accepted anything since this delivery's first attempt, it has
-        been failing for a whole schedule and is disabled: True for the call that did that."""
+        """What attempts got, in one transaction: delivered ones finish and their person's next
+        delivery is due at once; retried ones are due at their time; failed ones (the schedule
+        spent) finish too. If a failed one's endpoint has not accepted anything since that
+        delivery's first attempt, the endpoint has been failing for a whole schedule and is
+        disabled: True for the call that did that."""
         hooks, table = schema.webhooks, schema.webhook_deliveries
-        async with self._transaction("giving up a webhook delivery") as conn:
-            await conn.execute(
-                update(table)
-                .where(table.c.id == delivery.id)
-                .values(
-                    state=DeliveryState.FAILED.value,
-                    next_attempt_at=None,
-                    finished_at=now,
-                    last_status=status,
-                    last_error=error,
+        delivered = [o for o in outcomes if o.state is DeliveryState.DELIVERED]
+        retried = [o for o in outcomes if o.state is DeliveryState.PENDING]
+        failed = [o for o in outcomes if o.state is DeliveryState.FAILED]
+        attempt: BindParameter[int] = bindparam("attempt_id")
+        async with self._transaction("recording webhook attempts") as conn:
+            for finished, state in (
+                (delivered, DeliveryState.DELIVERED),
+                (failed, DeliveryState.FAILED),
+            ):
+                if finished:
+                    await conn.execute(
+                        update(table)
+                        .where(table.c.id == attempt, table.c.state == DeliveryState.PENDING.value)
+                        .values(
+                            state=state.value,
+                            next_attempt_at=None,
+                            finished_at=now,
+                            last_status=bindparam("status"),
+                            last_error=bindparam("error"),
+                        ),
+                        [_attempt_params(o) for o in finished],
+                    )
+            if retried:
+                await conn.execute(
+                    update(table)
+                    .where(table.c.id == attempt, table.c.state == DeliveryState.PENDING.value)
+                    .values(
+                        next_attempt_at=bindparam("retry_at"),
+                        last_status=bindparam("status"),
+                        last_error=bindparam("error"),
+                    ),
+                    [_attempt_params(o) for o in retried],
                 )
-            )
-            await _promote_next(conn, delivery, now)
-            since = delivery.first_attempt_at or now
-            dead = await conn.scalar(
-                select(func.count())
-                .select_from(hooks)
-                .where(
-                    hooks.c.id == delivery.endpoint_id,
-                    or_(hooks.c.last_success_at.is_(None), hooks.c.last_success_at < since),
+            if delivered:
+                await conn.execute(
+                    update(hooks).where(hooks.c.id == endpoint_id).values(last_success_at=now)
                 )
-            )
-            if not dead:
-                return False
-            return await _disable(
-                conn, delivery.endpoint_id, "every attempt failed for a whole retry schedule", now
-            )
+            people = sorted({o.delivery.user_id for o in (*delivered, *failed)})
+            for part in chunks(people):
+                await _promote_next(conn, endpoint_id, part, now)
+            disabled = False
+            for outcome in failed:
+                since = outcome.delivery.first_attempt_at or now
+                dead = await conn.scalar(
+                    select(func.count())
+                    .select_from(hooks)
+                    .where(
+                        hooks.c.id == endpoint_id,
+                        or_(hooks.c.last_success_at.is_(None), hooks.c.last_success_at < since),
+                    )
+                )
+                if dead:
+                    reason = "every attempt failed for a whole retry schedule"
+                    disabled = await _disable(conn, endpoint_id, reason, now) or disabled
+            return disabled
 
     async def webhook_deliveries(
         self, endpoint_id: str, *, before_id: int | None, limit: int
@@ -545,34 +540,54 @@ async def _disable(conn: AsyncConnection, endpoint_id: str, reason: str, now: da
     return bool(done.rowcount)
 
 
-async def _promote_next(conn: AsyncConnection, finished: WebhookDelivery, now: datetime) -> None:
-    """The person's oldest queued delivery to the endpoint becomes the pending one, due now."""
+async def _promote_next(
+    conn: AsyncConnection, endpoint_id: str, people: Sequence[str], now: datetime
+) -> None:
+    """Each person's oldest queued delivery becomes their pending one, due now. Called once
+    their pending one finished, so none of them has another pending (the unique index)."""
     table = schema.webhook_deliveries
     following = (
         select(func.min(table.c.id))
         .where(
-            table.c.endpoint_id == finished.endpoint_id,
-            table.c.user_id == finished.user_id,
+            table.c.endpoint_id == endpoint_id,
+            table.c.user_id.in_(people),
             table.c.state == DeliveryState.QUEUED.value,
         )
-        .scalar_subquery()
+        .group_by(table.c.user_id)
     )
-    pending_already = await conn.scalar(
-        select(func.count())
-        .select_from(table)
-        .where(
-            table.c.endpoint_id == finished.endpoint_id,
-            table.c.user_id == finished.user_id,
-            table.c.state == DeliveryState.PENDING.value,
-        )
-    )
-    if pending_already:
-        return
     await conn.execute(
         update(table)
-        .where(and_(table.c.id == following, table.c.state == DeliveryState.QUEUED.value))
+        .where(table.c.id.in_(following), table.c.state == DeliveryState.QUEUED.value)
         .values(state=DeliveryState.PENDING.value, next_attempt_at=now)
     )
+
+
+def _due(endpoint_id: str, now: datetime, limit: int, excluding: Collection[int]) -> Select[Any]:
+    table = schema.webhook_deliveries
+    query = (
+        select(table)
+        .where(
+            table.c.endpoint_id == endpoint_id,
+            table.c.state == DeliveryState.PENDING.value,
+            table.c.next_attempt_at <= now,
+        )
+        .order_by(table.c.next_attempt_at, table.c.id)
+        .limit(limit)
+    )
+    if excluding:
+        query = query.where(table.c.id.not_in(list(excluding)))
+    return query
+
+
+def _attempt_params(outcome: AttemptOutcome) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "attempt_id": outcome.delivery.id,
+        "status": outcome.status,
+        "error": outcome.error,
+    }
+    if outcome.state is DeliveryState.PENDING:
+        params["retry_at"] = outcome.retry_at
+    return params
 
 
 def _people_column(people: Sequence[str] | None) -> str | None:

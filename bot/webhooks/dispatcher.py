@@ -29,7 +29,14 @@ from bot.api.events import AvailabilityEvent
 from bot.api.people import rfc3339
 from bot.store import Store
 from bot.store.events import StoredEvent
-from bot.store.webhooks import FanOut, NewDelivery, WebhookDelivery, WebhookEndpoint
+from bot.store.webhooks import (
+    AttemptOutcome,
+    DeliveryState,
+    FanOut,
+    NewDelivery,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from bot.webhooks.retry import RetryPolicy
 from bot.webhooks.sender import AttemptResult, WebhookSender, readable_url
 
@@ -110,9 +117,15 @@ def matches(endpoint: WebhookEndpoint, event: StoredEvent) -> bool:
 
 
 class _Lane:
-    def __init__(self, task: asyncio.Task[None]) -> None:
-        self.task = task
+    """One endpoint's deliveries: the endpoint as the last fan-out round read it (None once it
+    is disabled or deleted), and the task delivering."""
+
+    def __init__(self, endpoint: WebhookEndpoint) -> None:
+        self.endpoint: WebhookEndpoint | None = endpoint
+        self.known = endpoint
+        """The endpoint as last read, even once it is gone (for what is said about it)."""
         self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
 
 
 class WebhookDispatcher:
@@ -188,16 +201,23 @@ class WebhookDispatcher:
                     await asyncio.wait_for(self._wake.wait(), self._poll)
         finally:
             lanes, self._lanes = list(self._lanes.values()), {}
-            for lane in lanes:
-                lane.task.cancel()
-            await asyncio.gather(*(lane.task for lane in lanes), return_exceptions=True)
+            tasks = [lane.task for lane in lanes if lane.task is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self._sender.close()
 
     async def _fan_out(self) -> bool:
         """One round over every enabled endpoint; True if the log has more to read at once."""
         endpoints = await self._store.enabled_webhooks(self._team_id)
+        enabled = {e.id for e in endpoints}
+        for endpoint_id, lane in list(self._lanes.items()):
+            if endpoint_id not in enabled:
+                lane.endpoint = None
+                lane.wake.set()
         for endpoint in endpoints:
-            self._lane(endpoint.id)
+            lane = self._lane(endpoint)
+            lane.endpoint = lane.known = endpoint
         if not endpoints:
             return False
         start = min(e.event_cursor for e in endpoints)
@@ -230,15 +250,20 @@ class WebhookDispatcher:
                     endpoint, f"more than {self._max_unfinished:,} deliveries were waiting for it"
                 )
             elif deliveries and outcome is FanOut.ADVANCED:
-                self._lane(endpoint.id).wake.set()
+                self._lane(endpoint).wake.set()
         return len(events) == BATCH
 
-    def _lane(self, endpoint_id: str) -> _Lane:
-        lane = self._lanes.get(endpoint_id)
-        if lane is None or lane.task.done():
-            lane = _Lane(asyncio.create_task(self._deliver(endpoint_id), name=endpoint_id))
-            self._lanes[endpoint_id] = lane
-            lane.wake.set()
+    def _lane(self, endpoint: WebhookEndpoint) -> _Lane:
+        lane = self._lanes.get(endpoint.id)
+        if lane is not None and lane.task is not None and lane.task.done():
+            if not lane.task.cancelled() and lane.task.exception() is not None:
+                # Its attempts stay booked, so they are made again when their booking ends.
+                log.warning("webhook %s: delivery stopped: %s", endpoint.id, lane.task.exception())
+            lane = None
+        if lane is None or lane.task is None:
+            lane = _Lane(endpoint)
+            lane.task = asyncio.create_task(self._deliver(lane), name=f"webhook {endpoint.id}")
+            self._lanes[endpoint.id] = lane
         return lane
 
     async def _prune(self) -> None:
@@ -249,34 +274,41 @@ class WebhookDispatcher:
 
     # ----------------------------------------------------------------------------- lanes
 
-    async def _deliver(self, endpoint_id: str) -> None:
-        """One endpoint's lane: attempts due deliveries, at most `concurrency` at once, until
-        the endpoint is disabled or deleted."""
-        wake = self._lanes[endpoint_id].wake
-        inflight: dict[asyncio.Task[None], int] = {}
+    async def _deliver(self, lane: _Lane) -> None:
+        """One endpoint's lane: takes due deliveries, at most `concurrency` attempts at once,
+        and records what they got in batches, until the endpoint is disabled or deleted."""
+        inflight: dict[asyncio.Task[AttemptOutcome], WebhookDelivery] = {}
+        outcomes: list[AttemptOutcome] = []
+        endpoint_id = lane.known.id
         try:
             while not self._stopping:
-                wake.clear()
-                endpoint = await self._store.webhook(self._team_id, endpoint_id)
-                if endpoint is None or not endpoint.enabled:
+                lane.wake.clear()
+                if outcomes:
+                    await self._record(lane, outcomes)
+                    outcomes = []
+                endpoint = lane.endpoint
+                if endpoint is None:
                     break
+                wait: float | None = None
                 free = self._concurrency - len(inflight)
                 if free > 0:
-                    due = await self._store.due_deliveries(
-                        endpoint_id, _at(self._clock()), free, excluding=inflight.values()
+                    now = self._clock()
+                    claimed, next_due = await self._store.claim_deliveries(
+                        endpoint.id,
+                        _at(now),
+                        free,
+                        booked_until=_at(now + self._sender.timeout + ATTEMPT_MARGIN),
+                        excluding=[d.id for d in inflight.values()],
                     )
-                    for delivery in due:
-                        task = asyncio.create_task(self._attempt(endpoint, delivery))
-                        inflight[task] = delivery.id
-                wait: float | None = None
-                if len(inflight) < self._concurrency:
-                    next_due = await self._store.next_delivery_due(
-                        endpoint_id, excluding=inflight.values()
-                    )
-                    wait = self._poll
-                    if next_due is not None:
-                        wait = min(wait, max(0.01, next_due.timestamp() - self._clock()))
-                waker: asyncio.Task[Any] = asyncio.create_task(wake.wait())
+                    for delivery in claimed:
+                        inflight[asyncio.create_task(self._attempt(endpoint, delivery))] = delivery
+                    if len(inflight) < self._concurrency:
+                        wait = self._poll
+                        if next_due is not None:
+                            wait = min(wait, max(0.0, next_due.timestamp() - self._clock()))
+                if wait == 0.0:
+                    continue
+                waker: asyncio.Task[Any] = asyncio.create_task(lane.wake.wait())
                 try:
                     done, _ = await asyncio.wait(
                         {*inflight, waker}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
@@ -286,74 +318,44 @@ class WebhookDispatcher:
                 for task in done:
                     if task in inflight:
                         del inflight[task]
-                        _report(task)
-            if inflight:
-                await asyncio.wait(inflight)
+                        outcomes.append(task.result())
+            while inflight:
+                done, _ = await asyncio.wait(inflight)
+                for task in done:
+                    del inflight[task]
+                    outcomes.append(task.result())
         finally:
             for task in inflight:
                 task.cancel()
             await asyncio.gather(*inflight, return_exceptions=True)
-
-    async def _attempt(self, endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> None:
-        now = self._clock()
-        # The next attempt is booked before this one is made: a crash mid-attempt leaves the
-        # delivery due then, and nobody takes it while this attempt may still be answered.
-        planned = self._retry.delay_after(delivery.attempts + 1) or 0.0
-        floor = self._sender.timeout + ATTEMPT_MARGIN
-        claimed = await self._store.claim_delivery(
-            delivery, _at(now), _at(now + max(planned, floor))
-        )
-        if claimed is None:
-            return
-        try:
-            result = await self._sender.send(
-                endpoint.url, endpoint.secret, message_id(claimed.event_id), claimed.payload
-            )
-        except asyncio.CancelledError:
-            # Stopped mid-attempt: due again at once, so a restart does not wait out the booking.
-            with contextlib.suppress(Exception):
-                await asyncio.shield(
-                    self._store.delivery_retry_at(
-                        claimed, _at(now), status=None, error="stopped during the attempt"
+            # Attempts cut short by a stop are due again at once, rather than at their booking.
+            stopped = _at(self._clock())
+            outcomes += [
+                AttemptOutcome(d, DeliveryState.PENDING, None, "stopped", stopped)
+                for task, d in inflight.items()
+                if task.cancelled()
+            ]
+            if outcomes:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(
+                        self._store.record_attempts(endpoint_id, outcomes, stopped)
                     )
-                )
-            raise
-        done = self._clock()
-        if result.ok:
-            assert result.status is not None
-            await self._store.delivery_succeeded(claimed, _at(done), result.status)
-            self._counters.delivered += 1
-            self._counters.latencies.append((done - claimed.event_at.timestamp()) * 1000.0)
-            return
-        self._counters.failed_attempts += 1
-        if result.status == 410:
-            await self._store.delivery_retry_at(claimed, _at(done), status=410, error=result.error)
-            if await self._store.disable_webhook(endpoint.id, "the receiver answered 410 Gone"):
-                self._counters.disabled += 1
+
+    async def _record(self, lane: _Lane, outcomes: list[AttemptOutcome]) -> None:
+        endpoint = lane.known
+        disabled = await self._store.record_attempts(endpoint.id, outcomes, _at(self._clock()))
+        for outcome in outcomes:
+            if outcome.state is DeliveryState.FAILED:
+                self._counters.gave_up += 1
                 log.warning(
-                    "webhook %s disabled: %s answered 410 Gone",
+                    "webhook %s: gave up event %d after %d attempts (last: %s)",
                     endpoint.id,
-                    readable_url(endpoint.url),
+                    outcome.delivery.event_id,
+                    outcome.delivery.attempts,
+                    outcome.error,
                 )
-            return
-        delay = self._retry.delay_after(claimed.attempts, result.retry_after)
-        if delay is not None:
-            await self._store.delivery_retry_at(
-                claimed, _at(done + delay), status=result.status, error=result.error
-            )
-            return
-        self._counters.gave_up += 1
-        disabled = await self._store.delivery_gave_up(
-            claimed, _at(done), status=result.status, error=result.error
-        )
-        log.warning(
-            "webhook %s: gave up event %d after %d attempts (last: %s)",
-            endpoint.id,
-            claimed.event_id,
-            claimed.attempts,
-            result.error,
-        )
         if disabled:
+            lane.endpoint = None
             self._counters.disabled += 1
             log.warning(
                 "webhook %s disabled: %s failed for a whole retry schedule",
@@ -361,6 +363,40 @@ class WebhookDispatcher:
                 readable_url(endpoint.url),
             )
             await self._tell_admins(endpoint, "every attempt failed for a whole retry schedule")
+        elif any(o.status == 410 for o in outcomes):
+            lane.endpoint = None
+            if await self._store.disable_webhook(endpoint.id, "the receiver answered 410 Gone"):
+                self._counters.disabled += 1
+                log.warning(
+                    "webhook %s disabled: %s answered 410 Gone",
+                    endpoint.id,
+                    readable_url(endpoint.url),
+                )
+
+    async def _attempt(
+        self, endpoint: WebhookEndpoint, delivery: WebhookDelivery
+    ) -> AttemptOutcome:
+        """One attempt of a claimed delivery (its `attempts` already counts this one)."""
+        result = await self._sender.send(
+            endpoint.url, endpoint.secret, message_id(delivery.event_id), delivery.payload
+        )
+        done = self._clock()
+        if result.ok:
+            self._counters.delivered += 1
+            self._counters.latencies.append((done - delivery.event_at.timestamp()) * 1000.0)
+            return AttemptOutcome(delivery, DeliveryState.DELIVERED, result.status, None)
+        self._counters.failed_attempts += 1
+        if result.status == 410:
+            # Kept waiting: enabling the endpoint again sends it.
+            return AttemptOutcome(
+                delivery, DeliveryState.PENDING, result.status, result.error, _at(done)
+            )
+        delay = self._retry.delay_after(delivery.attempts, result.retry_after)
+        if delay is None:
+            return AttemptOutcome(delivery, DeliveryState.FAILED, result.status, result.error)
+        return AttemptOutcome(
+            delivery, DeliveryState.PENDING, result.status, result.error, _at(done + delay)
+        )
 
     async def _tell_admins(self, endpoint: WebhookEndpoint, why: str) -> None:
         about = f" ({endpoint.description})" if endpoint.description else ""
@@ -371,15 +407,6 @@ class WebhookDispatcher:
         )
         for admin in list(self._admins())[:ADMINS_TOLD]:
             await self._messenger.direct_message(admin, text)
-
-
-def _report(task: asyncio.Task[None]) -> None:
-    if task.cancelled():
-        return
-    error = task.exception()
-    if error is not None:
-        # The delivery stays booked for its next attempt; the store will be tried again then.
-        log.warning("a webhook attempt could not be recorded: %s", error)
 
 
 def _compact(body: object) -> str:

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from bot.store import Store
-from bot.store.webhooks import DeliveryState, FanOut, NewDelivery, WebhookDelivery
+from bot.store.webhooks import (
+    AttemptOutcome,
+    DeliveryState,
+    FanOut,
+    NewDelivery,
+    WebhookDelivery,
+)
 from tests.store_fixtures import database_url
 
 __all__ = ["database_url"]  # the fixture, imported so pytest finds it here
@@ -74,6 +80,27 @@ async def fan(store: Store, endpoint_id: str, deliveries: list[NewDelivery], **k
         deliveries=deliveries,
         max_unfinished=kw.get("max_unfinished", 1000),
     )
+
+
+async def claim(
+    store: Store, delivery: WebhookDelivery, at: datetime, until: datetime
+) -> WebhookDelivery | None:
+    """Claim this one delivery if it is among the due ones (as a lane of one would)."""
+    claimed, _ = await store.claim_deliveries(delivery.endpoint_id, at, 100, booked_until=until)
+    return next((d for d in claimed if d.id == delivery.id), None)
+
+
+async def finish(
+    store: Store,
+    delivery: WebhookDelivery,
+    state: DeliveryState,
+    at: datetime,
+    status: int | None = 200,
+    error: str | None = None,
+    retry_at: datetime | None = None,
+) -> bool:
+    outcome = AttemptOutcome(delivery, state, status, error, retry_at)
+    return await store.record_attempts(delivery.endpoint_id, [outcome], at)
 
 
 async def due(store: Store, endpoint_id: str, at: datetime = T0) -> list[WebhookDelivery]:
@@ -144,22 +171,23 @@ async def test_each_person_goes_in_order_and_the_next_is_due_when_one_finishes(
     await fan(store, hook, made)
     [first] = await due(store, hook)
     assert first.event_id == made[0].event_id
-    claimed = await store.claim_delivery(first, T0, T0 + timedelta(seconds=30))
+    claimed = await claim(store, first, T0, T0 + timedelta(seconds=30))
     assert claimed is not None
     assert claimed.attempts == 1
-    assert await store.claim_delivery(first, T0, T0 + timedelta(seconds=30)) is None
+    assert await claim(store, first, T0, T0 + timedelta(seconds=30)) is None
     assert await due(store, hook) == []  # booked until its next attempt, and the rest wait
     later = T0 + timedelta(seconds=1)
-    await store.delivery_succeeded(claimed, later, 200)
+    await finish(store, claimed, DeliveryState.DELIVERED, later)
     [second] = await due(store, hook, later)
     assert second.event_id == made[1].event_id
-    claimed = await store.claim_delivery(second, later, later + timedelta(seconds=5))
+    claimed = await claim(store, second, later, later + timedelta(seconds=5))
     assert claimed is not None
-    await store.delivery_retry_at(claimed, later + timedelta(seconds=5), status=500, error="500")
+    retry_at = later + timedelta(seconds=5)
+    await finish(store, claimed, DeliveryState.PENDING, later, 500, "answered 500", retry_at)
     assert await due(store, hook, later) == []  # its retry is not due, and the third waits
     [again] = await due(store, hook, later + timedelta(seconds=5))
     assert (again.event_id, again.attempts, again.last_status) == (made[1].event_id, 1, 500)
-    assert await store.next_delivery_due(hook) == later + timedelta(seconds=5)
+    assert (await store.claim_deliveries(hook, later, 5, booked_until=later))[1] == retry_at
 
 
 async def test_giving_up_disables_only_an_endpoint_that_accepted_nothing_meanwhile(
@@ -171,14 +199,14 @@ async def test_giving_up_disables_only_an_endpoint_that_accepted_nothing_meanwhi
         await fan(store, hook, made)
     for hook in (live, dead):
         for delivery in await due(store, hook):
-            assert await store.claim_delivery(delivery, T0, T0) is not None
+            assert await claim(store, delivery, T0, T0) is not None
     later = T0 + timedelta(hours=27)
     [u1_live, u2_live] = sorted(await due(store, live, later), key=lambda d: d.user_id)
-    await store.delivery_succeeded(u2_live, later, 204)  # someone else's change got through
-    assert not await store.delivery_gave_up(u1_live, later, status=500, error="answered 500")
+    await finish(store, u2_live, DeliveryState.DELIVERED, later, 204)  # someone else's got in
+    assert not await finish(store, u1_live, DeliveryState.FAILED, later, 500, "answered 500")
     [u1_dead, _] = sorted(await due(store, dead, later), key=lambda d: d.user_id)
-    assert await store.delivery_gave_up(u1_dead, later, status=None, error="timed out")
-    assert not await store.delivery_gave_up(u1_dead, later, status=None, error="timed out")
+    assert await finish(store, u1_dead, DeliveryState.FAILED, later, None, "timed out")
+    assert not await finish(store, u1_dead, DeliveryState.FAILED, later, None, "timed out")
     shown = {e.id: e for e in await store.webhooks(TEAM)}
     assert (shown[live].enabled, shown[dead].enabled) == (True, False)
     assert shown[dead].disabled_reason == "every attempt failed for a whole retry schedule"
@@ -197,17 +225,17 @@ async def test_retry_puts_a_finished_delivery_back_first_in_its_persons_line(
     made = await record(store, "U1", "U1")
     await fan(store, hook, made)
     [first] = await due(store, hook)
-    claimed = await store.claim_delivery(first, T0, T0)
+    claimed = await claim(store, first, T0, T0)
     assert claimed is not None
-    await store.delivery_gave_up(claimed, T0, status=500, error="answered 500")
+    await finish(store, claimed, DeliveryState.FAILED, T0, 500, "answered 500")
     later = T0 + timedelta(minutes=1)
     retried = await store.retry_delivery(hook, made[0].event_id, later)
     assert retried is not None
     assert (retried.state, retried.attempts) == (DeliveryState.QUEUED, 0)  # the second is pending
     [second] = await due(store, hook, later)
-    claimed = await store.claim_delivery(second, later, later)
+    claimed = await claim(store, second, later, later)
     assert claimed is not None
-    await store.delivery_succeeded(claimed, later, 200)
+    await finish(store, claimed, DeliveryState.DELIVERED, later)
     [back] = await due(store, hook, later)
     assert (back.event_id, back.state) == (made[0].event_id, DeliveryState.PENDING)
     assert await store.retry_delivery(hook, 99_999, later) is None
@@ -237,7 +265,7 @@ async def test_enabling_again_starts_from_now_with_a_fresh_schedule(
     made = await record(store, "U1")
     await fan(store, hook, made)
     [delivery] = await due(store, hook)
-    claimed = await store.claim_delivery(delivery, T0, T0 + timedelta(hours=5))
+    claimed = await claim(store, delivery, T0, T0 + timedelta(hours=5))
     assert claimed is not None
     assert await store.disable_webhook(hook, "the receiver answered 410 Gone")
     assert not await store.disable_webhook(hook, "again")
@@ -283,10 +311,10 @@ async def test_deliveries_page_newest_first_and_finished_ones_are_pruned(store: 
     rest = await store.webhook_deliveries(hook, before_id=page[-1].id, limit=2)
     assert [d.event_id for d in rest] == [made[0].event_id]
     for delivery in await due(store, hook):
-        claimed = await store.claim_delivery(delivery, T0, T0)
+        claimed = await claim(store, delivery, T0, T0)
         assert claimed is not None
         if delivery.user_id != "U3":
-            await store.delivery_succeeded(claimed, T0, 200)
+            await finish(store, claimed, DeliveryState.DELIVERED, T0)
     assert await store.prune_webhook_deliveries(T0) == 0
     assert await store.prune_webhook_deliveries(T0 + timedelta(days=3)) == 2
     assert [d.user_id for d in await store.webhook_deliveries(hook, before_id=None, limit=9)] == [
@@ -307,3 +335,17 @@ async def test_the_event_log_keeps_what_an_enabled_endpoint_has_not_taken(store:
     assert await store.prune_events(hour_later, keep_at_most=1_000) == 1  # a disabled one waits
     assert await store.events_after(TEAM, 0, 10) == []
     assert old[0].event_id < waiting[0].event_id
+
+
+async def test_racing_claims_take_each_delivery_once_and_say_what_is_next(store: Store) -> None:
+    hook = await add(store)
+    made = await record(store, *(f"U{n}" for n in range(12)))
+    await fan(store, hook, made)
+    booked = T0 + timedelta(seconds=11)
+    results = await asyncio.gather(
+        *(store.claim_deliveries(hook, T0, 5, booked_until=booked) for _ in range(4))
+    )
+    taken = [d.event_id for claimed, _ in results for d in claimed]
+    assert sorted(taken) == [m.event_id for m in made]  # twelve, each once
+    assert all(d.attempts == 1 for claimed, _ in results for d in claimed)
+    assert (await store.claim_deliveries(hook, T0, 5, booked_until=booked)) == ([], booked)
