@@ -495,17 +495,32 @@ class WebhookRepository(StoreBase):
             again = (await conn.execute(select(table).where(table.c.id == delivery.id))).first()
             return _delivery(again) if again is not None else None
 
-    async def prune_webhook_deliveries(self, before: datetime) -> int:
-        """Delete deliveries that finished before `before`."""
-        table = schema.webhook_deliveries
+    async def prune_webhook_deliveries(self, before: datetime, *, keep_per_endpoint: int) -> int:
+        """Delete deliveries that finished before `before`, and each endpoint's oldest finished
+        ones beyond `keep_per_endpoint`; unfinished ones are never pruned."""
+        hooks, table = schema.webhooks, schema.webhook_deliveries
+        finished = table.c.state.not_in(UNFINISHED)
         async with self._transaction("pruning webhook deliveries") as conn:
             removed = await conn.execute(
-                delete(table).where(
-                    table.c.state.not_in(UNFINISHED),
-                    table.c.finished_at < before,
-                )
+                delete(table).where(finished, table.c.finished_at < before)
             )
-            return removed.rowcount or 0
+            count = removed.rowcount or 0
+            for (endpoint_id,) in await conn.execute(select(hooks.c.id)):
+                oldest_kept = await conn.scalar(
+                    select(table.c.id)
+                    .where(table.c.endpoint_id == endpoint_id, finished)
+                    .order_by(table.c.id.desc())
+                    .offset(keep_per_endpoint - 1)
+                    .limit(1)
+                )
+                if oldest_kept is not None:
+                    removed = await conn.execute(
+                        delete(table).where(
+                            table.c.endpoint_id == endpoint_id, finished, table.c.id < oldest_kept
+                        )
+                    )
+                    count += removed.rowcount or 0
+            return count
 
     async def unfinished_deliveries(self, endpoint_id: str) -> int:
         table = schema.webhook_deliveries

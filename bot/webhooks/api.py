@@ -260,7 +260,12 @@ def _description(raw: object) -> str:
 async def _body(request: web.Request, allowed: Container[str]) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > BODY_LIMIT:
         raise _too_large()
-    raw = await request.content.read(BODY_LIMIT + 1)
+    raw = bytearray()
+    while len(raw) <= BODY_LIMIT:
+        part = await request.content.read(BODY_LIMIT + 1 - len(raw))
+        if not part:
+            break
+        raw += part
     if len(raw) > BODY_LIMIT:
         raise _too_large()
     try:

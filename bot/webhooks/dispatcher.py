@@ -51,6 +51,8 @@ the database exhausted by a receiver that stopped answering."""
 BATCH: Final = 500
 KEEP_FINISHED: Final = timedelta(days=3)
 """How long delivered and failed deliveries stay in the delivery log (and can be retried)."""
+KEEP_FINISHED_COUNT: Final = 100_000
+"""And at most this many of them per endpoint, whatever the rate."""
 PRUNE_EVERY: Final = 600.0
 POLL: Final = 5.0
 """Seconds between looks without a kick: another replica may have written the log."""
@@ -268,7 +270,9 @@ class WebhookDispatcher:
 
     async def _prune(self) -> None:
         before = datetime.fromtimestamp(self._clock(), UTC) - KEEP_FINISHED
-        removed = await self._store.prune_webhook_deliveries(before)
+        removed = await self._store.prune_webhook_deliveries(
+            before, keep_per_endpoint=KEEP_FINISHED_COUNT
+        )
         if removed:
             log.debug("pruned %d finished webhook deliveries", removed)
 

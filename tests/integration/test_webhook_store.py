@@ -315,8 +315,9 @@ async def test_deliveries_page_newest_first_and_finished_ones_are_pruned(store: 
         assert claimed is not None
         if delivery.user_id != "U3":
             await finish(store, claimed, DeliveryState.DELIVERED, T0)
-    assert await store.prune_webhook_deliveries(T0) == 0
-    assert await store.prune_webhook_deliveries(T0 + timedelta(days=3)) == 2
+    assert await store.prune_webhook_deliveries(T0, keep_per_endpoint=2) == 0
+    assert await store.prune_webhook_deliveries(T0, keep_per_endpoint=1) == 1  # the older one
+    assert await store.prune_webhook_deliveries(T0 + timedelta(days=3), keep_per_endpoint=9) == 1
     assert [d.user_id for d in await store.webhook_deliveries(hook, before_id=None, limit=9)] == [
         "U3"
     ]  # an unfinished delivery is never pruned

@@ -16,6 +16,7 @@ from tests.api_contract import check_response
 from tests.helpers import ControlClient, wait_until
 from tests.integration.bot_harness import Sims, free_port, running_bot, simulators
 from tests.integration.webhook_receiver import Receiver, always, failing_first, hanging
+from tests.log_capture import cli_logging
 
 
 class Api:
@@ -295,3 +296,47 @@ async def test_bodies_are_validated_and_urls_checked(
     assert status == 204
     status, answer = await api.call("GET", f"/webhooks/{hook}", key)
     assert (status, answer["error"]) == (404, "not_found")
+
+
+@pytest.mark.parametrize("sdk_debug", [False, True], ids=["debug", "debug-with-sdk"])
+async def test_keys_secrets_and_receivers_paths_never_reach_the_log(
+    tmp_path: Path, sdk_debug: bool
+) -> None:
+    receiver = Receiver(free_port())
+    token_path = "/hooks/tok_8c1d5e0f2a7b4c69"  # receivers often put a token in the path
+    receiver.on(token_path, failing_first(2))  # the ping, then the first attempt
+    receiver.on("/gone/tok_11aa22bb33cc44dd", always(410))
+    await receiver.start()
+    with cli_logging("DEBUG", sdk_debug=sdk_debug) as out:
+        try:
+            async with (
+                simulators(scale=1200.0) as sims,
+                running_bot(sims, tmp_path / "bot.db") as bot,
+                aiohttp.ClientSession() as session,
+            ):
+                api = Api(bot.http_port or 0, session)
+                key = await new_key(bot, Scope.WEBHOOKS_WRITE)
+                hook = await register(api, key, receiver, token_path)
+                gone = await register(api, key, receiver, "/gone/tok_11aa22bb33cc44dd")
+                assert (await api.call("POST", f"/webhooks/{hook}/ping", key))[0] == 200
+                sims.call(sims.people()[0], "connected")
+                await wait_until(
+                    lambda: len(receiver.at(token_path)) == 3, message="a retry, then delivered"
+                )
+
+                async def disabled() -> bool:
+                    _, shown = await api.call("GET", f"/webhooks/{gone}", key)
+                    return shown["enabled"] is False
+
+                await wait_until(disabled, message="the 410 endpoint disabled")
+        finally:
+            await receiver.stop()
+    text = out.getvalue()
+    assert f"webhook {gone} disabled" in text  # not vacuous: the webhooks logged
+    for secret in (key, *receiver.secrets.values()):
+        assert secret not in text
+    if not sdk_debug:
+        # Our lines name an endpoint by id and host only. (The SQL a library logs at DEBUG
+        # holds the URL, which is not a credential we can tell from any other path.)
+        for token in ("tok_8c1d5e0f2a7b4c69", "tok_11aa22bb33cc44dd"):
+            assert token not in text
