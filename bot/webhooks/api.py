@@ -270,7 +270,7 @@ async def _body(request: web.Request, allowed: Container[str]) -> dict[str, Any]
         raise _too_large()
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except (ValueError, RecursionError):
         raise _invalid("The body must be a JSON object.") from None
     if not isinstance(body, dict):
         raise _invalid("The body must be a JSON object.")
@@ -313,7 +313,7 @@ def _delivery_json(delivery: WebhookDelivery) -> dict[str, Any]:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_PAGE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    if not _EVENT_ID.fullmatch(raw) or not 1 <= int(raw) <= MAX_PAGE:
         raise _invalid(f"limit must be a whole number, 1 to {MAX_PAGE}.")
     return int(raw)
 

@@ -88,7 +88,8 @@ async def check_resolves(url: str, *, allow_private: bool, resolve: Resolve) -> 
     try:
         async with asyncio.timeout(RESOLVE_TIMEOUT):
             addresses = await resolve(host, parts.port or 443)
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError, UnicodeError):
+        # UnicodeError: a name IDNA cannot encode.
         raise UnsafeUrl("url's host does not resolve.") from None
     if not addresses:
         raise UnsafeUrl("url's host does not resolve.")

@@ -23,15 +23,15 @@ class Api:
     """A caller of the bot's API, checking every answer against the OpenAPI document."""
 
     def __init__(self, port: int, session: aiohttp.ClientSession) -> None:
-        self._base = f"http://127.0.0.1:{port}/api/v1"
-        self._session = session
+        self.base = f"http://127.0.0.1:{port}/api/v1"
+        self.session = session
 
     async def call(
         self, method: str, path: str, key: str | None, body: Any = None, **params: str
     ) -> tuple[int, Any]:
         headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
-        async with self._session.request(
-            method, self._base + path, headers=headers, json=body, params=params
+        async with self.session.request(
+            method, self.base + path, headers=headers, json=body, params=params
         ) as reply:
             answer = await reply.json() if reply.content_type == "application/json" else None
             check_response(method, path, reply.status, answer)
@@ -253,6 +253,15 @@ async def test_bodies_are_validated_and_urls_checked(
     ):
         status, answer = await api.call("POST", "/webhooks", key, body)
         assert (status, answer["error"]) == (400, "invalid_request"), body
+    for raw in (b"[" * 8000 + b"]" * 8000, b"\xff\xfe", b"null", b"{"):
+        async with api.session.post(
+            f"{api.base}/webhooks", data=raw, headers={"Authorization": f"Bearer {key}"}
+        ) as reply:
+            answer = await reply.json()
+            check_response("POST", "/webhooks", reply.status, answer)
+            assert (reply.status, answer["error"]) == (400, "invalid_request"), raw[:8]
+    status, answer = await api.call("GET", f"/webhooks/wh_{'0' * 16}/deliveries", key, limit="²")
+    assert status in (400, 404)
     status, answer = await api.call(
         "POST", "/webhooks", key, {"url": good, "description": "x" * 20_000}
     )
