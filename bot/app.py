@@ -62,6 +62,10 @@ from bot.slack.scheduler import SchedulerStats, StatusScheduler
 from bot.slack.status import StatusWriter, WriterStats
 from bot.store import PreferenceChanges, Store
 from bot.supervisor import Supervisor
+from bot.webhooks.api import WebhookApi
+from bot.webhooks.dispatcher import WebhookDispatcher, WebhookStats
+from bot.webhooks.retry import RetryPolicy
+from bot.webhooks.sender import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +248,7 @@ class Services:
     feed: AvailabilityFeed
     stream: EventStream
     sharing: SharingIndex
+    webhooks: WebhookDispatcher
     supervisor: Supervisor
 
 
@@ -303,8 +308,20 @@ def wire(
     gate = AvailabilityGate()
     sharing = SharingIndex(store, team_id)
     people_view = PeopleView(roster=roster, slack=people, extensions=directory)
+    webhooks = WebhookDispatcher(
+        store=store,
+        team_id=team_id,
+        sender=WebhookSender(allow_private=settings.webhook_allow_private_urls),
+        retry=RetryPolicy(scale=settings.service_seconds),
+        messenger=outbox,
+        admins=people.admins,
+    )
     feed = AvailabilityFeed(
-        team_id=team_id, people=people_view, not_sharing=sharing, log_store=store
+        team_id=team_id,
+        people=people_view,
+        not_sharing=sharing,
+        log_store=store,
+        listeners=(webhooks,),
     )
     presence = PresencePipeline.build(
         settings,
@@ -370,7 +387,19 @@ def wire(
         ),
     )
     api = AvailabilityApi(
-        guard=guard, people=people_view, gate=gate, not_sharing=sharing, stream=stream
+        guard=guard,
+        people=people_view,
+        gate=gate,
+        not_sharing=sharing,
+        stream=stream,
+        extra_routes=WebhookApi(
+            guard=guard,
+            store=store,
+            people=people_view,
+            dispatcher=webhooks,
+            team_id=team_id,
+            allow_private=settings.webhook_allow_private_urls,
+        ).routes(),
     )
     return Services(
         settings=settings,
@@ -389,6 +418,7 @@ def wire(
         feed=feed,
         stream=stream,
         sharing=sharing,
+        webhooks=webhooks,
         supervisor=Supervisor(),
     )
 
@@ -402,6 +432,8 @@ class BotStats:
     coordinator: CoordinatorStats
     feed: FeedStats
     free_dms_sent: int
+    webhooks: WebhookStats
+    """Deliveries made, and how long after the change each reached its receiver."""
     gate_waiting: int
     """API requests held at the gate right now."""
     streams_open: int
@@ -477,6 +509,7 @@ class Bot:
         s.supervisor.start("home-boards", s.boards.run)
         s.supervisor.start("api-event-writer", s.feed.run_writer)
         s.supervisor.start("api-event-pruner", s.feed.run_pruner)
+        s.supervisor.start("webhooks", s.webhooks.run, stop=s.webhooks.stop)
         s.supervisor.start("status-upkeep", self._upkeep)
         s.presence.start_tasks(s.supervisor)
         await self._serve()
@@ -625,6 +658,7 @@ class Bot:
             coordinator=dataclasses.replace(s.presence.coordinator.stats),
             feed=dataclasses.replace(s.presence.feed.stats),
             free_dms_sent=s.outbox.stats.watches_fired,
+            webhooks=s.webhooks.stats(),
             gate_waiting=s.gate.waiting,
             streams_open=s.stream.open,
             extensions_known=s.presence.roster.extensions_known,

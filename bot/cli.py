@@ -328,6 +328,8 @@ def simulator_env(
         "PUBLIC_URL": app_url,
         # Every simulated person connects from this one machine.
         "INSTALL_REQUESTS_PER_MINUTE": "0",
+        # Webhook receivers for the simulated company run on this machine too.
+        "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
     }
 
 

@@ -104,6 +104,15 @@ def _non_negative_float(value: str) -> float:
     return number
 
 
+def _bool(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
 def _id_list(value: str) -> tuple[str, ...]:
     ids = tuple(part.strip() for part in value.split(",") if part.strip())
     if not all(part.isdigit() for part in ids):
@@ -296,6 +305,14 @@ class Settings:
         "how many event streams one API key may hold open at once; more get 429",
         _positive_int,
         default=10,
+    )
+    webhook_allow_private_urls: bool = _env(
+        "WEBHOOK_ALLOW_PRIVATE_URLS",
+        "true only where webhook receivers run on this machine or a private network (the demo, "
+        "tests): allows http:// and private, loopback and link-local addresses, which are "
+        "otherwise refused so API keys cannot make the bot reach internal services",
+        _bool,
+        default=False,
     )
     public_url: str | None = _env(
         "PUBLIC_URL",

@@ -59,9 +59,9 @@ _VALUE_PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     # Slack's tokens: bot, user, refresh (xoxe.xoxp-…), configuration and app-level.
     (re.compile(r"\bxox[abpeorc](?:\.xox[a-z])?-[A-Za-z0-9-]+"), f"xox?-{REDACTED}"),
     (re.compile(r"\bxapp-[A-Za-z0-9-]+"), f"xapp-{REDACTED}"),
-    # Our own API keys and webhook signing secrets, wherever they might be echoed.
+    # Webhook signing secrets (Standard Webhooks' form) and the API's keys (bot/api/keys.py).
+    (re.compile(r"\bwhsec_[A-Za-z0-9+/=]+"), f"whsec_{REDACTED}"),
     (re.compile(r"\brcs_[A-Za-z0-9_-]{20,}"), f"rcs_{REDACTED}"),
-    (re.compile(r"\bwhsec_[A-Za-z0-9+/=]{16,}"), f"whsec_{REDACTED}"),
     # JSON Web Tokens (RingCentral's JWT credential is one): three base64url parts.
     (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), f"[jwt {REDACTED}]"),
     # Slack's webhooks (incoming webhooks and every response_url) are credentials in themselves.

@@ -7,6 +7,7 @@ from typing import Any
 from bot.api.keys import Scope
 from bot.api.people import ApiAvailability
 from bot.api.stream_contract import stream_paths, stream_schemas
+from bot.webhooks.openapi import webhook_paths, webhook_payloads, webhook_schemas
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -169,7 +170,9 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **webhook_paths(),
         },
+        "webhooks": webhook_payloads(),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
@@ -221,6 +224,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "additionalProperties": False,
                 },
+                **webhook_schemas(),
             },
         },
     }

@@ -6,7 +6,7 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Awaitable, Callable, Container
+from collections.abc import Awaitable, Callable, Container, Sequence
 from typing import Any, Final
 
 from aiohttp import web
@@ -41,6 +41,7 @@ class AvailabilityApi:
         gate: AvailabilityGate,
         not_sharing: Container[str],
         stream: EventStream,
+        extra_routes: Sequence[web.RouteDef] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._guard = guard
@@ -48,6 +49,7 @@ class AvailabilityApi:
         self._gate = gate
         self._not_sharing = not_sharing
         self._stream = stream
+        self._extra_routes = extra_routes
         self._clock = clock
 
     def application(self) -> web.Application:
@@ -58,6 +60,7 @@ class AvailabilityApi:
                 web.get("/people", self.list_people),
                 web.get("/people/{ref}", self.get_person),
                 web.get("/openapi.json", self.openapi),
+                *self._extra_routes,
             ]
         )
         self._stream.install(app)
@@ -157,7 +160,7 @@ def _timeout(raw: str | None) -> float:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_PAGE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
         raise ApiError(400, "invalid_request", f"limit must be a whole number, 1 to {MAX_PAGE}.")
     return int(raw)
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, true
 
 from bot.store import schema
 from bot.store.base import StoreBase
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,24 +77,37 @@ class EventRepository(StoreBase):
             return int(found.scalar_one() or 0)
 
     async def prune_events(self, before: datetime, *, keep_at_most: int) -> int:
-        """Delete events older than `before`, and the oldest beyond `keep_at_most`.
+        """Delete events older than `before`, but never one an enabled webhook endpoint has
+        not turned into deliveries yet (its cursor); and, whatever the cursors, the oldest
+        beyond `keep_at_most`, the log's hard bound.
 
         The newest row always stays: SQLite gives a new row the largest id plus one, so an
         emptied table would hand out ids again that clients already hold as Last-Event-ID
         (and receivers as webhook ids), and they would take new events for ones they had.
         """
-        events = schema.api_events
+        events, hooks = schema.api_events, schema.webhooks
         async with self._transaction("pruning availability changes") as conn:
             newest = (await conn.execute(select(func.max(events.c.id)))).scalar_one()
             if newest is None:
                 return 0
+            # Webhook fan-out moves each cursor or disables the endpoint, so this floor moves.
+            floor = await conn.scalar(
+                select(func.min(hooks.c.event_cursor)).where(hooks.c.enabled.is_(True))
+            )
+            kept = events.c.id <= floor if floor is not None else true()
             removed = await conn.execute(
-                delete(events).where(events.c.at < before, events.c.id < newest)
+                delete(events).where(events.c.at < before, events.c.id < newest, kept)
             )
             count = removed.rowcount or 0
             if newest > keep_at_most:
                 removed = await conn.execute(
                     delete(events).where(events.c.id <= newest - keep_at_most)
                 )
+                if removed.rowcount and floor is not None and floor <= newest - keep_at_most:
+                    log.warning(
+                        "the availability log reached its bound of %d changes before every "
+                        "webhook endpoint had read it; the slowest misses the oldest",
+                        keep_at_most,
+                    )
                 count += removed.rowcount or 0
             return count

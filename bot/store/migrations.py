@@ -284,6 +284,61 @@ def _v8_api_events(conn: Connection) -> None:
     frozen.create_all(conn)
 
 
+def _v9_webhooks(conn: Connection) -> None:
+    frozen = MetaData()
+    Table(
+        "rcstatus_webhooks",
+        frozen,
+        Column("id", String(SLACK_ID), primary_key=True),
+        Column("team_id", String(SLACK_ID), nullable=False),
+        Column("url", String(2048), nullable=False),
+        Column("secret", String(128), nullable=False),
+        Column("people", Text),
+        Column("availability", String(200)),
+        Column("description", String(500), nullable=False),
+        Column("enabled", Boolean, nullable=False),
+        Column("disabled_reason", String(200)),
+        Column("created_by", String(SLACK_ID), nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+        Column("event_cursor", Integer, nullable=False),
+        Column("last_success_at", UTCDateTime),
+        Index("rcstatus_webhooks_team", "team_id", "created_at"),
+    )
+    Table(
+        "rcstatus_webhook_deliveries",
+        frozen,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("endpoint_id", String(SLACK_ID), nullable=False),
+        Column("event_id", Integer, nullable=False),
+        Column("user_id", String(SLACK_ID), nullable=False),
+        Column("event_at", UTCDateTime, nullable=False),
+        Column("payload", Text, nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("next_attempt_at", UTCDateTime),
+        Column("first_attempt_at", UTCDateTime),
+        Column("last_attempt_at", UTCDateTime),
+        Column("last_status", Integer),
+        Column("last_error", String(200)),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("finished_at", UTCDateTime),
+        Index("rcstatus_webhook_deliveries_event", "endpoint_id", "event_id", unique=True),
+        Index(
+            "rcstatus_webhook_deliveries_one_pending",
+            "endpoint_id",
+            "user_id",
+            unique=True,
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+        Index("rcstatus_webhook_deliveries_due", "endpoint_id", "state", "next_attempt_at"),
+        Index("rcstatus_webhook_deliveries_person", "endpoint_id", "user_id", "state", "id"),
+        Index("rcstatus_webhook_deliveries_finished", "state", "finished_at"),
+    )
+    frozen.create_all(conn)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -296,6 +351,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(5, "an outbox of DMs, retried until Slack accepts them", _v5_dm_outbox),
     Migration(7, "API keys, and whether each person shares presence with other systems", _v7_api),
     Migration(8, "availability changes for the API's stream and webhooks", _v8_api_events),
+    Migration(9, "webhook endpoints and their deliveries", _v9_webhooks),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 

@@ -154,6 +154,61 @@ api_events = Table(
     Index("rcstatus_api_events_at", "at"),
 )
 
+webhooks = Table(
+    "rcstatus_webhooks",
+    metadata,
+    Column("id", String(SLACK_ID), primary_key=True),
+    Column("team_id", String(SLACK_ID), nullable=False),
+    Column("url", String(2048), nullable=False),
+    # Kept as given: signing needs the secret itself (see bot/webhooks/api.py for who sees it).
+    Column("secret", String(128), nullable=False),
+    Column("people", Text),
+    Column("availability", String(200)),
+    Column("description", String(500), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_reason", String(200)),
+    Column("created_by", String(SLACK_ID), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # The last event id already turned into this endpoint's deliveries.
+    Column("event_cursor", Integer, nullable=False),
+    Column("last_success_at", UTCDateTime),
+    Index("rcstatus_webhooks_team", "team_id", "created_at"),
+)
+
+webhook_deliveries = Table(
+    "rcstatus_webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint_id", String(SLACK_ID), nullable=False),
+    Column("event_id", Integer, nullable=False),
+    Column("user_id", String(SLACK_ID), nullable=False),
+    Column("event_at", UTCDateTime, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime),
+    Column("first_attempt_at", UTCDateTime),
+    Column("last_attempt_at", UTCDateTime),
+    Column("last_status", Integer),
+    Column("last_error", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Index("rcstatus_webhook_deliveries_event", "endpoint_id", "event_id", unique=True),
+    # Order per person: only the oldest unfinished delivery of a person is ever 'pending'.
+    Index(
+        "rcstatus_webhook_deliveries_one_pending",
+        "endpoint_id",
+        "user_id",
+        unique=True,
+        postgresql_where=text("state = 'pending'"),
+        sqlite_where=text("state = 'pending'"),
+    ),
+    Index("rcstatus_webhook_deliveries_due", "endpoint_id", "state", "next_attempt_at"),
+    Index("rcstatus_webhook_deliveries_person", "endpoint_id", "user_id", "state", "id"),
+    Index("rcstatus_webhook_deliveries_finished", "state", "finished_at"),
+)
+
 preferences = Table(
     "rcstatus_preferences",
     metadata,

@@ -10,6 +10,7 @@ from bot.store.outbox import OutboxRepository
 from bot.store.preferences import PreferenceRepository
 from bot.store.presence import PresenceRepository
 from bot.store.watches import WatchRepository
+from bot.store.webhooks import WebhookRepository
 
 
 class Store(
@@ -21,6 +22,7 @@ class Store(
     PresenceRepository,
     ApiKeyRepository,
     EventRepository,
+    WebhookRepository,
 ):
     """Links, preferences, saved statuses, watches, DMs to send, last known presence and Slack
     installations.

@@ -88,6 +88,12 @@ SHAPES = {
     ),
     "database password": ("postgresql+asyncpg://rc:hunter2@db:5432/rc", ["hunter2"]),
     "phone number": ("call from +14155550123", ["14155550123"]),
+    "sql parameters with a webhook secret and an api key": (
+        "[generated in 0.0001s] ('wh_1', 'https://x.example/h', "
+        "'whsec_nP1GL+7YGXx9qXJz1rLOLakyJEqxxd+VXfi0H4Tpg+k=', None, "
+        "'rcs_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-abcde')",
+        ["nP1GL+7YGXx9qXJz1rLOLakyJEqxxd+VXfi0H4Tpg+k=", "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"],
+    ),
 }
 
 

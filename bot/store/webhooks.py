@@ -1,0 +1,652 @@
+"""Webhook endpoints and their deliveries: fanned out from the event log, claimed, finished."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Row, Select, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
+
+from bot.store import schema
+from bot.store.base import StoreBase, chunks
+
+
+class DeliveryState(StrEnum):
+    QUEUED = "queued"
+    """Waiting behind an older unfinished delivery of the same person to the same endpoint."""
+    PENDING = "pending"
+    """The person's oldest unfinished delivery: attempted at `next_attempt_at`."""
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    """Every attempt of the schedule failed; `retry` puts it back in line."""
+
+
+UNFINISHED = (DeliveryState.QUEUED.value, DeliveryState.PENDING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    id: str
+    team_id: str
+    url: str
+    secret: str
+    people: tuple[str, ...] | None
+    """Slack user ids whose changes it gets; None for everyone."""
+    availability: tuple[str, ...] | None
+    """The availabilities a change must reach to be sent; None for every change."""
+    description: str
+    enabled: bool
+    disabled_reason: str | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    event_cursor: int
+    last_success_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    event_id: int
+    user_id: str
+    event_at: datetime
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    id: int
+    endpoint_id: str
+    event_id: int
+    user_id: str
+    event_at: datetime
+    payload: str
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: datetime | None
+    first_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """What one attempt of a claimed delivery got: DELIVERED, PENDING (tried again at
+    `retry_at`) or FAILED (the schedule is spent)."""
+
+    delivery: WebhookDelivery
+    state: DeliveryState
+    status: int | None
+    error: str | None
+    retry_at: datetime | None = None
+
+
+class FanOut(StrEnum):
+    ADVANCED = "advanced"
+    """The deliveries are in and the cursor moved, in one transaction."""
+    MOVED = "moved"
+    """Someone else moved the cursor (or the endpoint went away): nothing was written."""
+    DISABLED = "disabled"
+    """The endpoint's backlog would pass its bound: it was disabled instead."""
+
+
+_CHANGEABLE = frozenset({"url", "people", "availability", "description"})
+
+
+class WebhookRepository(StoreBase):
+    """Endpoints (with the cursor into the event log) and deliveries, ordered per person."""
+
+    # ----------------------------------------------------------------------------- endpoints
+
+    async def add_webhook(
+        self,
+        *,
+        endpoint_id: str,
+        team_id: str,
+        url: str,
+        secret: str,
+        people: Sequence[str] | None,
+        availability: Sequence[str] | None,
+        description: str,
+        created_by: str,
+        max_endpoints: int,
+    ) -> WebhookEndpoint | None:
+        """The new endpoint, starting after the newest event; None if the team has the most."""
+        hooks, events = schema.webhooks, schema.api_events
+        now = self._clock()
+        async with self._transaction("adding a webhook") as conn:
+            count = await conn.scalar(
+                select(func.count()).select_from(hooks).where(hooks.c.team_id == team_id)
+            )
+            if (count or 0) >= max_endpoints:
+                return None
+            latest = await conn.scalar(
+                select(func.max(events.c.id)).where(events.c.team_id == team_id)
+            )
+            await conn.execute(
+                insert(hooks).values(
+                    id=endpoint_id,
+                    team_id=team_id,
+                    url=url,
+                    secret=secret,
+                    people=_people_column(people),
+                    availability=_list_column(availability),
+                    description=description,
+                    enabled=True,
+                    created_by=created_by,
+                    created_at=now,
+                    updated_at=now,
+                    event_cursor=int(latest or 0),
+                )
+            )
+            return await _endpoint(conn, team_id, endpoint_id)
+
+    async def webhooks(self, team_id: str) -> list[WebhookEndpoint]:
+        hooks = schema.webhooks
+        async with self._transaction("listing webhooks") as conn:
+            rows = await conn.execute(
+                select(hooks)
+                .where(hooks.c.team_id == team_id)
+                .order_by(hooks.c.created_at, hooks.c.id)
+            )
+            return [_endpoint_record(row) for row in rows]
+
+    async def webhook(self, team_id: str, endpoint_id: str) -> WebhookEndpoint | None:
+        async with self._transaction("reading a webhook") as conn:
+            return await _endpoint(conn, team_id, endpoint_id)
+
+    async def update_webhook(
+        self, team_id: str, endpoint_id: str, *, enabled: bool | None = None, **changes: Any
+    ) -> WebhookEndpoint | None:
+        """Change what is given (url, people, availability, description, enabled); None if
+        there is no such endpoint. Enabling a disabled one starts it afresh: it takes changes
+        from now on, and its waiting deliveries get a whole schedule again, starting now."""
+        unknown = set(changes) - _CHANGEABLE
+        if unknown:
+            raise TypeError(f"cannot change {sorted(unknown)}")
+        hooks, deliveries, events = schema.webhooks, schema.webhook_deliveries, schema.api_events
+        now = self._clock()
+        values: dict[str, Any] = {"updated_at": now}
+        for name, value in changes.items():
+            if name == "people":
+                values[name] = _people_column(value)
+            elif name == "availability":
+                values[name] = _list_column(value)
+            else:
+                values[name] = value
+        async with self._transaction("changing a webhook") as conn:
+            current = await _endpoint(conn, team_id, endpoint_id)
+            if current is None:
+                return None
+            if enabled is False and current.enabled:
+                values.update(enabled=False, disabled_reason="disabled through the API")
+            elif enabled is True and not current.enabled:
+                latest = await conn.scalar(
+                    select(func.max(events.c.id)).where(events.c.team_id == team_id)
+                )
+                values.update(
+                    enabled=True,
+                    disabled_reason=None,
+                    last_success_at=None,
+                    event_cursor=max(current.event_cursor, int(latest or 0)),
+                )
+                await conn.execute(
+                    update(deliveries)
+                    .where(
+                        deliveries.c.endpoint_id == endpoint_id,
+                        deliveries.c.state == DeliveryState.PENDING.value,
+                    )
+                    .values(attempts=0, next_attempt_at=now, first_attempt_at=None)
+                )
+            await conn.execute(update(hooks).where(hooks.c.id == endpoint_id).values(**values))
+            return await _endpoint(conn, team_id, endpoint_id)
+
+    async def delete_webhook(self, team_id: str, endpoint_id: str) -> bool:
+        hooks, deliveries = schema.webhooks, schema.webhook_deliveries
+        async with self._transaction("deleting a webhook") as conn:
+            gone = await conn.execute(
+                delete(hooks).where(hooks.c.team_id == team_id, hooks.c.id == endpoint_id)
+            )
+            if not gone.rowcount:
+                return False
+            await conn.execute(delete(deliveries).where(deliveries.c.endpoint_id == endpoint_id))
+            return True
+
+    async def disable_webhook(self, endpoint_id: str, reason: str) -> bool:
+        """Disable it; True only for the call that turned an enabled endpoint off."""
+        async with self._transaction("disabling a webhook") as conn:
+            return await _disable(conn, endpoint_id, reason, self._clock())
+
+    async def enabled_webhooks(self, team_id: str) -> list[WebhookEndpoint]:
+        hooks = schema.webhooks
+        async with self._transaction("listing enabled webhooks") as conn:
+            rows = await conn.execute(
+                select(hooks)
+                .where(hooks.c.team_id == team_id, hooks.c.enabled.is_(True))
+                .order_by(hooks.c.id)
+            )
+            return [_endpoint_record(row) for row in rows]
+
+    # ----------------------------------------------------------------------------- fan-out
+
+    async def fan_out(
+        self,
+        endpoint_id: str,
+        *,
+        after: int,
+        through: int,
+        deliveries: Sequence[NewDelivery],
+        max_unfinished: int,
+    ) -> FanOut:
+        """Queue `deliveries` (events after `after`, up to `through`) and move the endpoint's
+        cursor to `through`, in one transaction, only if the cursor is still at `after`.
+
+        Each person's oldest unfinished delivery is the only one `pending`; the rest queue
+        behind it in event order. An endpoint whose unfinished deliveries would pass
+        `max_unfinished` is disabled rather than grow without bound."""
+        hooks, table = schema.webhooks, schema.webhook_deliveries
+        now = self._clock()
+        async with self._transaction("queueing webhook deliveries") as conn:
+            moved = await conn.execute(
+                update(hooks)
+                .where(
+                    hooks.c.id == endpoint_id,
+                    hooks.c.enabled.is_(True),
+                    hooks.c.event_cursor == after,
+                )
+                .values(event_cursor=through)
+            )
+            if not moved.rowcount:
+                return FanOut.MOVED
+            if not deliveries:
+                return FanOut.ADVANCED
+            unfinished = await conn.scalar(
+                select(func.count())
+                .select_from(table)
+                .where(table.c.endpoint_id == endpoint_id, table.c.state.in_(UNFINISHED))
+            )
+            if (unfinished or 0) + len(deliveries) > max_unfinished:
+                reason = f"more than {max_unfinished} deliveries were waiting"
+                await _disable(conn, endpoint_id, reason, now)
+                return FanOut.DISABLED
+            people = sorted({d.user_id for d in deliveries})
+            busy: set[str] = set()
+            for part in chunks(people):
+                found = await conn.execute(
+                    select(table.c.user_id)
+                    .where(
+                        table.c.endpoint_id == endpoint_id,
+                        table.c.user_id.in_(part),
+                        table.c.state.in_(UNFINISHED),
+                    )
+                    .distinct()
+                )
+                busy.update(str(user_id) for (user_id,) in found)
+            rows: list[dict[str, Any]] = []
+            for delivery in sorted(deliveries, key=lambda d: d.event_id):
+                first = delivery.user_id not in busy
+                busy.add(delivery.user_id)
+                rows.append(
+                    {
+                        "endpoint_id": endpoint_id,
+                        "event_id": delivery.event_id,
+                        "user_id": delivery.user_id,
+                        "event_at": delivery.event_at,
+                        "payload": delivery.payload,
+                        "state": (DeliveryState.PENDING if first else DeliveryState.QUEUED).value,
+                        "attempts": 0,
+                        "next_attempt_at": now if first else None,
+                        "created_at": now,
+                    }
+                )
+            for batch in chunks(rows, 500):
+                await conn.execute(insert(table), list(batch))
+            return FanOut.ADVANCED
+
+    # ----------------------------------------------------------------------------- delivery
+
+    async def due_deliveries(
+        self, endpoint_id: str, now: datetime, limit: int
+    ) -> list[WebhookDelivery]:
+        """Pending deliveries due by `now`, the longest waiting first (at most one per person)."""
+        async with self._transaction("reading due webhook deliveries") as conn:
+            rows = await conn.execute(_due(endpoint_id, now, limit, ()))
+            return [_delivery(row) for row in rows]
+
+    async def claim_deliveries(
+        self,
+        endpoint_id: str,
+        now: datetime,
+        limit: int,
+        *,
+        booked_until: datetime,
+        excluding: Collection[int] = (),
+    ) -> tuple[list[WebhookDelivery], datetime | None]:
+        """Take up to `limit` due deliveries for an attempt each, and say when the next of the
+        rest is due. Each taken one has the attempt counted and is booked until `booked_until`
+        (beyond the attempt's timeout) before it is made: nobody else takes it meanwhile, and
+        after a crash mid-attempt it is simply due again then."""
+        table = schema.webhook_deliveries
+        async with self._transaction("claiming webhook deliveries") as conn:
+            # Replicas claiming at once take different rows rather than race for the same ones.
+            taking = _due(endpoint_id, now, limit, excluding).with_for_update(skip_locked=True)
+            due = [row.id for row in await conn.execute(taking)]
+            claimed: list[WebhookDelivery] = []
+            if due:
+                rows = await conn.execute(
+                    update(table)
+                    .where(
+                        table.c.id.in_(due),
+                        table.c.state == DeliveryState.PENDING.value,
+                        table.c.next_attempt_at <= now,
+                    )
+                    .values(
+                        attempts=table.c.attempts + 1,
+                        next_attempt_at=booked_until,
+                        last_attempt_at=now,
+                        first_attempt_at=func.coalesce(table.c.first_attempt_at, now),
+                    )
+                    .returning(*table.c)
+                )
+                claimed = sorted((_delivery(row) for row in rows), key=lambda d: d.id)
+            query = select(func.min(table.c.next_attempt_at)).where(
+                table.c.endpoint_id == endpoint_id, table.c.state == DeliveryState.PENDING.value
+            )
+            taken = [*excluding, *(d.id for d in claimed)]
+            if taken:
+                query = query.where(table.c.id.not_in(taken))
+            next_due: datetime | None = await conn.scalar(query)
+            return claimed, next_due
+
+    async def record_attempts(
+        self, endpoint_id: str, outcomes: Sequence[AttemptOutcome], now: datetime
+    ) -> bool:
+        """What attempts got, in one transaction: delivered ones finish and their person's next
+        delivery is due at once; retried ones are due at their time; failed ones (the schedule
+        spent) finish too. If a failed one's endpoint has not accepted anything since that
+        delivery's first attempt, the endpoint has been failing for a whole schedule and is
+        disabled: True for the call that did that."""
+        hooks, table = schema.webhooks, schema.webhook_deliveries
+        delivered = [o for o in outcomes if o.state is DeliveryState.DELIVERED]
+        retried = [o for o in outcomes if o.state is DeliveryState.PENDING]
+        failed = [o for o in outcomes if o.state is DeliveryState.FAILED]
+        attempt: BindParameter[int] = bindparam("attempt_id")
+        async with self._transaction("recording webhook attempts") as conn:
+            for finished, state in (
+                (delivered, DeliveryState.DELIVERED),
+                (failed, DeliveryState.FAILED),
+            ):
+                if finished:
+                    await conn.execute(
+                        update(table)
+                        .where(table.c.id == attempt, table.c.state == DeliveryState.PENDING.value)
+                        .values(
+                            state=state.value,
+                            next_attempt_at=None,
+                            finished_at=now,
+                            last_status=bindparam("status"),
+                            last_error=bindparam("error"),
+                        ),
+                        [_attempt_params(o) for o in finished],
+                    )
+            if retried:
+                await conn.execute(
+                    update(table)
+                    .where(table.c.id == attempt, table.c.state == DeliveryState.PENDING.value)
+                    .values(
+                        next_attempt_at=bindparam("retry_at"),
+                        last_status=bindparam("status"),
+                        last_error=bindparam("error"),
+                    ),
+                    [_attempt_params(o) for o in retried],
+                )
+            if delivered:
+                await conn.execute(
+                    update(hooks).where(hooks.c.id == endpoint_id).values(last_success_at=now)
+                )
+            people = sorted({o.delivery.user_id for o in (*delivered, *failed)})
+            for part in chunks(people):
+                await _promote_next(conn, endpoint_id, part, now)
+            disabled = False
+            for outcome in failed:
+                since = outcome.delivery.first_attempt_at or now
+                dead = await conn.scalar(
+                    select(func.count())
+                    .select_from(hooks)
+                    .where(
+                        hooks.c.id == endpoint_id,
+                        or_(hooks.c.last_success_at.is_(None), hooks.c.last_success_at < since),
+                    )
+                )
+                if dead:
+                    reason = "every attempt failed for a whole retry schedule"
+                    disabled = await _disable(conn, endpoint_id, reason, now) or disabled
+            return disabled
+
+    async def webhook_deliveries(
+        self, endpoint_id: str, *, before_id: int | None, limit: int
+    ) -> list[WebhookDelivery]:
+        """The endpoint's deliveries, newest first, older than `before_id` when given."""
+        table = schema.webhook_deliveries
+        query = select(table).where(table.c.endpoint_id == endpoint_id)
+        if before_id is not None:
+            query = query.where(table.c.id < before_id)
+        async with self._transaction("listing webhook deliveries") as conn:
+            rows = await conn.execute(query.order_by(table.c.id.desc()).limit(limit))
+            return [_delivery(row) for row in rows]
+
+    async def webhook_delivery(self, endpoint_id: str, event_id: int) -> WebhookDelivery | None:
+        table = schema.webhook_deliveries
+        async with self._transaction("reading a webhook delivery") as conn:
+            row = (
+                await conn.execute(
+                    select(table).where(
+                        table.c.endpoint_id == endpoint_id, table.c.event_id == event_id
+                    )
+                )
+            ).first()
+            return _delivery(row) if row is not None else None
+
+    async def retry_delivery(
+        self, endpoint_id: str, event_id: int, now: datetime
+    ) -> WebhookDelivery | None:
+        """Send a delivery again with a fresh schedule: at once if its person has nothing else
+        waiting, else right after their current one. Unfinished ones just become due now."""
+        table = schema.webhook_deliveries
+        async with self._transaction("retrying a webhook delivery") as conn:
+            row = (
+                await conn.execute(
+                    select(table).where(
+                        table.c.endpoint_id == endpoint_id, table.c.event_id == event_id
+                    )
+                )
+            ).first()
+            if row is None:
+                return None
+            delivery = _delivery(row)
+            fresh: dict[str, Any] = {"attempts": 0, "first_attempt_at": None, "finished_at": None}
+            if delivery.state is DeliveryState.PENDING:
+                fresh["next_attempt_at"] = now
+            elif delivery.state is DeliveryState.QUEUED:
+                fresh = {"attempts": 0, "first_attempt_at": None}
+            else:
+                head = await conn.scalar(
+                    select(func.count())
+                    .select_from(table)
+                    .where(
+                        table.c.endpoint_id == endpoint_id,
+                        table.c.user_id == delivery.user_id,
+                        table.c.state == DeliveryState.PENDING.value,
+                    )
+                )
+                if head:
+                    fresh.update(state=DeliveryState.QUEUED.value, next_attempt_at=None)
+                else:
+                    fresh.update(state=DeliveryState.PENDING.value, next_attempt_at=now)
+            await conn.execute(update(table).where(table.c.id == delivery.id).values(**fresh))
+            again = (await conn.execute(select(table).where(table.c.id == delivery.id))).first()
+            return _delivery(again) if again is not None else None
+
+    async def prune_webhook_deliveries(self, before: datetime, *, keep_per_endpoint: int) -> int:
+        """Delete deliveries that finished before `before`, and each endpoint's oldest finished
+        ones beyond `keep_per_endpoint`; unfinished ones are never pruned."""
+        hooks, table = schema.webhooks, schema.webhook_deliveries
+        finished = table.c.state.not_in(UNFINISHED)
+        async with self._transaction("pruning webhook deliveries") as conn:
+            removed = await conn.execute(
+                delete(table).where(finished, table.c.finished_at < before)
+            )
+            count = removed.rowcount or 0
+            for (endpoint_id,) in await conn.execute(select(hooks.c.id)):
+                oldest_kept = await conn.scalar(
+                    select(table.c.id)
+                    .where(table.c.endpoint_id == endpoint_id, finished)
+                    .order_by(table.c.id.desc())
+                    .offset(keep_per_endpoint - 1)
+                    .limit(1)
+                )
+                if oldest_kept is not None:
+                    removed = await conn.execute(
+                        delete(table).where(
+                            table.c.endpoint_id == endpoint_id, finished, table.c.id < oldest_kept
+                        )
+                    )
+                    count += removed.rowcount or 0
+            return count
+
+    async def unfinished_deliveries(self, endpoint_id: str) -> int:
+        table = schema.webhook_deliveries
+        async with self._transaction("counting waiting webhook deliveries") as conn:
+            found = await conn.scalar(
+                select(func.count())
+                .select_from(table)
+                .where(table.c.endpoint_id == endpoint_id, table.c.state.in_(UNFINISHED))
+            )
+            return int(found or 0)
+
+
+async def _endpoint(
+    conn: AsyncConnection, team_id: str, endpoint_id: str
+) -> WebhookEndpoint | None:
+    hooks = schema.webhooks
+    row = (
+        await conn.execute(
+            select(hooks).where(hooks.c.team_id == team_id, hooks.c.id == endpoint_id)
+        )
+    ).first()
+    return _endpoint_record(row) if row is not None else None
+
+
+async def _disable(conn: AsyncConnection, endpoint_id: str, reason: str, now: datetime) -> bool:
+    hooks = schema.webhooks
+    done = await conn.execute(
+        update(hooks)
+        .where(hooks.c.id == endpoint_id, hooks.c.enabled.is_(True))
+        .values(enabled=False, disabled_reason=reason, updated_at=now)
+    )
+    return bool(done.rowcount)
+
+
+async def _promote_next(
+    conn: AsyncConnection, endpoint_id: str, people: Sequence[str], now: datetime
+) -> None:
+    """Each person's oldest queued delivery becomes their pending one, due now. Called once
+    their pending one finished, so none of them has another pending (the unique index)."""
+    table = schema.webhook_deliveries
+    following = (
+        select(func.min(table.c.id))
+        .where(
+            table.c.endpoint_id == endpoint_id,
+            table.c.user_id.in_(people),
+            table.c.state == DeliveryState.QUEUED.value,
+        )
+        .group_by(table.c.user_id)
+    )
+    await conn.execute(
+        update(table)
+        .where(table.c.id.in_(following), table.c.state == DeliveryState.QUEUED.value)
+        .values(state=DeliveryState.PENDING.value, next_attempt_at=now)
+    )
+
+
+def _due(endpoint_id: str, now: datetime, limit: int, excluding: Collection[int]) -> Select[Any]:
+    table = schema.webhook_deliveries
+    query = (
+        select(table)
+        .where(
+            table.c.endpoint_id == endpoint_id,
+            table.c.state == DeliveryState.PENDING.value,
+            table.c.next_attempt_at <= now,
+        )
+        .order_by(table.c.next_attempt_at, table.c.id)
+        .limit(limit)
+    )
+    if excluding:
+        query = query.where(table.c.id.not_in(list(excluding)))
+    return query
+
+
+def _attempt_params(outcome: AttemptOutcome) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "attempt_id": outcome.delivery.id,
+        "status": outcome.status,
+        "error": outcome.error,
+    }
+    if outcome.state is DeliveryState.PENDING:
+        params["retry_at"] = outcome.retry_at
+    return params
+
+
+def _people_column(people: Sequence[str] | None) -> str | None:
+    return json.dumps(list(people)) if people is not None else None
+
+
+def _list_column(values: Sequence[str] | None) -> str | None:
+    return " ".join(values) if values is not None else None
+
+
+def _endpoint_record(row: Row[Any]) -> WebhookEndpoint:
+    return WebhookEndpoint(
+        id=row.id,
+        team_id=row.team_id,
+        url=row.url,
+        secret=row.secret,
+        people=tuple(json.loads(row.people)) if row.people is not None else None,
+        availability=tuple(str(row.availability).split()) if row.availability is not None else None,
+        description=row.description,
+        enabled=bool(row.enabled),
+        disabled_reason=row.disabled_reason,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        event_cursor=int(row.event_cursor),
+        last_success_at=row.last_success_at,
+    )
+
+
+def _delivery(row: Row[Any]) -> WebhookDelivery:
+    return WebhookDelivery(
+        id=int(row.id),
+        endpoint_id=row.endpoint_id,
+        event_id=int(row.event_id),
+        user_id=row.user_id,
+        event_at=row.event_at,
+        payload=row.payload,
+        state=DeliveryState(row.state),
+        attempts=int(row.attempts),
+        next_attempt_at=row.next_attempt_at,
+        first_attempt_at=row.first_attempt_at,
+        last_attempt_at=row.last_attempt_at,
+        last_status=row.last_status,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+    )

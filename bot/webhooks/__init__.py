@@ -1,0 +1,1 @@
+"""Signed webhooks for other systems: endpoints, the delivery outbox and its dispatcher."""

@@ -1,0 +1,421 @@
+"""Turns the event log into webhook deliveries and delivers them, in order per person.
+
+Fan-out: the log (bot/store/events.py) already holds every visible change before the hub
+moves on. For each enabled endpoint, the changes after its cursor that match its filters become
+deliveries, and the cursor moves, in one transaction; a kill -9 at any moment loses nothing,
+and the log's pruner never drops what an enabled endpoint has not taken yet.
+
+Delivery: one lane per endpoint, each with at most CONCURRENCY attempts in flight, so a slow
+or dead receiver only ever holds its own lane. Only a person's oldest unfinished delivery to an
+endpoint is ever attempted, so each receiver sees each person's changes in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Protocol
+
+from bot.api.events import AvailabilityEvent
+from bot.api.people import rfc3339
+from bot.store import Store
+from bot.store.events import StoredEvent
+from bot.store.webhooks import (
+    AttemptOutcome,
+    DeliveryState,
+    FanOut,
+    NewDelivery,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from bot.webhooks.retry import RetryPolicy
+from bot.webhooks.sender import AttemptResult, WebhookSender, readable_url
+
+log = logging.getLogger(__name__)
+
+CONCURRENCY: Final = 8
+"""Attempts in flight per endpoint; with MAX_ENDPOINTS, the bound on them all."""
+MAX_ENDPOINTS: Final = 50
+MAX_UNFINISHED: Final = 50_000
+"""Deliveries waiting for one endpoint; past it the endpoint is disabled, not the memory of
+the database exhausted by a receiver that stopped answering."""
+BATCH: Final = 500
+KEEP_FINISHED: Final = timedelta(days=3)
+"""How long delivered and failed deliveries stay in the delivery log (and can be retried)."""
+KEEP_FINISHED_COUNT: Final = 100_000
+"""And at most this many of them per endpoint, whatever the rate."""
+PRUNE_EVERY: Final = 600.0
+POLL: Final = 5.0
+"""Seconds between looks without a kick: another replica may have written the log."""
+ATTEMPT_MARGIN: Final = 1.0
+LATENCY_SAMPLES: Final = 10_000
+ADMINS_TOLD: Final = 10
+
+
+def message_id(event_id: int) -> str:
+    """The `webhook-id` of an event: the same on every attempt, for receivers to de-duplicate."""
+    return f"evt_{event_id}"
+
+
+class Messenger(Protocol):
+    async def direct_message(self, user_id: str, text: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookStats:
+    """Counters since start, copied at one moment."""
+
+    delivered: int
+    failed_attempts: int
+    gave_up: int
+    disabled: int
+    latency_p50_ms: float | None
+    """Transition (the change recorded) to the receiver's 2xx, over recent deliveries."""
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+
+
+class _Counters:
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.failed_attempts = 0
+        self.gave_up = 0
+        self.disabled = 0
+        self.latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+
+    def snapshot(self) -> WebhookStats:
+        ordered = sorted(self.latencies)
+        return WebhookStats(
+            delivered=self.delivered,
+            failed_attempts=self.failed_attempts,
+            gave_up=self.gave_up,
+            disabled=self.disabled,
+            latency_p50_ms=_percentile(ordered, 50),
+            latency_p95_ms=_percentile(ordered, 95),
+            latency_p99_ms=_percentile(ordered, 99),
+        )
+
+
+def _percentile(ordered: Sequence[float], p: int) -> float | None:
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return round(ordered[rank - 1], 1)
+
+
+def matches(endpoint: WebhookEndpoint, event: StoredEvent) -> bool:
+    if endpoint.people is not None and event.user_id not in endpoint.people:
+        return False
+    return endpoint.availability is None or event.data.get("availability") in endpoint.availability
+
+
+class _Lane:
+    """One endpoint's deliveries: the endpoint as the last fan-out round read it (None once it
+    is disabled or deleted), and the task delivering."""
+
+    def __init__(self, endpoint: WebhookEndpoint) -> None:
+        self.endpoint: WebhookEndpoint | None = endpoint
+        self.known = endpoint
+        """The endpoint as last read, even once it is gone (for what is said about it)."""
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+
+class WebhookDispatcher:
+    """Fans the event log out to endpoints and delivers; `run` is owned by the supervisor."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        team_id: str,
+        sender: WebhookSender,
+        retry: RetryPolicy,
+        messenger: Messenger,
+        admins: Callable[[], Sequence[str]],
+        concurrency: int = CONCURRENCY,
+        max_unfinished: int = MAX_UNFINISHED,
+        poll: float = POLL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._team_id = team_id
+        self._sender = sender
+        self._retry = retry
+        self._messenger = messenger
+        self._admins = admins
+        self._concurrency = concurrency
+        self._max_unfinished = max_unfinished
+        self._poll = poll
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._lanes: dict[str, _Lane] = {}
+        self._stopping = False
+        self._counters = _Counters()
+
+    # ----------------------------------------------------------------------------- surface
+
+    def kick(self) -> None:
+        """A change was recorded, or an endpoint changed: look now rather than at the next poll."""
+        self._wake.set()
+
+    def stats(self) -> WebhookStats:
+        return self._counters.snapshot()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def ping(self, endpoint: WebhookEndpoint) -> tuple[str, AttemptResult]:
+        """Send one `webhook.ping` now (not retried); its id and what the receiver said."""
+        body = {
+            "type": "webhook.ping",
+            "timestamp": rfc3339(datetime.fromtimestamp(self._clock(), UTC)),
+            "data": {"webhook_id": endpoint.id},
+        }
+        ping_id = "ping_" + secrets.token_hex(8)
+        result = await self._sender.send(endpoint.url, endpoint.secret, ping_id, _compact(body))
+        return ping_id, result
+
+    # ----------------------------------------------------------------------------- loop
+
+    async def run(self) -> None:
+        next_prune = self._clock()
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                more = await self._fan_out()
+                if self._clock() >= next_prune:
+                    await self._prune()
+                    next_prune = self._clock() + PRUNE_EVERY
+                if more:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll)
+        finally:
+            lanes, self._lanes = list(self._lanes.values()), {}
+            tasks = [lane.task for lane in lanes if lane.task is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._sender.close()
+
+    async def _fan_out(self) -> bool:
+        """One round over every enabled endpoint; True if the log has more to read at once."""
+        endpoints = await self._store.enabled_webhooks(self._team_id)
+        enabled = {e.id for e in endpoints}
+        for endpoint_id, lane in list(self._lanes.items()):
+            if endpoint_id not in enabled:
+                lane.endpoint = None
+                lane.wake.set()
+        for endpoint in endpoints:
+            lane = self._lane(endpoint)
+            lane.endpoint = lane.known = endpoint
+        if not endpoints:
+            return False
+        start = min(e.event_cursor for e in endpoints)
+        events = await self._store.events_after(self._team_id, start, BATCH)
+        for endpoint in endpoints:
+            mine = [e for e in events if e.id > endpoint.event_cursor]
+            if not mine:
+                continue
+            deliveries = [
+                NewDelivery(e.id, e.user_id, e.at, _compact(AvailabilityEvent.stored(e).envelope()))
+                for e in mine
+                if matches(endpoint, e)
+            ]
+            outcome = await self._store.fan_out(
+                endpoint.id,
+                after=endpoint.event_cursor,
+                through=mine[-1].id,
+                deliveries=deliveries,
+                max_unfinished=self._max_unfinished,
+            )
+            if outcome is FanOut.DISABLED:
+                self._counters.disabled += 1
+                log.warning(
+                    "webhook %s disabled: more than %d deliveries waiting for %s",
+                    endpoint.id,
+                    self._max_unfinished,
+                    readable_url(endpoint.url),
+                )
+                await self._tell_admins(
+                    endpoint, f"more than {self._max_unfinished:,} deliveries were waiting for it"
+                )
+            elif deliveries and outcome is FanOut.ADVANCED:
+                self._lane(endpoint).wake.set()
+        return len(events) == BATCH
+
+    def _lane(self, endpoint: WebhookEndpoint) -> _Lane:
+        lane = self._lanes.get(endpoint.id)
+        if lane is not None and lane.task is not None and lane.task.done():
+            if not lane.task.cancelled() and lane.task.exception() is not None:
+                # Its attempts stay booked, so they are made again when their booking ends.
+                log.warning("webhook %s: delivery stopped: %s", endpoint.id, lane.task.exception())
+            lane = None
+        if lane is None or lane.task is None:
+            lane = _Lane(endpoint)
+            lane.task = asyncio.create_task(self._deliver(lane), name=f"webhook {endpoint.id}")
+            self._lanes[endpoint.id] = lane
+        return lane
+
+    async def _prune(self) -> None:
+        before = datetime.fromtimestamp(self._clock(), UTC) - KEEP_FINISHED
+        removed = await self._store.prune_webhook_deliveries(
+            before, keep_per_endpoint=KEEP_FINISHED_COUNT
+        )
+        if removed:
+            log.debug("pruned %d finished webhook deliveries", removed)
+
+    # ----------------------------------------------------------------------------- lanes
+
+    async def _deliver(self, lane: _Lane) -> None:
+        """One endpoint's lane: takes due deliveries, at most `concurrency` attempts at once,
+        and records what they got in batches, until the endpoint is disabled or deleted."""
+        inflight: dict[asyncio.Task[AttemptOutcome], WebhookDelivery] = {}
+        outcomes: list[AttemptOutcome] = []
+        endpoint_id = lane.known.id
+        try:
+            while not self._stopping:
+                lane.wake.clear()
+                if outcomes:
+                    await self._record(lane, outcomes)
+                    outcomes = []
+                endpoint = lane.endpoint
+                if endpoint is None:
+                    break
+                wait: float | None = None
+                free = self._concurrency - len(inflight)
+                if free > 0:
+                    now = self._clock()
+                    claimed, next_due = await self._store.claim_deliveries(
+                        endpoint.id,
+                        _at(now),
+                        free,
+                        booked_until=_at(now + self._sender.timeout + ATTEMPT_MARGIN),
+                        excluding=[d.id for d in inflight.values()],
+                    )
+                    for delivery in claimed:
+                        inflight[asyncio.create_task(self._attempt(endpoint, delivery))] = delivery
+                    if len(inflight) < self._concurrency:
+                        wait = self._poll
+                        if next_due is not None:
+                            wait = min(wait, max(0.0, next_due.timestamp() - self._clock()))
+                if wait == 0.0:
+                    continue
+                waker: asyncio.Task[Any] = asyncio.create_task(lane.wake.wait())
+                try:
+                    done, _ = await asyncio.wait(
+                        {*inflight, waker}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    waker.cancel()
+                for task in done:
+                    if task in inflight:
+                        del inflight[task]
+                        outcomes.append(task.result())
+            while inflight:
+                done, _ = await asyncio.wait(inflight)
+                for task in done:
+                    del inflight[task]
+                    outcomes.append(task.result())
+        finally:
+            for task in inflight:
+                task.cancel()
+            await asyncio.gather(*inflight, return_exceptions=True)
+            # Attempts cut short by a stop are due again at once, rather than at their booking.
+            stopped = _at(self._clock())
+            outcomes += [
+                AttemptOutcome(d, DeliveryState.PENDING, None, "stopped", stopped)
+                for task, d in inflight.items()
+                if task.cancelled()
+            ]
+            if outcomes:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(
+                        self._store.record_attempts(endpoint_id, outcomes, stopped)
+                    )
+
+    async def _record(self, lane: _Lane, outcomes: list[AttemptOutcome]) -> None:
+        endpoint = lane.known
+        disabled = await self._store.record_attempts(endpoint.id, outcomes, _at(self._clock()))
+        for outcome in outcomes:
+            if outcome.state is DeliveryState.FAILED:
+                self._counters.gave_up += 1
+                log.warning(
+                    "webhook %s: gave up event %d after %d attempts (last: %s)",
+                    endpoint.id,
+                    outcome.delivery.event_id,
+                    outcome.delivery.attempts,
+                    outcome.error,
+                )
+        if disabled:
+            lane.endpoint = None
+            self._counters.disabled += 1
+            log.warning(
+                "webhook %s disabled: %s failed for a whole retry schedule",
+                endpoint.id,
+                readable_url(endpoint.url),
+            )
+            await self._tell_admins(endpoint, "every attempt failed for a whole retry schedule")
+        elif any(o.status == 410 for o in outcomes):
+            lane.endpoint = None
+            if await self._store.disable_webhook(endpoint.id, "the receiver answered 410 Gone"):
+                self._counters.disabled += 1
+                log.warning(
+                    "webhook %s disabled: %s answered 410 Gone",
+                    endpoint.id,
+                    readable_url(endpoint.url),
+                )
+
+    async def _attempt(
+        self, endpoint: WebhookEndpoint, delivery: WebhookDelivery
+    ) -> AttemptOutcome:
+        """One attempt of a claimed delivery (its `attempts` already counts this one)."""
+        result = await self._sender.send(
+            endpoint.url, endpoint.secret, message_id(delivery.event_id), delivery.payload
+        )
+        done = self._clock()
+        if result.ok:
+            self._counters.delivered += 1
+            self._counters.latencies.append((done - delivery.event_at.timestamp()) * 1000.0)
+            return AttemptOutcome(delivery, DeliveryState.DELIVERED, result.status, None)
+        self._counters.failed_attempts += 1
+        if result.status == 410:
+            # Kept waiting: enabling the endpoint again sends it.
+            return AttemptOutcome(
+                delivery, DeliveryState.PENDING, result.status, result.error, _at(done)
+            )
+        delay = self._retry.delay_after(delivery.attempts, result.retry_after)
+        if delay is None:
+            return AttemptOutcome(delivery, DeliveryState.FAILED, result.status, result.error)
+        return AttemptOutcome(
+            delivery, DeliveryState.PENDING, result.status, result.error, _at(done + delay)
+        )
+
+    async def _tell_admins(self, endpoint: WebhookEndpoint, why: str) -> None:
+        about = f" ({endpoint.description})" if endpoint.description else ""
+        text = (
+            f":warning: rcstatus turned off webhook `{endpoint.id}`{about} to "
+            f"{readable_url(endpoint.url)}: {why}. Once the receiver answers again, turn it "
+            f'back on with `PATCH /api/v1/webhooks/{endpoint.id}` and `{{"enabled": true}}`.'
+        )
+        for admin in list(self._admins())[:ADMINS_TOLD]:
+            await self._messenger.direct_message(admin, text)
+
+
+def _compact(body: object) -> str:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def _at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)

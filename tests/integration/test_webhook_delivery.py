@@ -1,0 +1,190 @@
+"""One attempt's safety (addresses, redirects, timeouts); a receiver dead for a whole schedule."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from bot.slack.clients import bot_client
+from bot.slack.messages import DirectMessages
+from bot.slack.outbox import DmOutbox
+from bot.slack.people import SlackPeople
+from bot.store import Store
+from bot.webhooks.dispatcher import WebhookDispatcher
+from bot.webhooks.retry import RetryPolicy
+from bot.webhooks.sender import WebhookSender, new_secret
+from tests.helpers import wait_until
+from tests.integration.bot_harness import free_port
+from tests.integration.webhook_receiver import Receiver, always, hanging
+from tests.sim.slack_helpers import running_sim
+
+BODY = '{"type":"availability.changed"}'
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    receiver = Receiver(free_port())
+    await receiver.start()
+    try:
+        yield receiver
+    finally:
+        await receiver.stop()
+
+
+class Names(AbstractResolver):
+    """A DNS that says what the test wants, as a rebinding attacker's would."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            {
+                "hostname": host,
+                "host": self.address,
+                "port": port,
+                "family": socket.AF_INET,
+                "proto": 0,
+                "flags": 0,
+            }
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_internal_addresses_are_refused_at_the_moment_of_sending(
+    receiver: Receiver,
+) -> None:
+    strict = WebhookSender(allow_private=False)
+    rebound = WebhookSender(allow_private=False, resolver=lambda: Names("127.0.0.1"))
+    trusting = WebhookSender(allow_private=True, resolver=lambda: Names("127.0.0.1"))
+    secret = new_secret()
+    try:
+        for sender, url in (
+            (strict, f"https://localhost:{receiver.port}/a"),
+            (strict, f"https://127.0.0.1:{receiver.port}/a"),
+            (strict, receiver.url("/a")),  # http
+            (rebound, f"https://hooks.example:{receiver.port}/a"),
+        ):
+            result = await sender.send(url, secret, "evt_1", BODY)
+            assert (result.ok, result.status, result.error) == (False, None, "blocked address")
+        assert receiver.received == []
+        # The connection goes to the address the resolver checked, whatever the name.
+        result = await trusting.send(
+            f"http://hooks.example:{receiver.port}/b", secret, "evt_2", BODY
+        )
+        assert (result.ok, result.status) == (True, 200)
+        [got] = receiver.received
+        assert (got.path, got.webhook_id, got.raw) == ("/b", "evt_2", BODY.encode())
+    finally:
+        for sender in (strict, rebound, trusting):
+            await sender.close()
+
+
+async def test_redirects_are_not_followed_answers_are_capped_and_slow_ones_time_out(
+    receiver: Receiver,
+) -> None:
+    sender = WebhookSender(allow_private=True, timeout=0.5)
+    secret = new_secret()
+    receiver.on("/moved", always(307))
+    receiver.extra["/moved"] = ({"Location": receiver.url("/target")}, b"")
+    receiver.on("/busy", always(429))
+    receiver.extra["/busy"] = ({"Retry-After": "7"}, b"slow down")
+    receiver.extra["/big"] = ({}, b"x" * 2_000_000)
+    receiver.on("/hang", hanging())
+    try:
+        moved = await sender.send(receiver.url("/moved"), secret, "evt_1", BODY)
+        assert (moved.ok, moved.status, moved.error) == (False, 307, "answered 307")
+        assert receiver.at("/target") == []
+        busy = await sender.send(receiver.url("/busy"), secret, "evt_2", BODY)
+        assert (busy.status, busy.retry_after) == (429, 7.0)
+        big = await sender.send(receiver.url("/big"), secret, "evt_3", BODY)
+        assert (big.ok, big.status) == (True, 200)
+        slow = await sender.send(receiver.url("/hang"), secret, "evt_4", BODY)
+        assert (slow.ok, slow.status, slow.error) == (False, None, "timed out")
+        closed = await sender.send(f"http://127.0.0.1:{free_port()}/", secret, "evt_5", BODY)
+        assert (closed.ok, closed.error) == (False, "connection failed")
+    finally:
+        await sender.close()
+
+
+async def test_a_receiver_failing_a_whole_schedule_is_disabled_and_the_admins_told_once(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.on("/down", always(500))
+    secret = receiver.secrets["/down"] = new_secret()
+    async with (
+        running_sim() as sim,
+        aiohttp.ClientSession() as http,
+        Store(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}") as store,
+    ):
+        client = bot_client(sim.url + "/api/", http, token=sim.bot_token)
+        people = SlackPeople(client, sim.team_id)
+        await people.refresh()
+        assert people.admins()
+        outbox = DmOutbox(store=store, team_id=sim.team_id, sender=DirectMessages(client))
+        # The 27-hour schedule in about half a second.
+        dispatcher = WebhookDispatcher(
+            store=store,
+            team_id=sim.team_id,
+            sender=WebhookSender(allow_private=True),
+            retry=RetryPolicy(scale=lambda seconds: seconds / 200_000),
+            messenger=outbox,
+            admins=people.admins,
+        )
+        hook = await store.add_webhook(
+            endpoint_id="wh_00000000000000dd",
+            team_id=sim.team_id,
+            url=receiver.url("/down"),
+            secret=secret,
+            people=None,
+            availability=None,
+            description="door sign",
+            created_by="key_1",
+            max_endpoints=50,
+        )
+        assert hook is not None
+        await store.append_event(sim.team_id, hook.created_at, "U1", {"availability": "on_call"})
+        tasks = [asyncio.create_task(dispatcher.run()), asyncio.create_task(outbox.run())]
+        dispatcher.kick()
+        try:
+
+            async def disabled() -> bool:
+                found = await store.webhook(sim.team_id, hook.id)
+                return found is not None and not found.enabled
+
+            await wait_until(disabled, message="the endpoint disabled")
+            admins = people.admins()
+            await wait_until(
+                lambda: all(sim.messages(user=a, kind="dm") for a in admins),
+                message="every admin told",
+            )
+        finally:
+            await dispatcher.stop()
+            await outbox.stop()
+            await asyncio.gather(*tasks)
+    found = await _reopen(tmp_path, sim.team_id, hook.id)
+    assert found == "every attempt failed for a whole retry schedule"
+    # Eight attempts, all signed, all with the event's one id; none after the last.
+    assert [(r.webhook_id, r.verified) for r in receiver.at("/down")] == [("evt_1", True)] * 8
+    for admin in admins:
+        [dm] = sim.messages(user=admin, kind="dm")
+        assert "wh_00000000000000dd" in dm["text"]
+        assert "door sign" in dm["text"]
+        assert "/down" not in dm["text"]  # the path may hold a receiver's token
+    assert dispatcher.stats().disabled == 1
+
+
+async def _reopen(tmp_path: Path, team_id: str, endpoint_id: str) -> str | None:
+    async with Store(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}") as store:
+        found = await store.webhook(team_id, endpoint_id)
+        return found.disabled_reason if found is not None else None
