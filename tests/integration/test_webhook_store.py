@@ -326,16 +326,25 @@ async def test_deliveries_page_newest_first_and_finished_ones_are_pruned(store: 
 async def test_the_event_log_keeps_what_an_enabled_endpoint_has_not_taken(store: Store) -> None:
     old = await record(store, "U1")
     hook = await add(store)
-    waiting = await record(store, "U1", "U2")
+    waiting = await record(store, "U1", "U2", "U3")
     hour_later = T0 + timedelta(hours=2)
-    assert await store.prune_events(hour_later, keep_at_most=1) == 1  # only what it has taken
+    assert await store.prune_events(hour_later, keep_at_most=1_000) == 1  # only what it has taken
     assert [e.id for e in await store.events_after(TEAM, 0, 10)] == [w.event_id for w in waiting]
     await fan(store, hook, waiting[:1])
     assert await store.prune_events(hour_later, keep_at_most=1_000) == 1
     await store.disable_webhook(hook, "off")
-    assert await store.prune_events(hour_later, keep_at_most=1_000) == 1  # a disabled one waits
-    assert await store.events_after(TEAM, 0, 10) == []
+    # A disabled endpoint holds nothing back; the newest row always stays (ids never reused).
+    assert await store.prune_events(hour_later, keep_at_most=1_000) == 1
+    assert [e.id for e in await store.events_after(TEAM, 0, 10)] == [waiting[2].event_id]
     assert old[0].event_id < waiting[0].event_id
+
+
+async def test_the_log_s_hard_bound_wins_over_a_lagging_endpoint(store: Store) -> None:
+    await add(store)
+    made = await record(store, "U1", "U2", "U3", "U4")
+    # Nothing is old, and the endpoint has taken nothing, yet the log keeps at most two.
+    assert await store.prune_events(T0 - timedelta(hours=1), keep_at_most=2) == 2
+    assert [e.id for e in await store.events_after(TEAM, 0, 10)] == [m.event_id for m in made[2:]]
 
 
 async def test_racing_claims_take_each_delivery_once_and_say_what_is_next(store: Store) -> None:

@@ -34,7 +34,7 @@ class Api:
             method, self.base + path, headers=headers, json=body, params=params
         ) as reply:
             answer = await reply.json() if reply.content_type == "application/json" else None
-            check_response(method, path, reply.status, answer)
+            check_response(method, path, reply.status, answer, reply.headers)
             return reply.status, answer
 
 
@@ -258,7 +258,7 @@ async def test_bodies_are_validated_and_urls_checked(
             f"{api.base}/webhooks", data=raw, headers={"Authorization": f"Bearer {key}"}
         ) as reply:
             answer = await reply.json()
-            check_response("POST", "/webhooks", reply.status, answer)
+            check_response("POST", "/webhooks", reply.status, answer, reply.headers)
             assert (reply.status, answer["error"]) == (400, "invalid_request"), raw[:8]
     status, answer = await api.call("GET", f"/webhooks/wh_{'0' * 16}/deliveries", key, limit="²")
     assert status in (400, 404)
