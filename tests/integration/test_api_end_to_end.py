@@ -1,6 +1,6 @@
 """Other systems' view end to end: `rcstatus-bot run` and `api-key create` as an operator runs
 them, a call driven through the RingCentral simulator's control API, and what each interface
-(the gate; the stream and webhooks join the same scenario) tells a caller about it."""
+(the gate, the event stream and a webhook receiver) tells a caller about it."""
 
 from __future__ import annotations
 
@@ -15,16 +15,19 @@ from typing import Any
 import aiohttp
 
 from bot.sim.company import Person
-from tests.api_contract import check_response
+from tests.api_contract import check_event, check_response
 from tests.helpers import ControlClient, wait_until
 from tests.integration.bot_harness import (
     BotProcess,
     Sims,
     cli_env,
+    free_port,
     rcstatus_bot,
     simulators,
     write_env,
 )
+from tests.integration.webhook_receiver import Receiver
+from tests.sse import SseReader
 
 
 @dataclass
@@ -150,11 +153,44 @@ async def test_a_call_through_the_control_api_is_told_by_the_gate_when_it_ends(
         await wait_until(on_the_call, timeout=20, message="the API to say on_call")
         gate = HeldGate(e2e, person)
         await gate.open()
-        # The stream's and the webhooks' watchers start here, before the call ends.
+        receiver = Receiver(free_port())
+        await receiver.start()
+        headers = {"Authorization": f"Bearer {e2e.key}"}
+        try:
+            hook = {"url": receiver.url("/router"), "people": [person.email]}
+            async with e2e.session.post(
+                e2e.api_base + "/webhooks", json=hook, headers=headers
+            ) as reply:
+                made = await reply.json()
+                check_response("POST", "/webhooks", reply.status, made, reply.headers)
+                assert reply.status == 201, made
+            receiver.secrets["/router"] = made["secret"]
+            async with e2e.session.get(
+                e2e.api_base + "/events", headers=headers, timeout=aiohttp.ClientTimeout(total=60)
+            ) as stream:
+                assert stream.status == 200
+                events = SseReader(stream)
+                # The opening comment: the stream is subscribed to live changes from here.
+                await events.until_comment("rcstatus availability stream", timeout=20)
 
-        await e2e.call(person, "ended")
+                await e2e.call(person, "ended")
 
-        status, body = await gate.answer()
-        assert (status, body["availability"], body["reachable"]) == (200, "available", True)
-        assert body["slack_user_id"] == person.slack_id
-        assert body["on_call_since"] is None
+                status, body = await gate.answer()
+                assert (status, body["availability"], body["reachable"]) == (200, "available", True)
+                assert body["slack_user_id"] == person.slack_id
+                assert body["on_call_since"] is None
+
+                change = await events.next_event(timeout=20)
+                while change.json()["data"]["slack_user_id"] != person.slack_id:
+                    change = await events.next_event(timeout=20)
+                check_event("/events", change.event, change.data, change.last_event_id)
+                told = change.json()["data"]
+                assert (told["previous"], told["availability"]) == ("on_call", "available")
+            await wait_until(lambda: receiver.at("/router"), timeout=20, message="the webhook")
+            delivered = receiver.at("/router")[0]
+            assert delivered.verified, delivered.headers
+            assert delivered.webhook_id == f"evt_{change.last_event_id}"
+            assert delivered.body["type"] == "availability.changed"
+            assert delivered.body["data"] == told
+        finally:
+            await receiver.stop()
