@@ -170,7 +170,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
-            **webhook_paths(),
+            **webhook_paths(auth_errors()),
         },
         "webhooks": webhook_payloads(),
         "components": {

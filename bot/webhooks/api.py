@@ -37,6 +37,10 @@ DEFAULT_PAGE: Final = 50
 MAX_PAGE: Final = 200
 _ID: Final = re.compile(r"wh_[0-9a-f]{16}")
 _EVENT_ID: Final = re.compile(r"[0-9]{1,10}")
+DESCRIPTION_PATTERN: Final = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
+"""What a description may hold, as the API document states it: no control characters."""
+DESCRIPTION: Final = re.compile(DESCRIPTION_PATTERN)
+_SURROGATE: Final = re.compile("[\\ud800-\\udfff]")
 _CREATE_FIELDS: Final = frozenset({"url", "people", "availability", "description"})
 _UPDATE_FIELDS: Final = _CREATE_FIELDS | {"enabled"}
 
@@ -214,7 +218,7 @@ class WebhookApi:
         if not isinstance(raw, str):
             raise _invalid("url must be a string.")
         try:
-            url = check_url(raw.strip(), allow_private=self._allow_private)
+            url = check_url(raw, allow_private=self._allow_private)
             await check_resolves(url, allow_private=self._allow_private, resolve=self._resolve())
         except UnsafeUrl as refused:
             raise _invalid(str(refused)) from None
@@ -252,8 +256,19 @@ def _availability_filter(raw: object) -> list[str] | None:
 
 
 def _description(raw: object) -> str:
-    if not isinstance(raw, str) or len(raw) > DESCRIPTION_LIMIT or not raw.isprintable():
-        raise _invalid(f"description must be text of at most {DESCRIPTION_LIMIT} characters.")
+    # Any text but control characters: emoji sequences (joiners are format characters) and
+    # letters newer than this Python's Unicode tables are text too. A lone surrogate is not
+    # text at all, and could not be stored.
+    if (
+        not isinstance(raw, str)
+        or len(raw) > DESCRIPTION_LIMIT
+        or not DESCRIPTION.fullmatch(raw)
+        or _SURROGATE.search(raw)
+    ):
+        raise _invalid(
+            f"description must be text of at most {DESCRIPTION_LIMIT} characters, "
+            "without control characters."
+        )
     return raw.strip()
 
 
@@ -323,7 +338,8 @@ def _encode_cursor(delivery_id: int) -> str:
 
 
 def _decode_cursor(raw: str | None) -> int | None:
-    if raw is None:
+    if not raw:
+        # As on /people: absent or empty is the first page.
         return None
     try:
         decoded = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.api.keys import Scope
 from bot.api.people import ApiAvailability
-from bot.webhooks.api import BODY_LIMIT, DESCRIPTION_LIMIT, MAX_PAGE, PEOPLE_LIMIT
-from bot.webhooks.safety import URL_LIMIT
+from bot.webhooks.api import (
+    BODY_LIMIT,
+    DESCRIPTION_LIMIT,
+    DESCRIPTION_PATTERN,
+    MAX_PAGE,
+    PEOPLE_LIMIT,
+)
+from bot.webhooks.safety import URL_LIMIT, URL_PATTERN
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -31,16 +38,7 @@ def _body(ref: str) -> dict[str, Any]:
     }
 
 
-_ERRORS: dict[str, Any] = {
-    "400": _error("A parameter or the body is not valid."),
-    "401": _error("No API key, or an unknown or revoked one."),
-    "403": _error("The key lacks the webhooks:write scope."),
-    "429": {
-        **_error("The key has used its request budget."),
-        "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
-    },
-}
-_WITH_BODY: dict[str, Any] = {**_ERRORS, "413": _error(f"The body is over {BODY_LIMIT} bytes.")}
+_SECURITY = [{"bearer": [Scope.WEBHOOKS_WRITE.value]}]
 _ID = {
     "name": "id",
     "in": "path",
@@ -50,54 +48,64 @@ _ID = {
 _MISSING = _error("No webhook has that id.")
 
 
-def webhook_paths() -> dict[str, Any]:
-    return {
+def webhook_paths(refusals: dict[str, Any]) -> dict[str, Any]:
+    """The /webhooks paths; `refusals` are the answers every endpoint may give before its own
+    work (bad parameters, key, scope, budget), as the rest of the document states them."""
+    errors = {**refusals, "400": _error("A parameter or the body is not valid.")}
+    with_body = {**errors, "413": _error(f"The body is over {BODY_LIMIT} bytes.")}
+    paths: dict[str, Any] = {
         "/webhooks": {
             "post": {
                 "operationId": "createWebhook",
+                "security": _SECURITY,
                 "summary": "Register a receiver; the answer holds its signing secret, once.",
                 "requestBody": _body("WebhookCreate"),
                 "responses": {
                     "201": _json("The new webhook and its secret.", "WebhookCreated"),
-                    **_WITH_BODY,
+                    **with_body,
                     "409": _error("The workspace has as many webhooks as it may."),
                 },
             },
             "get": {
                 "operationId": "listWebhooks",
+                "security": _SECURITY,
                 "summary": "Every webhook of the workspace (never their secrets).",
-                "responses": {"200": _json("The webhooks.", "WebhookList"), **_ERRORS},
+                "responses": {"200": _json("The webhooks.", "WebhookList"), **errors},
             },
         },
         "/webhooks/{id}": {
             "parameters": [_ID],
             "get": {
                 "operationId": "getWebhook",
+                "security": _SECURITY,
                 "summary": "One webhook.",
-                "responses": {"200": _json("The webhook.", "Webhook"), **_ERRORS, "404": _MISSING},
+                "responses": {"200": _json("The webhook.", "Webhook"), **errors, "404": _MISSING},
             },
             "patch": {
                 "operationId": "updateWebhook",
+                "security": _SECURITY,
                 "summary": "Change its URL, filters, description, or turn it off and on "
                 "(turning it on again starts afresh: new changes, a whole schedule for the waiting "
                 "deliveries).",
                 "requestBody": _body("WebhookUpdate"),
                 "responses": {
                     "200": _json("The webhook as it is now.", "Webhook"),
-                    **_WITH_BODY,
+                    **with_body,
                     "404": _MISSING,
                 },
             },
             "delete": {
                 "operationId": "deleteWebhook",
+                "security": _SECURITY,
                 "summary": "Remove the webhook and its deliveries.",
-                "responses": {"204": {"description": "Removed."}, **_ERRORS, "404": _MISSING},
+                "responses": {"204": {"description": "Removed."}, **errors, "404": _MISSING},
             },
         },
         "/webhooks/{id}/deliveries": {
             "parameters": [_ID],
             "get": {
                 "operationId": "listWebhookDeliveries",
+                "security": _SECURITY,
                 "summary": "The webhook's deliveries, newest first, paged.",
                 "parameters": [
                     {
@@ -108,13 +116,14 @@ def webhook_paths() -> dict[str, Any]:
                     {
                         "name": "cursor",
                         "in": "query",
-                        "description": "`next_cursor` from the previous page.",
+                        "description": "`next_cursor` from the previous page; absent or empty "
+                        "for the first page. Any other value is refused with 400.",
                         "schema": {"type": "string"},
                     },
                 ],
                 "responses": {
                     "200": _json("A page of deliveries.", "DeliveryPage"),
-                    **_ERRORS,
+                    **errors,
                     "404": _MISSING,
                 },
             },
@@ -131,11 +140,12 @@ def webhook_paths() -> dict[str, Any]:
             ],
             "post": {
                 "operationId": "retryWebhookDelivery",
+                "security": _SECURITY,
                 "summary": "Send a delivery again, with a fresh retry schedule, after whatever "
                 "its person has waiting before it.",
                 "responses": {
                     "202": _json("The delivery, back in line.", "Delivery"),
-                    **_ERRORS,
+                    **errors,
                     "404": _error("No such webhook, or it has no delivery of that event."),
                 },
             },
@@ -144,16 +154,18 @@ def webhook_paths() -> dict[str, Any]:
             "parameters": [_ID],
             "post": {
                 "operationId": "pingWebhook",
+                "security": _SECURITY,
                 "summary": "Send a signed `webhook.ping` now (once, not retried) and tell what "
                 "the receiver answered.",
                 "responses": {
                     "200": _json("What the receiver answered.", "PingResult"),
-                    **_ERRORS,
+                    **errors,
                     "404": _MISSING,
                 },
             },
         },
     }
+    return paths
 
 
 def webhook_schemas() -> dict[str, Any]:
@@ -162,9 +174,12 @@ def webhook_schemas() -> dict[str, Any]:
     url = {
         "type": "string",
         "maxLength": URL_LIMIT,
-        "description": "https://, to a public address (private, loopback, link-local and "
-        "metadata addresses are refused unless WEBHOOK_ALLOW_PRIVATE_URLS=true, which also "
-        "allows http://).",
+        "pattern": URL_PATTERN,
+        "description": "An absolute https:// URL in ASCII (punycode the host, percent-encode "
+        "the rest), with a host, no user information and, if any, a port from 1 to 65535. Its "
+        "host must resolve, and only to public addresses: private, loopback, link-local and "
+        "metadata ones are refused (at registration and at each delivery), and so is http://, "
+        "unless the bot runs with WEBHOOK_ALLOW_PRIVATE_URLS=true.",
     }
     people = {
         "type": ["array", "null"],
@@ -177,10 +192,16 @@ def webhook_schemas() -> dict[str, Any]:
     wanted = {
         "type": ["array", "null"],
         "minItems": 1,
+        "maxItems": len(availability),
         "items": {"$ref": "#/components/schemas/Availability"},
         "description": "Only changes to these availabilities; null or absent for every change.",
     }
-    description = {"type": "string", "maxLength": DESCRIPTION_LIMIT}
+    description = {
+        "type": "string",
+        "maxLength": DESCRIPTION_LIMIT,
+        "pattern": DESCRIPTION_PATTERN,
+        "description": "Any text without control characters (nor unpaired surrogates).",
+    }
     webhook_properties: dict[str, Any] = {
         "id": {"type": "string"},
         "url": {"type": "string"},

@@ -249,6 +249,11 @@ async def test_bodies_are_validated_and_urls_checked(
         {"url": good, "people": ["nobody@example.com"]},
         {"url": good, "availability": ["asleep"]},
         {"url": good, "description": 5},
+        {"url": good, "description": "line\nbreak"},
+        {"url": good, "description": "\ud800"},
+        {"url": " " + good},
+        {"url": good.replace("/ok", ":0/ok")},
+        {"url": "http://bücher.example/"},
         [good],
     ):
         status, answer = await api.call("POST", "/webhooks", key, body)
@@ -276,6 +281,11 @@ async def test_bodies_are_validated_and_urls_checked(
     for cursor in ("bogus", "YmVmb3JlOng"):
         status, answer = await api.call("GET", f"/webhooks/{hook}/deliveries", key, cursor=cursor)
         assert (status, answer["error"]) == (400, "invalid_request")
+    status, page = await api.call("GET", f"/webhooks/{hook}/deliveries", key, cursor="")
+    assert (status, page["next_cursor"]) == (200, None)  # empty, as on /people: the first page
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467 desk"  # emoji joined by U+200D
+    status, changed = await api.call("PATCH", f"/webhooks/{hook}", key, {"description": family})
+    assert (status, changed["description"]) == (200, family)
     status, answer = await api.call("POST", f"/webhooks/{hook}/deliveries/99999/retry", key)
     assert (status, answer["error"]) == (404, "not_found")
 

@@ -27,6 +27,14 @@ def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, 
                 yield path, method, operation
 
 
+def _parameters(document: dict[str, Any], path: str, operation: dict[str, Any]) -> list[Any]:
+    """An operation's parameters: its path item's, overridden by its own of the same name
+    and place, as OpenAPI reads them."""
+    merged = {(p["name"], p["in"]): p for p in document["paths"][path].get("parameters", [])}
+    merged.update({(p["name"], p["in"]): p for p in operation.get("parameters", [])})
+    return list(merged.values())
+
+
 def _schemas(node: Any) -> Iterator[dict[str, Any]]:
     """Every JSON Schema in the document: components, parameters, headers and media types."""
     if isinstance(node, dict):
@@ -112,8 +120,36 @@ def test_every_operation_names_its_scope_and_documents_refusals_and_path_paramet
                 assert content["schema"] == {"$ref": "#/components/schemas/Error"}, where
                 if status == "503":
                     assert response["headers"]["Retry-After"]["required"] is True, where
-        declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+        parameters = _parameters(document, path, operation)
+        declared = {p["name"] for p in parameters if p["in"] == "path"}
         assert declared == set(re.findall(r"\{([^}]+)\}", path)), where
-        for parameter in operation.get("parameters", []):
+        for parameter in parameters:
             if parameter["in"] == "path":
                 assert parameter["required"] is True, where
+
+
+def test_path_level_parameters_count_for_each_operation_under_them() -> None:
+    document = openapi_document()
+    with_shared = [path for path, item in document["paths"].items() if "parameters" in item]
+    assert "/webhooks/{id}" in with_shared
+    for path in with_shared:
+        for _, method, operation in (o for o in _operations(document) if o[0] == path):
+            names = {p["name"] for p in _parameters(document, path, operation)}
+            assert "id" in names, f"{method.upper()} {path}"
+
+
+def test_each_webhook_payload_is_a_signed_json_post() -> None:
+    """The top-level `webhooks`: what a receiver is sent, one entry per event type."""
+    document = openapi_document()
+    schemas = document["components"]["schemas"]
+    assert set(document["webhooks"]) == {"availability.changed", "webhook.ping"}
+    for name, item in document["webhooks"].items():
+        assert set(item) == {"post"}, name
+        post = item["post"]
+        headers = {p["name"]: p for p in post["parameters"] if p["in"] == "header"}
+        assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}, name
+        assert all(h["required"] for h in headers.values()), name
+        ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        payload = schemas[ref.rpartition("/")[2]]
+        assert payload["properties"]["type"] == {"const": name}, name
+        assert "security" not in post, f"{name}: receivers are not called with our keys"

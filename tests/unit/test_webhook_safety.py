@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import random
+import re
 import socket
+from urllib.parse import urlsplit
 
+import jsonschema_rs
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 from hypothesis import given
@@ -14,6 +17,8 @@ from hypothesis import strategies as st
 
 from bot.webhooks.retry import SCHEDULE, RetryPolicy
 from bot.webhooks.safety import (
+    URL_LIMIT,
+    URL_PATTERN,
     BlockedAddress,
     GuardedResolver,
     Resolve,
@@ -91,6 +96,17 @@ def test_every_private_and_loopback_ipv4_is_refused_even_mapped_into_ipv6(
         "https://example.com/\n",
         "https://example.com/" + "a" * 2048,
         "javascript:alert(1)",
+        "https://example.com:0/",
+        "https://example.com:/",  # an empty port
+        "https://example.com:0443/",  # a port with a leading zero
+        "https://[v1.fe80]/",  # IPvFuture: nothing can connect to it
+        "https://[fe80::1%25eth0]/",  # a zone is this machine's business only
+        "https://[1.2.3.4]/",
+        "https://[::1/",
+        " https://example.com/",
+        "https://example.com/ ",
+        "https://bücher.example/",  # punycode it: xn--bcher-kva.example
+        "https://example.com/\u00e9t\u00e9",
     ],
 )
 def test_urls_that_are_refused(url: str) -> None:
@@ -105,6 +121,29 @@ def test_allowing_private_addresses_allows_http_and_loopback_but_not_the_rest() 
         with pytest.raises(UnsafeUrl):
             check_url(url, allow_private=True)
     assert check_url("https://example.com/hooks?x=1", allow_private=False)
+
+
+@given(st.from_regex(URL_PATTERN, fullmatch=True).filter(lambda url: len(url) <= URL_LIMIT))
+def test_every_url_the_document_calls_valid_is_taken_and_read_as_one_host_and_port(
+    url: str,
+) -> None:
+    """URL_PATTERN (the API document's) and check_url say the same; Python's own URL parser
+    then finds a host, and a port in range, in whatever the pattern lets through."""
+    assert check_url(url, allow_private=True) == url
+    assert jsonschema_rs.validator_for({"pattern": URL_PATTERN}).is_valid(url)
+    parts = urlsplit(url)
+    assert parts.hostname
+    assert parts.port is None or 1 <= parts.port <= 65535
+    assert parts.username is None
+
+
+@given(st.text(alphabet=st.characters(codec="ascii"), max_size=40))
+def test_what_the_document_calls_invalid_is_refused(tail: str) -> None:
+    url = "https://" + tail
+    if re.fullmatch(URL_PATTERN.strip("^$"), url):
+        return
+    with pytest.raises(UnsafeUrl):
+        check_url(url, allow_private=True)
 
 
 def _resolving(table: dict[str, list[str]]) -> Resolve:
