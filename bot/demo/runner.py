@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import random
@@ -23,6 +24,7 @@ from rich.live import Live
 from bot.app import Bot
 from bot.config import Settings
 from bot.demo.observer import Observer
+from bot.demo.receiver import DemoReceiver
 from bot.demo.view import (
     Counters,
     Latency,
@@ -141,6 +143,7 @@ class Stage:
     scale: TimeScale
     actors: list[Actor]
     observer: Observer
+    receiver: DemoReceiver
 
 
 class Demo:
@@ -164,6 +167,7 @@ class Demo:
         self._workload_started: float | None = None
         self._workload_stopped: float | None = None
         self._observer: Observer | None = None
+        self._receiver: DemoReceiver | None = None
         self._live: Live | None = None
         self._call_debounce = 0.0
 
@@ -240,9 +244,29 @@ class Demo:
 
         actors = cast(company, slack)
         observer = self._observer = Observer(rc, slack, actors, bot.pending_writes)
+        receiver = await guard(self._receive_webhooks(stack, bot, observer, actors, app_url))
         refresher = asyncio.create_task(self._refresh(observer))
         stack.push_async_callback(_cancel, refresher)
-        return Stage(rc, slack, bot, scale, actors, observer)
+        return Stage(rc, slack, bot, scale, actors, observer, receiver)
+
+    async def _receive_webhooks(
+        self,
+        stack: contextlib.AsyncExitStack,
+        bot: Bot,
+        observer: Observer,
+        actors: list[Actor],
+        app_url: str,
+    ) -> DemoReceiver:
+        """A local receiver, registered through the API as a user's own system would be."""
+        names = {actor.slack_id: actor.name for actor in actors}
+        receiver = self._receiver = DemoReceiver(
+            note=observer.note, names=lambda user_id: names.get(user_id, user_id)
+        )
+        url = await receiver.start()
+        stack.push_async_callback(receiver.stop)
+        webhook_id = await receiver.register(bot.store, app_url, url)
+        observer.note(f"A local webhook receiver is registered ({webhook_id}).", "bold")
+        return receiver
 
     async def _connect_people(self, stage: Stage, stack: contextlib.AsyncExitStack) -> None:
         """A few never connect, a few keep a status of their own, the rest connect. Slack lets
@@ -343,6 +367,7 @@ class Demo:
         mismatches, stuck, problems = observer.end_check()
         ended = self._workload_stopped or time.monotonic()
         began = self._workload_started or ended
+        receiver = self._receiver
         return Report(
             users=self.options.users,
             presence_events=observer.presence_events,
@@ -361,6 +386,9 @@ class Demo:
             checked_people=len(observer.checked()),
             settled=settled,
             problems=problems,
+            webhooks_delivered=receiver.delivered if receiver else 0,
+            webhook_latency=Latency.of(list(receiver.latencies) if receiver else []),
+            webhooks_refused=receiver.refused if receiver else 0,
         )
 
     # -- the screen ---------------------------------------------------------------------------
@@ -401,7 +429,20 @@ class Demo:
             seconds=self.options.seconds,
             rows=observer.rows() if observer else [],
             feed=list(observer.feed) if observer else [],
-            counters=observer.counters() if observer else Counters(),
+            counters=self._counters(),
+        )
+
+    def _counters(self) -> Counters:
+        if self._observer is None:
+            return Counters()
+        counters = self._observer.counters()
+        receiver = self._receiver
+        if receiver is None:
+            return counters
+        return dataclasses.replace(
+            counters,
+            webhooks_delivered=receiver.delivered,
+            webhook_p95_ms=Latency.of(list(receiver.latencies)).p95,
         )
 
     @contextlib.contextmanager

@@ -35,9 +35,9 @@ EMOJI: Final = MappingProxyType(
 FEED_LINES: Final = 8
 NARROW: Final = 76
 """Below this width the people are listed in one column instead of two."""
-# Header, progress, counters (2, or 4 when narrow), the people table's header, the line of
+# Header, progress, counters (3, or 5 when narrow), the people table's header, the line of
 # people left out and the feed's title.
-_FIXED_LINES: Final = 7
+_FIXED_LINES: Final = 8
 
 
 def emoji(shortcode: str) -> str:
@@ -106,6 +106,10 @@ class Counters:
     pending_writes: int = 0
     latency_p50: float | None = None
     """Seconds from a call connecting to the Slack write that shows it."""
+    webhooks_delivered: int = 0
+    """Deliveries the demo's receiver got with a good signature."""
+    webhook_p95_ms: int | None = None
+    """Milliseconds from a change to its delivery at the receiver (95th percentile)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +229,8 @@ def _counters(counters: Counters, columns: int) -> Table:
         f"DMs {counters.dms_sent}",
         f"writes queued {counters.pending_writes}",
         f"call→Slack p50 {latency}",
+        f"webhooks {counters.webhooks_delivered}",
+        f"webhook p95 {_ms(counters.webhook_p95_ms)}",
     ]
     grid = Table.grid(padding=(0, 2))
     for _ in range(columns):
@@ -232,6 +238,10 @@ def _counters(counters: Counters, columns: int) -> Table:
     for start in range(0, len(cells), columns):
         grid.add_row(*cells[start : start + columns])
     return grid
+
+
+def _ms(value: int | None) -> str:
+    return "–" if value is None else f"{value} ms"
 
 
 def plain_line(shot: Snapshot) -> str:
@@ -243,8 +253,8 @@ def plain_line(shot: Snapshot) -> str:
     return (
         f"rcstatus demo {_clock(shot.elapsed)}: {busy} on a call, "
         f"{counters.presence_events} presence events, {counters.status_writes} status writes, "
-        f"{counters.slack_429} Slack 429s, {counters.commands} /rcstatus, {counters.dms_sent} DMs"
-        " (Ctrl-C ends the demo)"
+        f"{counters.slack_429} Slack 429s, {counters.commands} /rcstatus, {counters.dms_sent} DMs, "
+        f"{counters.webhooks_delivered} webhooks (Ctrl-C ends the demo)"
     )
 
 
@@ -301,6 +311,12 @@ class Report:
     """False when a second Ctrl-C (or the deadline) cut the wait for the last writes short."""
     problems: Sequence[str] = field(default=())
     """Who mismatched or was stuck, in words."""
+    webhooks_delivered: int = 0
+    """Deliveries the demo's receiver got, each signature verified."""
+    webhook_latency: Latency = field(default_factory=Latency)
+    """From each change (the payload's timestamp) to its arrival at the receiver."""
+    webhooks_refused: int = 0
+    """Deliveries whose signature did not verify (should be none)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -314,6 +330,8 @@ class Report:
             "mismatches_at_end": self.mismatches_at_end,
             "stuck_statuses": self.stuck_statuses,
             "latency_ms": self.latency.as_json(),
+            "webhooks_delivered": self.webhooks_delivered,
+            "webhook_p95_ms": self.webhook_latency.p95,
         }
 
     def json_line(self) -> str:
@@ -343,6 +361,17 @@ def summary(report: Report) -> RenderableType:
     table.add_row(
         "stuck statuses", Text(str(report.stuck_statuses), style=stuck_style), "'On a call' on idle"
     )
+    hooks = report.webhook_latency
+    arrival = "" if hooks.p95 is None else f", p95 {hooks.p95} ms after the change"
+    table.add_row(
+        "webhooks delivered", str(report.webhooks_delivered), f"signature verified{arrival}"
+    )
+    if report.webhooks_refused:
+        table.add_row(
+            "webhooks refused",
+            Text(str(report.webhooks_refused), style="bold red"),
+            "bad signature",
+        )
     title = Text("rcstatus demo summary", style="bold")
     title.append(
         f" · {report.users} people · {report.ran_for:.0f} s · time ×{report.time_scale:g}",

@@ -33,6 +33,8 @@ JSON_KEYS = {
     "mismatches_at_end",
     "stuck_statuses",
     "latency_ms",
+    "webhooks_delivered",
+    "webhook_p95_ms",
 }
 
 
@@ -145,6 +147,9 @@ def test_ctrl_c_on_the_live_view_prints_the_summary_and_exits_0(tmp_path: Path) 
     assert "mismatches at end" in summary
     assert "stuck statuses" in summary
     assert "CALL_DEBOUNCE_SECONDS" in summary
+    # The demo's receiver got the call as a signed webhook, in the live view and the summary.
+    assert "webhook ✓ signed" in text
+    assert re.search(r"webhooks delivered\s+[1-9]", summary), summary
     wide = [line for line in _screen_lines(terminal.output) if cell_len(line) > 80]
     assert wide == [], f"lines wider than 80 columns: {wide[:3]}"
     _assert_clean(tmp_path, text)
@@ -210,5 +215,9 @@ def test_fifty_people_for_thirty_seconds_end_with_nothing_wrong(tmp_path: Path) 
     assert report["commands"] > 0
     # Every "On a call" waited out the call debounce (2 s) first: the raw latency includes it.
     assert report["latency_ms"]["p50"] >= 2000
+    # Every change reached the demo's own receiver, signed, through a webhook registered with
+    # the API; how long that took is timed from the change.
+    assert report["webhooks_delivered"] > 0
+    assert report["webhook_p95_ms"] > 0
     # The bot's own warnings go to stderr in this mode; only the report is checked for tracebacks.
     _assert_clean(tmp_path, result.stdout, result.stderr)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import bootstrap, burst, fidelity, latency, memory
+from bench import bootstrap, burst, fidelity, latency, memory, webhooks
 from bench.common import TABLE_START, percentile, refresh_table, write_result
 from bench.fidelity_model import (
     CONNECTED,
@@ -247,3 +247,35 @@ def test_memory_measures_a_fresh_interpreter(tmp_path: Path) -> None:
     # Links are held on top of presence, never instead of it.
     assert 0 < row["python_heap_bytes_per_person"] < row["linked_python_heap_bytes_per_person"]
     assert "B/person" in (tmp_path / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_webhooks_times_every_delivery_with_and_without_dead_receivers(tmp_path: Path) -> None:
+    tiny = "--people 150 --rate 20 --duration 1 --call-seconds 0.3 --healthy 2 --gate 20"
+    result = webhooks.main([*tiny.split(), "--hold-seconds", "0.5"], directory=tmp_path)
+    run = result["sqlite"]
+    for name, dead in (("without_dead", 0), ("with_dead", 2)):
+        phase = run[name]
+        assert phase["endpoints_dead"] == dead
+        assert phase["call_starts"] == phase["call_ends"] > 0
+        # Every change reached every healthy receiver once, signed, and was timed.
+        assert phase["bot_transitions"] == phase["events_logged"] == phase["events"]
+        assert phase["deliveries_matched"] == phase["deliveries_expected"] == 2 * phase["events"]
+        assert phase["deliveries_missing_at_deadline"] == 0
+        assert phase["signatures_verified"] == phase["deliveries_expected"]
+        assert phase["bad_signatures"] == phase["duplicate_webhook_ids"] == 0
+        assert phase["backlog_at_end"] == 0
+        figures = [phase[f"{p}_ms"] for p in ("p50", "p95", "p99", "max")]
+        assert 0 < figures[0] <= figures[1] <= figures[2] <= figures[3]
+    # The dead receivers were tried, and failed, without holding up the healthy ones.
+    assert run["with_dead"]["bot_failed_attempts"] > 0
+    assert run["with_dead"]["hang_connections_accepted"] > 0
+    assert run["without_dead"]["bot_failed_attempts"] == 0
+    assert set(run["ratio_with_dead_to_without"]) == {"p50", "p95", "p99"}
+    gate = run["gate"]
+    assert gate["held_at_once"] == gate["requests"] == 20
+    assert gate["answered_200"] == gate["answered_available"] == 20
+    assert gate["bot_rss_mib_held"] > 0
+    record = json.loads((tmp_path / "webhooks.json").read_text())
+    assert "with 2 dead p50/p95/p99" in record["summary"]
+    assert "whsec_" not in (tmp_path / "webhooks.json").read_text()
