@@ -254,6 +254,9 @@ class WebhookRepository(StoreBase):
         `max_unfinished` is disabled rather than grow without bound."""
         hooks, table = schema.webhooks, schema.webhook_deliveries
         now = self._clock()
+        if through <= after:
+            # Read when the cursor had already passed these events: another fan-out took them.
+            return FanOut.MOVED
         async with self._transaction("queueing webhook deliveries") as conn:
             moved = await conn.execute(
                 update(hooks)
