@@ -6,15 +6,17 @@ import asyncio
 import contextlib
 import json
 import math
+import multiprocessing
 import os
 import platform
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Final
 
@@ -321,3 +323,57 @@ def fmt(value: float, digits: int = 1) -> str:
 
 def joined(parts: Iterable[str]) -> str:
     return "; ".join(parts)
+
+
+CHILD_STOP_TIMEOUT: Final = 10.0
+
+
+class Child:
+    """A child process and its pipe; whatever happens, it is stopped and joined."""
+
+    def __init__(self, target: Any, config: Any, name: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, theirs = context.Pipe()
+        self.name = name
+        self.process: BaseProcess = context.Process(target=target, args=(theirs, config), name=name)
+        self.process.start()
+        theirs.close()
+
+    async def ask(self, message: tuple[Any, ...], kind: str, *, within: float) -> Any:
+        self._conn.send(message)
+        return await self.expect(kind, within=within)
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        self._conn.send(message)
+
+    async def expect(self, kind: str, *, within: float) -> Any:
+        try:
+            got, body = await receive(self._conn, within=within)
+        except EOFError:
+            raise RuntimeError(f"{self.name} died (exit {self.process.exitcode})") from None
+        if got == "error":
+            raise RuntimeError(f"{self.name} failed:\n{body}")
+        if got != kind:
+            raise RuntimeError(f"expected {kind!r} from {self.name}, got {got!r}")
+        return body
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._conn.send(("stop",))
+        self.process.join(CHILD_STOP_TIMEOUT)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(CHILD_STOP_TIMEOUT)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self._conn.close()
+
+
+@contextlib.contextmanager
+def child(target: Any, config: Any, name: str) -> Iterator[Child]:
+    process = Child(target, config, name)
+    try:
+        yield process
+    finally:
+        process.stop()

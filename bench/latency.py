@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import contextlib
 import math
-import multiprocessing
 import tempfile
 import time
 import traceback
@@ -18,7 +17,6 @@ from collections import defaultdict, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,6 +25,8 @@ import psutil  # type: ignore[import-untyped]
 from bench.common import (
     RESULTS_DIR,
     TOKEN_BATCH,
+    Child,
+    child,
     connect_everyone,
     fmt,
     free_port,
@@ -62,7 +62,6 @@ DEFAULT_CALL_DEBOUNCE: Final = 2.0
 GAP_HOLD_AT_REAL_TIME: Final = 2.0
 """bot/app.py gives the scheduler `gap_hold=settings.service_seconds(2.0)` (2 s / TIME_SCALE)."""
 SETUP_TIMEOUT: Final = 300.0
-CHILD_STOP_TIMEOUT: Final = 10.0
 POLL: Final = 0.25
 SCHEDULER_COUNTERS: Final = (
     "submitted", "writes", "shows", "releases", "extends", "rate_limited", "retries",
@@ -404,54 +403,10 @@ def _percentiles(prefix: str, samples: list[float]) -> dict[str, float | None]:
 # ------------------------------------------------------------------ the parent: the bot
 
 
-class Child:
-    """The simulators' process and its pipe; whatever happens, it is stopped and joined."""
-
-    def __init__(self, config: SimConfig) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._conn, theirs = context.Pipe()
-        self.process: BaseProcess = context.Process(
-            target=simulators_main, args=(theirs, config), name="latency-simulators"
-        )
-        self.process.start()
-        theirs.close()
-
-    def send(self, message: tuple[Any, ...]) -> None:
-        self._conn.send(message)
-
-    async def expect(self, kind: str, *, within: float) -> Any:
-        try:
-            got, body = await receive(self._conn, within=within)
-        except EOFError:
-            raise RuntimeError(
-                f"the simulators' process died (exit {self.process.exitcode})"
-            ) from None
-        if got == "error":
-            raise RuntimeError(f"the simulators' process failed:\n{body}")
-        if got != kind:
-            raise RuntimeError(f"expected {kind!r} from the simulators' process, got {got!r}")
-        return body
-
-    def stop(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self._conn.send(("stop",))
-        self.process.join(CHILD_STOP_TIMEOUT)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(CHILD_STOP_TIMEOUT)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
-        self._conn.close()
-
-
 @contextlib.contextmanager
 def child_process(config: SimConfig) -> Iterator[Child]:
-    child = Child(config)
-    try:
-        yield child
-    finally:
-        child.stop()
+    with child(simulators_main, config, "latency-simulators") as process:
+        yield process
 
 
 class TakenIn:

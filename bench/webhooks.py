@@ -16,16 +16,14 @@ import asyncio
 import contextlib
 import cProfile
 import json
-import multiprocessing
 import socket
 import tempfile
 import time
 import traceback
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,6 +36,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from bench.common import (
     RESULTS_DIR,
+    Child,
+    child,
     fmt,
     free_port,
     joined,
@@ -61,7 +61,6 @@ from bot.sim.slack import SlackSimulator
 POSTGRES_SERVER: Final = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 DATABASES: Final = ("sqlite", "postgres")
 SETUP_TIMEOUT: Final = 300.0
-CHILD_STOP_TIMEOUT: Final = 10.0
 SAMPLE_EVERY: Final = 1.0
 API_BUDGET: Final = 1_000_000
 """Requests a minute per key: the gate phase opens a thousand requests with one key."""
@@ -416,57 +415,6 @@ async def _serve_receivers(conn: Connection, config: ReceiverConfig) -> None:
 
 
 # ------------------------------------------------------------------ the parent: the bot
-
-
-class Child:
-    """A child process and its pipe; whatever happens, it is stopped and joined."""
-
-    def __init__(self, target: Any, config: Any, name: str) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._conn, theirs = context.Pipe()
-        self.name = name
-        self.process: BaseProcess = context.Process(target=target, args=(theirs, config), name=name)
-        self.process.start()
-        theirs.close()
-
-    async def ask(self, message: tuple[Any, ...], kind: str, *, within: float) -> Any:
-        self._conn.send(message)
-        return await self.expect(kind, within=within)
-
-    def send(self, message: tuple[Any, ...]) -> None:
-        self._conn.send(message)
-
-    async def expect(self, kind: str, *, within: float) -> Any:
-        try:
-            got, body = await receive(self._conn, within=within)
-        except EOFError:
-            raise RuntimeError(f"{self.name} died (exit {self.process.exitcode})") from None
-        if got == "error":
-            raise RuntimeError(f"{self.name} failed:\n{body}")
-        if got != kind:
-            raise RuntimeError(f"expected {kind!r} from {self.name}, got {got!r}")
-        return body
-
-    def stop(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self._conn.send(("stop",))
-        self.process.join(CHILD_STOP_TIMEOUT)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(CHILD_STOP_TIMEOUT)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
-        self._conn.close()
-
-
-@contextlib.contextmanager
-def child(target: Any, config: Any, name: str) -> Iterator[Child]:
-    process = Child(target, config, name)
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 @contextlib.asynccontextmanager
