@@ -31,3 +31,37 @@ def cli_logging(level: str = "DEBUG", *, sdk_debug: bool = False) -> Iterator[io
         logging.setLogRecordFactory(factory)
         for name, saved in levels.items():
             logging.getLogger(name).setLevel(saved)
+
+
+class LogRecords(logging.Handler):
+    """Every record at INFO and above, formatted as the bot's own handler would."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def text(self) -> str:
+        return "".join(self.format(record) + "\n" for record in self.records)
+
+    def ignored(self, what: str) -> int:
+        """How many 'ignored a …' lines (bot/slack/payload.py) name `what`."""
+        return sum(1 for r in self.records if r.getMessage().startswith(f"ignored a {what}"))
+
+
+@contextlib.contextmanager
+def every_log_record() -> Iterator[LogRecords]:
+    """What any logger says at INFO and above while the block runs."""
+    root = logging.getLogger()
+    handler = LogRecords()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

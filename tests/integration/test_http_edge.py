@@ -7,9 +7,8 @@ import contextlib
 import hashlib
 import hmac
 import json
-import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,36 +17,9 @@ import pytest
 
 from bot.app import Bot
 from tests.integration.bot_harness import Sims, running_bot, simulators
+from tests.log_capture import every_log_record
 
 BATCH = 200
-
-
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.records: list[logging.LogRecord] = []
-        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def text(self) -> str:
-        return "".join(self.format(record) + "\n" for record in self.records)
-
-
-@contextlib.contextmanager
-def every_log_line() -> Iterator[_Collect]:
-    """Everything any logger says at INFO and above, formatted as the bot's own handler would."""
-    root = logging.getLogger()
-    handler = _Collect()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -112,7 +84,7 @@ async def test_two_thousand_malformed_requests_of_each_kind_are_refused_quietly(
     async with http_bot(tmp_path) as (_bot, sims), aiohttp.ClientSession() as session:
         url = sims.app_url + "/slack/events"
         now = int(time.time())
-        with every_log_line() as logs:
+        with every_log_record() as logs:
             statuses = {
                 kind: await post_many(session, url, [malformed(kind, now)] * 2000) for kind in KINDS
             }
@@ -157,7 +129,7 @@ async def test_signed_but_unreadable_oversized_and_stale_requests(tmp_path: Path
         ]
         big = json.dumps({"type": "event_callback", "pad": "x" * (2 * 1024 * 1024)}).encode()
         cases.append((big, signed(big, "application/json"), 413))
-        with every_log_line() as logs:
+        with every_log_record() as logs:
             for body, headers, expected in cases:
                 async with session.post(url, data=body, headers=headers) as response:
                     assert response.status == expected, (body[:40], headers, response.status)
@@ -192,7 +164,7 @@ async def test_two_thousand_install_page_visits_leave_the_state_table_bounded(
                 return response.status, response.headers.get("Retry-After"), await response.text()
 
         outcomes: list[tuple[int, str | None, str]] = []
-        with every_log_line() as logs:
+        with every_log_record() as logs:
             for start in range(0, 2000, BATCH):
                 outcomes += await asyncio.gather(*(visit(n) for n in range(start, start + BATCH)))
         served = [o for o in outcomes if o[0] == 200]
@@ -221,7 +193,7 @@ async def test_two_thousand_install_page_visits_leave_the_state_table_bounded(
 async def test_made_up_oauth_redirects_are_refused_quietly(tmp_path: Path) -> None:
     async with http_bot(tmp_path) as (_bot, sims), aiohttp.ClientSession() as session:
         url = sims.app_url + "/slack/oauth_redirect"
-        with every_log_line() as logs:
+        with every_log_record() as logs:
             for number in range(200):
                 query = {"code": "x", "state": f"made-up-{number}"}
                 if number % 2:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,32 +13,7 @@ from bot.app import Bot
 from bot.slack import blocks
 from tests.helpers import wait_until
 from tests.integration.bot_harness import Sims, running_bot, simulators
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def ignored(self, what: str) -> int:
-        return sum(1 for r in self.records if r.getMessage().startswith(f"ignored a {what}"))
-
-
-@contextlib.contextmanager
-def log_records() -> Iterator[_Records]:
-    root = logging.getLogger()
-    handler = _Records()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
+from tests.log_capture import every_log_record
 
 
 @pytest.fixture(params=["socket", "http"])
@@ -90,7 +64,7 @@ async def test_malformed_events_and_clicks_are_ignored_with_one_line_each(
         (click(sims, None, {"action_id": blocks.SYNC_PAUSE_ACTION}), "preference click"),
         (click(sims, {}, {"action_id": blocks.STAR_ACTION}), "star pick"),
     ]
-    with log_records() as logs:
+    with every_log_record() as logs:
         for event, what in events:
             before = logs.ignored(what)
             assert sims.slack.emit_raw_event(event) is not None
