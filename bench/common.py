@@ -12,7 +12,15 @@ import platform
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -377,3 +385,15 @@ def child(target: Any, config: Any, name: str) -> Iterator[Child]:
         yield process
     finally:
         process.stop()
+
+
+def serve_child(
+    conn: Connection, serve: Callable[[Connection, Any], Coroutine[Any, Any, None]], config: Any
+) -> None:
+    """A child process's body: `serve(conn, config)` until the parent stops it or goes away."""
+    try:
+        asyncio.run(serve(conn, config))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        pass  # the parent went away; nothing is left to report to
+    finally:
+        conn.close()

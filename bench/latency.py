@@ -34,6 +34,7 @@ from bench.common import (
     percentile,
     progress,
     receive,
+    serve_child,
     wait_until,
     write_result,
 )
@@ -97,12 +98,7 @@ class PhasePlan:
 
 def simulators_main(conn: Connection, config: SimConfig) -> None:
     """The child process: both simulators and the load generator, driven over `conn`."""
-    try:
-        asyncio.run(_serve(conn, config))
-    except (EOFError, BrokenPipeError, KeyboardInterrupt):
-        pass  # the parent went away; nothing is left to report to
-    finally:
-        conn.close()
+    serve_child(conn, _serve, config)
 
 
 async def _serve(conn: Connection, config: SimConfig) -> None:

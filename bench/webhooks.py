@@ -44,6 +44,7 @@ from bench.common import (
     percentile,
     progress,
     receive,
+    serve_child,
     wait_until,
     write_result,
 )
@@ -81,12 +82,7 @@ class SimConfig:
 
 def simulators_main(conn: Connection, config: SimConfig) -> None:
     """Both simulators and the load generator, driven over `conn`."""
-    try:
-        asyncio.run(_serve_simulators(conn, config))
-    except (EOFError, BrokenPipeError, KeyboardInterrupt):
-        pass  # the parent went away; nothing is left to report to
-    finally:
-        conn.close()
+    serve_child(conn, _serve_simulators, config)
 
 
 async def _serve_simulators(conn: Connection, config: SimConfig) -> None:
@@ -218,12 +214,7 @@ class ReceiverConfig:
 
 def receivers_main(conn: Connection, config: ReceiverConfig) -> None:
     """The webhook receivers and the gate's clients, driven over `conn`."""
-    try:
-        asyncio.run(_serve_receivers(conn, config))
-    except (EOFError, BrokenPipeError, KeyboardInterrupt):
-        pass
-    finally:
-        conn.close()
+    serve_child(conn, _serve_receivers, config)
 
 
 @dataclass(slots=True)

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.api.contract_parts import error_spec as _error
+from bot.api.contract_parts import json_spec as _json
 from bot.api.keys import Scope
 from bot.api.people import ApiAvailability
 from bot.api.stream_contract import stream_paths, stream_schemas
 from bot.webhooks.openapi import webhook_paths, webhook_payloads, webhook_schemas
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-def _json(description: str, ref: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
-    }
 
 
 def _with_headers(response: dict[str, Any], headers: dict[str, Any]) -> dict[str, Any]:

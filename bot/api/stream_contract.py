@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from bot.api.contract_parts import error_spec
 from bot.api.events import EVENT_TYPE
 from bot.api.keys import Scope
 from bot.api.stream import EVENTS_PATH, GAP_EVENT, LAST_ID_PARAM
@@ -13,11 +14,9 @@ _ID = {"type": "string", "pattern": "^[0-9]{1,18}$"}
 
 
 def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        "headers": {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}}},
-    }
+    """The stream's refusals all say when to try again."""
+    retry = {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}}}
+    return {**error_spec(description), "headers": retry}
 
 
 def _data(ref: str) -> dict[str, Any]:

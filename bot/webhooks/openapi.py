@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.api.contract_parts import error_spec as _error
+from bot.api.contract_parts import json_spec as _json
 from bot.api.keys import Scope
 from bot.api.people import ApiAvailability
 from bot.webhooks.api import (
@@ -14,20 +16,6 @@ from bot.webhooks.api import (
     PEOPLE_LIMIT,
 )
 from bot.webhooks.safety import URL_LIMIT, URL_PATTERN
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-def _json(description: str, ref: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
-    }
 
 
 def _body(ref: str) -> dict[str, Any]:
