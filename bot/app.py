@@ -38,6 +38,7 @@ from bot.coordinator import (
     PresenceMemory,
 )
 from bot.errors import ConfigError
+from bot.intake import IntakeStats, PresenceIntake
 from bot.mapping import link_by_email
 from bot.presence import Availability, Presence
 from bot.ringcentral.client import DEFAULT_MAX_ATTEMPTS, RingCentralClient
@@ -106,6 +107,7 @@ class PresencePipeline:
     snapshots: PresenceSnapshots
     roster: Roster
     coordinator: Coordinator
+    intake: PresenceIntake
     feed: PresenceFeed
     subscriber: Subscriber
 
@@ -137,8 +139,9 @@ class PresencePipeline:
             memory=memory,
             snapshot_interval=settings.presence_snapshot_seconds,
         )
+        intake = PresenceIntake(coordinator)
         feed = PresenceFeed(
-            coordinator, directory, directory_interval=settings.directory_refresh_seconds
+            intake, directory, directory_interval=settings.directory_refresh_seconds
         )
         # The heartbeat follows the idle timeout the gateway announces; nothing to scale here.
         subscriber = Subscriber(
@@ -147,7 +150,7 @@ class PresencePipeline:
             detailed_extensions=settings.rc_detailed_extensions,
             backoff_base=reconnect_backoff,
         )
-        return cls(client, directory, snapshots, roster, coordinator, feed, subscriber)
+        return cls(client, directory, snapshots, roster, coordinator, intake, feed, subscriber)
 
     async def start(self, supervisor: Supervisor) -> None:
         """Log in, take the links, then start the feeds (for a pipeline without the Slack side)."""
@@ -167,6 +170,7 @@ class PresencePipeline:
         """The subscription comes before the first snapshot so no change falls between them:
         the subscriber asks for a snapshot as soon as it has subscribed."""
         supervisor.start("ringcentral-token", self.client.keep_token_fresh)
+        supervisor.start("presence-intake", self.intake.run)
         supervisor.start("ringcentral-subscriber", self.subscriber.run, stop=self.subscriber.stop)
         supervisor.start("presence-snapshots", self.coordinator.run_snapshots)
         supervisor.start("ringcentral-directory", self.feed.run_directory)
@@ -237,6 +241,7 @@ class Services:
     http: aiohttp.ClientSession
     identity: BotIdentity
     people: SlackPeople
+    tokens: UserTokens
     presence: PresencePipeline
     writer: StatusWriter
     notifier: FreeNotifier
@@ -265,7 +270,7 @@ def wire(
     admin_token = _reveal(settings.slack_admin_user_token)
     # Which retries each client gets, and why the profile writes get none: bot/slack/clients.py.
     client = bot_client(settings.slack_api_url, http, token=identity.bot_token)
-    tokens = UserTokens(store.installation_store, team_id)
+    tokens = UserTokens(store.installation_store, team_id, store)
     people = SlackPeople(client, team_id)
     roster = Roster()
     messages = DirectMessages(client)
@@ -407,6 +412,7 @@ def wire(
         http=http,
         identity=identity,
         people=people,
+        tokens=tokens,
         presence=presence,
         writer=writer,
         notifier=notifier,
@@ -430,6 +436,7 @@ class BotStats:
     writer: WriterStats
     scheduler: SchedulerStats
     coordinator: CoordinatorStats
+    intake: IntakeStats
     feed: FeedStats
     free_dms_sent: int
     webhooks: WebhookStats
@@ -499,6 +506,9 @@ class Bot:
         s = self._services
         await s.presence.prepare()
         await s.people.refresh()
+        # Everything a presence event needs is in memory before the first one is told.
+        connected = await s.tokens.load()
+        log.info("%d people have connected their Slack status", connected)
         # Claims first, so that the links told next meet what a previous run had written.
         await s.writer.load()
         await s.sharing.load()
@@ -587,6 +597,7 @@ class Bot:
             "store": store,
             "tasks": tasks,
             "pending_writes": s.writer.pending,
+            "presence_intake": s.presence.intake.health(),
         }
 
     # ----------------------------------------------------------------------------- surface
@@ -630,15 +641,21 @@ class Bot:
     def pending_writes(self) -> int:
         return self._services.writer.pending
 
+    def intake_lags(self) -> list[float]:
+        """The last few thousand presence events' intake lags (seconds, oldest first): from the
+        frame read off the socket to every consumer told, the status writer's decision included."""
+        return self._services.presence.intake.recent_lags()
+
     async def settle(self) -> None:
         """Wait until no change is being told to the consumers, no status write is queued and
         every change for other systems is recorded."""
         s = self._services
         while True:
+            await s.presence.intake.wait_idle()
             await s.presence.coordinator.wait_idle()
             await s.writer.drain()
             await s.feed.flush()
-            if s.presence.coordinator.idle:
+            if s.presence.coordinator.idle and s.presence.intake.idle:
                 return
 
     async def set_preferences(self, user_id: str, **changes: Unpack[PreferenceChanges]) -> None:
@@ -656,6 +673,7 @@ class Bot:
             writer=dataclasses.replace(s.writer.stats),
             scheduler=s.writer.scheduler_stats(),
             coordinator=dataclasses.replace(s.presence.coordinator.stats),
+            intake=dataclasses.replace(s.presence.intake.stats),
             feed=dataclasses.replace(s.presence.feed.stats),
             free_dms_sent=s.outbox.stats.watches_fired,
             webhooks=s.webhooks.stats(),

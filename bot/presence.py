@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
@@ -260,6 +260,29 @@ def _classify(
     if overall is PresenceStatus.BUSY or telephony is TelephonyStatus.PARKED_CALL:
         return Availability.BUSY
     return Availability.AVAILABLE
+
+
+def fold(older: PresenceUpdate, newer: PresenceUpdate) -> PresenceUpdate:
+    """Two events of one extension as one, for when the hub could not take the first in time.
+
+    The book would apply `older` then `newer`; what is left is `newer` with the fields only
+    `older` carried. A `newer` that is stale by sequence would be dropped, so `older` stands.
+    """
+    if (
+        older.sequence is not None
+        and newer.sequence is not None
+        and newer.sequence <= older.sequence
+    ):
+        return older
+    filled = {
+        name: value
+        for name in _FOLDED_FIELDS
+        if getattr(newer, name) is None and (value := getattr(older, name)) is not None
+    }
+    return replace(newer, **filled) if filled else newer
+
+
+_FOLDED_FIELDS: Final = (*_STATE_FIELDS, "calls")
 
 
 def merge(previous: Presence | None, update: PresenceUpdate) -> Presence:
