@@ -72,16 +72,41 @@ class BotIdentity:
         )
 
 
-class UserTokens:
-    """People's own tokens from Bolt's installation store, cached until one stops working."""
+class TokenTable(Protocol):
+    async def user_tokens(self, team_id: str) -> dict[str, str]: ...
 
-    def __init__(self, installations: AsyncInstallationStore, team_id: str) -> None:
+
+class UserTokens:
+    """People's own tokens from Bolt's installation store, held in memory from the start.
+
+    `load` reads everyone's at once, so a presence event never waits on the database for a
+    token. Whoever is absent then has none until they connect, and connecting (`forget`) makes
+    the next lookup read theirs from the store.
+    """
+
+    def __init__(
+        self, installations: AsyncInstallationStore, team_id: str, table: TokenTable
+    ) -> None:
         self._installations = installations
         self._team_id = team_id
+        self._table = table
         self._cache: dict[str, str | None] = {}
+        # Asked to read again from the store; bounded by the people of one workspace.
+        self._forgotten: set[str] = set()
+        self._complete = False
+
+    async def load(self) -> int:
+        """Everyone's token, in one read; how many people have one."""
+        tokens = await self._table.user_tokens(self._team_id)
+        # A lookup that raced the load (and any `forget` since) keeps what it found.
+        self._cache = {**tokens, **self._cache}
+        self._complete = True
+        return len(tokens)
 
     async def user_token(self, user_id: str) -> str | None:
         if user_id not in self._cache:
+            if self._complete and user_id not in self._forgotten:
+                return None
             installation = await self._installations.async_find_installation(
                 enterprise_id=None, team_id=self._team_id, user_id=user_id
             )
@@ -89,11 +114,13 @@ class UserTokens:
             if installation is not None and installation.user_id == user_id:
                 token = installation.user_token
             self._cache[user_id] = token
+            self._forgotten.discard(user_id)
         return self._cache[user_id]
 
     def forget(self, user_id: str) -> None:
         """Read the person's token from the store again next time (they connected again)."""
         self._cache.pop(user_id, None)
+        self._forgotten.add(user_id)
 
     def mark_gone(self, user_id: str) -> None:
         """Slack refused the stored token for good: none until the person connects again."""

@@ -32,10 +32,10 @@ from bot.policy import (
 )
 from bot.presence import Availability
 from bot.roster import PersonChange, RosterView, busy_since
-from bot.slack.preferences import effective_preferences
+from bot.slack.preferences import combine, effective_preferences, everyone_effective
 from bot.slack.profiles import ProfileWriter
 from bot.slack.scheduler import Desire, SchedulerStats, SendOutcome, StatusScheduler
-from bot.store import Store
+from bot.store import Preferences, Store, WorkspaceDefaults
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +114,16 @@ class StatusWriter:
         self._known = known_statuses
         self._wall = wall_clock
         self._people: dict[str, _Profile] = {}
+        # Read once at start so that meeting someone new never waits on the database.
+        self._stored_prefs: dict[str, StatusPreferences] = {}
+        self._defaults: WorkspaceDefaults | None = None
         self.stats = WriterStats()
 
     # ----------------------------------------------------------------------------- loading
 
     async def load(self) -> None:
-        """Take back the claims a previous run held, before any change is told."""
+        """Everyone's preferences, and the claims a previous run held, before any change."""
+        self._stored_prefs, self._defaults = await everyone_effective(self._store, self.team_id)
         for stored in await self._store.claims(self.team_id):
             if stored.active:
                 person = await self._person(stored.user_id)
@@ -132,13 +136,24 @@ class StatusWriter:
     async def _person(self, user_id: str) -> _Profile:
         person = self._people.get(user_id)
         if person is None:
-            prefs = await effective_preferences(self._store, self.team_id, user_id)
+            prefs = self._loaded_preferences(user_id)
+            if prefs is None:
+                prefs = await effective_preferences(self._store, self.team_id, user_id)
             # Another change may have met them during that await.
             person = self._people.get(user_id)
             if person is None:
                 shown = self._known.status_of(user_id) or EMPTY_STATUS
                 person = self._people[user_id] = _Profile(user_id, prefs, shown)
         return person
+
+    def _loaded_preferences(self, user_id: str) -> StatusPreferences | None:
+        """From what `load` read: theirs, or the defaults for someone who never chose any."""
+        if self._defaults is None:
+            return None
+        stored = self._stored_prefs.pop(user_id, None)
+        if stored is not None:
+            return stored
+        return combine(Preferences(self.team_id, user_id), self._defaults)
 
     # ----------------------------------------------------------------------------- inputs
 
@@ -189,6 +204,8 @@ class StatusWriter:
         """The person just authorized the app: their token works now."""
         person = await self._person(user_id)
         self._profiles.forget(user_id)
+        # Read their new token now, so that their next presence change need not wait for it.
+        await self._profiles.can_write(user_id)
         person.blocked_reason = None
         await self._notice.reconnected(user_id)
         await self._evaluate(person)

@@ -207,6 +207,24 @@ class StoreBase:
         except FAILURES as exc:
             raise failure(self._url, doing, exc) from exc
 
+    async def user_tokens(self, team_id: str) -> dict[str, str]:
+        """Every person's latest user token in this workspace, as Bolt's store would find each."""
+        installations = self.installation_store.installations
+        c = installations.c
+        async with self._transaction("reading user tokens") as conn:
+            rows = await conn.execute(
+                select(c.user_id, c.user_token)
+                .where(
+                    c.client_id == self.installation_store.client_id,
+                    c.enterprise_id.is_(None),
+                    c.team_id == team_id,
+                    c.user_id.is_not(None),
+                )
+                .order_by(c.installed_at, c.id)
+            )
+            # Oldest first, so each person's latest installation is the one left standing.
+            return {row.user_id: row.user_token for row in rows if row.user_token}
+
     def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
         if self.engine.dialect.name == "postgresql":
             return postgresql.insert(table)

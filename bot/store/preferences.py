@@ -161,6 +161,28 @@ class PreferenceRepository(StoreBase):
             share=bool(row.share),
         )
 
+    async def everyone_preferences(self, team_id: str) -> list[Preferences]:
+        """Every stored person's preferences in one read, without their stars (for loading)."""
+        table = schema.preferences
+        async with self._transaction("reading everyone's preferences") as conn:
+            rows = await conn.execute(select(table).where(table.c.team_id == team_id))
+            return [
+                Preferences(
+                    team_id=team_id,
+                    user_id=row.user_id,
+                    sync_enabled=bool(row.sync_enabled),
+                    paused=bool(row.paused),
+                    policy=StatusPolicy(row.policy),
+                    call_text=row.call_text,
+                    call_emoji=row.call_emoji,
+                    meeting_text=row.meeting_text,
+                    meeting_emoji=row.meeting_emoji,
+                    disconnected_notified_at=row.disconnected_notified_at,
+                    share=bool(row.share),
+                )
+                for row in rows
+            ]
+
     async def people_not_sharing(self, team_id: str) -> set[str]:
         """Who turned sharing with other systems off: hidden in the API, stream and webhooks."""
         table = schema.preferences
