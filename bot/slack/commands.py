@@ -82,7 +82,7 @@ class SharingChanges(Protocol):
 
 
 class WatchKick(Protocol):
-    def kick(self) -> None: ...
+    def watch_added(self, target_id: str) -> None: ...
 
 
 class RcStatusHandlers:
@@ -375,7 +375,7 @@ class RcStatusHandlers:
         )
         if added is None:
             return blocks.notify_refusal(target_id, NotifyRefusal.TOO_MANY)
-        self._watches.kick()
+        self._watches.watch_added(target_id)
         return blocks.notify_confirmation(target_id, until, now=now, extended=target_id in before)
 
     async def cancel(self, user_id: str, target: Target) -> Message:

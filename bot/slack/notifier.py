@@ -39,7 +39,9 @@ class FreeNotifier:
     """A peer under the coordinator: a target free for `free_debounce` seconds fires its watches.
 
     The debounce keeps back-to-back calls from firing: a new call inside it cancels the pending
-    notice. Whether the target is free is read from the roster when the notice is due, never
+    notice. Who is watched at all is kept in memory (read at start, told by each new watch,
+    read again at each expiry pass), so a change of someone nobody watches costs no read.
+    Whether the target is free is read from the roster when the notice is due, never
     kept here. Watches live in the store, so a restart loses none. Firing queues the DM in the
     store's outbox and marks the watch sending in one transaction that only one replica wins;
     the outbox marks it fired once Slack has accepted the DM, retrying until then.
@@ -68,12 +70,15 @@ class FreeNotifier:
         self._clock = clock
         self._busy: dict[str, _BusyStretch] = {}
         self._due: dict[str, float] = {}
+        self._watched: set[str] | None = None
+        self._added_while_reading: set[str] = set()
+        """Targets with an active watch; None until read (then every target is looked up)."""
         self._wake = asyncio.Event()
 
     async def on_person_change(self, change: PersonChange) -> None:
         user_id = change.user_id
         if change.new is Availability.AVAILABLE:
-            if change.old is not Availability.AVAILABLE:
+            if change.old is not Availability.AVAILABLE and self._is_watched(user_id):
                 self._due[user_id] = change.since.timestamp() + self._debounce
                 self._wake.set()
             return
@@ -90,6 +95,16 @@ class FreeNotifier:
     async def on_resync(self) -> None:
         """Nothing to reconcile: due notices re-read the roster when they fire."""
 
+    def _is_watched(self, target_id: str) -> bool:
+        return self._watched is None or target_id in self._watched
+
+    def watch_added(self, target_id: str) -> None:
+        """A watch on `target_id` was stored: look again (they may already be due)."""
+        if self._watched is not None:
+            self._watched.add(target_id)
+        self._added_while_reading.add(target_id)
+        self._wake.set()
+
     async def run(self) -> None:
         """Fire due watches; expire old ones. Owned by the supervisor."""
         next_expiry = self._clock()
@@ -97,6 +112,10 @@ class FreeNotifier:
             now = self._clock()
             if now >= next_expiry:
                 await self._expire(now)
+                # Also catches watches stored by anyone who could not tell this notifier.
+                self._added_while_reading.clear()
+                watched = await self._store.watched_targets(self._team_id)
+                self._watched = watched | self._added_while_reading
                 next_expiry = now + self._expiry_interval
             for user_id, due in list(self._due.items()):
                 # _fire awaits, and availability may change meanwhile: re-check each entry.
@@ -111,7 +130,11 @@ class FreeNotifier:
 
     async def _fire(self, target_id: str) -> None:
         stretch = self._busy.pop(target_id, None)
+        if not self._is_watched(target_id):
+            return
         watches = await self._store.watches_on(self._team_id, target_id)
+        if not watches and self._watched is not None:
+            self._watched.discard(target_id)
         for watch in watches:
             # Free now, as the roster says at this moment (the watch read above awaited).
             presence = self._roster.presence_of(target_id)
@@ -137,7 +160,3 @@ class FreeNotifier:
         expired = await self._store.expire_watches(datetime.fromtimestamp(now, UTC))
         if expired:
             log.info("%d watches expired unanswered", len(expired))
-
-    def kick(self) -> None:
-        """A watch was added: look again (the target may already be due)."""
-        self._wake.set()

@@ -151,6 +151,17 @@ class WatchRepository(StoreBase):
             )
         )
 
+    async def watched_targets(self, team_id: str) -> set[str]:
+        """Everyone with at least one active watch on them (the notifier's index)."""
+        table = schema.watches
+        async with self._transaction("reading who is watched") as conn:
+            rows = await conn.execute(
+                select(table.c.target_id)
+                .distinct()
+                .where(table.c.team_id == team_id, table.c.state == "active")
+            )
+            return set(rows.scalars())
+
     async def active_watch_count(self, team_id: str, watcher_id: str) -> int:
         table = schema.watches
         async with self._transaction("counting watches") as conn:

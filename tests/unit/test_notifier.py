@@ -15,7 +15,7 @@ CONNECTED, ENDED = TelephonyStatus.CALL_CONNECTED, TelephonyStatus.NO_CALL
 async def watch(hub: Hub) -> None:
     until = datetime.fromtimestamp(hub.wall(), UTC) + timedelta(hours=8)
     await hub.store.add_watch(TEAM, WATCHER, TARGET, until)
-    hub.notifier.kick()
+    hub.notifier.watch_added(TARGET)
 
 
 def test_the_dm_comes_once_the_target_has_stayed_free(tmp_path: Path) -> None:
