@@ -47,15 +47,24 @@ class EventRepository(StoreBase):
         if not rows:
             return []
         events = schema.api_events
+        keys = [(user_id, json.dumps(data)) for _, user_id, data in rows]
+        params = [
+            {"team_id": team_id, "at": at, "user_id": user_id, "data": text}
+            for (at, _, _), (user_id, text) in zip(rows, keys, strict=True)
+        ]
         async with self._transaction("recording availability changes") as conn:
+            # Not `sort_by_parameter_order`: with an autoincrement key SQLAlchemy can only keep
+            # that promise one row per statement, a round trip per change. Each row is found by
+            # what it holds instead; rows alike in everything get their ids in the order given.
             made = await conn.execute(
-                insert(events).returning(events.c.id, sort_by_parameter_order=True),
-                [
-                    {"team_id": team_id, "at": at, "user_id": user_id, "data": json.dumps(data)}
-                    for at, user_id, data in rows
-                ],
+                insert(events).returning(events.c.id, events.c.user_id, events.c.data), params
             )
-            return [int(event_id) for event_id in made.scalars()]
+            ids: dict[tuple[str, str], list[int]] = {}
+            for event_id, user_id, data in made:
+                ids.setdefault((user_id, data), []).append(int(event_id))
+        for found in ids.values():
+            found.sort(reverse=True)
+        return [ids[key].pop() for key in keys]
 
     async def events_after(self, team_id: str, after_id: int, limit: int) -> list[StoredEvent]:
         events = schema.api_events

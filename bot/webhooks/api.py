@@ -114,7 +114,7 @@ class WebhookApi:
                 "too_many_webhooks",
                 f"This workspace has {MAX_ENDPOINTS} webhooks already; delete one first.",
             )
-        self._dispatcher.kick()
+        self._dispatcher.endpoints_changed()
         return web.json_response(
             {**_endpoint_json(endpoint), "secret": secret},
             status=201,
@@ -152,7 +152,7 @@ class WebhookApi:
         )
         if updated is None:
             raise _not_found()
-        self._dispatcher.kick()
+        self._dispatcher.endpoints_changed()
         return web.json_response(_endpoint_json(updated))
 
     async def delete(self, request: web.Request) -> web.Response:
@@ -160,7 +160,7 @@ class WebhookApi:
         endpoint = await self._endpoint(request)
         if not await self._store.delete_webhook(self._team_id, endpoint.id):
             raise _not_found()
-        self._dispatcher.kick()
+        self._dispatcher.endpoints_changed()
         return web.Response(status=204)
 
     async def deliveries(self, request: web.Request) -> web.Response:
@@ -187,7 +187,7 @@ class WebhookApi:
         delivery = await self._store.retry_delivery(endpoint.id, int(raw), now)
         if delivery is None:
             raise ApiError(404, "not_found", "This webhook has no delivery of that event.")
-        self._dispatcher.kick()
+        self._dispatcher.endpoints_changed()
         return web.json_response(_delivery_json(delivery), status=202)
 
     async def ping(self, request: web.Request) -> web.Response:

@@ -164,6 +164,9 @@ class WebhookDispatcher:
         self._linger = linger
         self._clock = clock
         self._wake = asyncio.Event()
+        self._none_until = 0.0
+        """No endpoint is enabled: until then, a change costs no read (see `endpoints_changed`)."""
+        self._endpoint_changes = 0
         self._lanes: dict[str, _Lane] = {}
         self._stopping = False
         self._counters = _Counters()
@@ -171,7 +174,13 @@ class WebhookDispatcher:
     # ----------------------------------------------------------------------------- surface
 
     def kick(self) -> None:
-        """A change was recorded, or an endpoint changed: look now rather than at the next poll."""
+        """A change was recorded: look now rather than at the next poll."""
+        self._wake.set()
+
+    def endpoints_changed(self) -> None:
+        """An endpoint was added, changed or removed here: read them again, now."""
+        self._none_until = 0.0
+        self._endpoint_changes += 1
         self._wake.set()
 
     def stats(self) -> WebhookStats:
@@ -217,7 +226,14 @@ class WebhookDispatcher:
 
     async def _fan_out(self) -> bool:
         """One round over every enabled endpoint; True if the log has more to read at once."""
+        if self._clock() < self._none_until:
+            return False
+        changes = self._endpoint_changes
         endpoints = await self._store.enabled_webhooks(self._team_id)
+        if not endpoints and changes == self._endpoint_changes:
+            # Most workspaces have none: read again at the next poll (another replica may have
+            # added one) or when this one's API says so, not at every recorded change.
+            self._none_until = self._clock() + self._poll
         enabled = {e.id for e in endpoints}
         for endpoint_id, lane in list(self._lanes.items()):
             if endpoint_id not in enabled:
