@@ -8,12 +8,17 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Final, Protocol
 
 from bot.presence import Presence, PresenceUpdate
 from bot.roster import PersonChange, Roster
 
 log = logging.getLogger(__name__)
+
+SNAPSHOT_STEP: Final = 200
+"""Snapshot records merged between two turns of the loop."""
+FLUSH_SLICE: Final = 250
+"""Presences saved in one transaction."""
 
 
 class PersonConsumer(Protocol):
@@ -195,6 +200,8 @@ class Coordinator:
                         continue
                     await self._apply(update)
                     applied += 1
+                    if applied % SNAPSHOT_STEP == 0:
+                        await asyncio.sleep(0)  # live events go on while a big page merges
             self.stats.snapshots += 1
             self.stats.snapshot_records += applied
             self.first_snapshot.set()
@@ -232,4 +239,7 @@ class Coordinator:
         if self._memory is None or not self._dirty:
             return
         batch, self._dirty = list(self._dirty.values()), {}
-        await self._memory.save_presence(batch)
+        # In slices: building every row of a busy company's 2 s at once holds the loop for tens
+        # of milliseconds, and live events would wait behind it.
+        for first in range(0, len(batch), FLUSH_SLICE):
+            await self._memory.save_presence(batch[first : first + FLUSH_SLICE])

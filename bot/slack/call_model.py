@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -102,6 +103,7 @@ class CallLengthModel:
         self._since_plan = 0
         self._tables: _Tables | None = None
         self._plan: _Plan | None = None
+        self._owned = False
 
     # ------------------------------------------------------------------------ learning
 
@@ -214,13 +216,32 @@ class CallLengthModel:
         return self._tables
 
     def _current_plan(self) -> _Plan:
-        # The plan costs a few dozen passes: solve it again after a quarter more observations,
-        # and at least every 512 so that a drifting mix of calls is followed.
-        due = min(512, max(16, self._observations // 4))
-        if self._plan is None or self._since_plan >= due:
+        if self._plan is None or (self._since_plan >= self._plan_due_after() and not self._owned):
             self._plan = self._build_plan(self._current())
             self._since_plan = 0
         return self._plan
+
+    def _plan_due_after(self) -> int:
+        # The plan costs a few dozen passes: solve it again after a quarter more observations,
+        # and at least every 512 so that a drifting mix of calls is followed.
+        return min(512, max(16, self._observations // 4))
+
+    @property
+    def plan_due(self) -> bool:
+        """Enough was learnt since the plan was solved that it should be solved again."""
+        return self._plan is not None and self._since_plan >= self._plan_due_after()
+
+    def solve_in_steps(self) -> Iterator[None]:
+        """Solve the plan again a little at a time, for an owner that runs other work between
+        the steps (the scheduler: a whole solve holds its loop for about 20 ms). The old plan
+        serves until the new one is installed, when the iteration ends. From the first call
+        on, the model no longer solves a due plan on its own."""
+        self._owned = True
+        tables = self._current()
+        learnt = self._since_plan
+        plan = yield from self._solve_plan(tables)
+        self._plan = plan
+        self._since_plan -= learnt
 
     def _build_tables(self) -> _Tables:
         total = sum(self._counts)
@@ -255,7 +276,18 @@ class CallLengthModel:
         return 2 * min(horizon, gained / base) - horizon
 
     def _build_plan(self, tables: _Tables) -> _Plan:
+        """The plan solved in one go."""
+        steps = self._solve_plan(tables)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                plan: _Plan = done.value
+                return plan
+
+    def _solve_plan(self, tables: _Tables) -> Generator[None, None, _Plan]:
         """Solve the wait-or-write program at every price level; see the class docstring.
+        Yields between parts of the work (a few milliseconds each).
 
         J(e) is the expected cost from a call of age e that shows nothing of ours. Waiting one
         grid step costs the unshown time and leaves J(next age) if the call goes on. Writing
@@ -273,6 +305,8 @@ class CallLengthModel:
         wait_survives = [0.0] * len(grid)
         options: list[list[tuple[int, float, float, float, int, float]]] = [[] for _ in grid]
         for k in range(last):
+            if k % 32 == 31:
+                yield
             e, base = ages[k], bases[k]
             if base <= 0:
                 continue
@@ -293,6 +327,7 @@ class CallLengthModel:
         choices: list[list[int]] = []
         writes_by_level: list[list[float]] = []
         for price in PRICE_LEVELS:
+            yield
             cost = [0.0] * len(grid)
             cost[last] = price
             writes = [0.0] * len(grid)

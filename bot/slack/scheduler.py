@@ -419,18 +419,32 @@ class StatusScheduler:
             raise RuntimeError("the scheduler is already running")
         self._running = True
         self._sender = sender
+        replanning: asyncio.Task[None] | None = None
         try:
             while True:
                 self._wake.clear()
                 delay = self._dispatch()
                 self._progress.set()
+                if replanning is None or replanning.done():
+                    due = [model for model in self._models.values() if model.plan_due]
+                    replanning = asyncio.create_task(self._replan(due)) if due else None
                 await self._wait(delay)
         finally:
             self._running = False
             tasks = list(self._tasks)
+            if replanning is not None:
+                tasks.append(replanning)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    @staticmethod
+    async def _replan(models: list[CallLengthModel]) -> None:
+        """Solve the models' plans again a step at a time, so presence events are never held
+        up behind a whole solve; the old plans serve meanwhile."""
+        for model in models:
+            for _ in model.solve_in_steps():
+                await asyncio.sleep(0)
 
     async def _wait(self, delay: float) -> None:
         if delay == _NEVER:
