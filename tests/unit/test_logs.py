@@ -140,6 +140,30 @@ def test_an_exception_message_and_its_cause_are_redacted_in_the_traceback() -> N
     assert [s for s in (TOKEN, VERIFICATION, USER_TOKEN, CODE) if s in text] == [], text
 
 
+def test_json_lines_parse_and_lose_their_secrets_traceback_included() -> None:
+    log = logging.getLogger("bot.anything")
+    with cli_logging("DEBUG", log_format="json") as out:
+        log.info("token=%s and a\nsecond line with %s", TOKEN, USER_TOKEN)
+        try:
+            raise RuntimeError(f"Slack said {{'token': '{VERIFICATION}'}} to {HOOK}")
+        except RuntimeError:
+            log.exception("sending with code=%s failed", CODE)
+    lines = out.getvalue().splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert len(entries) == 2, lines
+    assert entries[0]["level"] == "INFO"
+    assert entries[0]["logger"] == "bot.anything"
+    assert entries[0]["message"].startswith("token=[redacted] and a\nsecond line")
+    assert "RuntimeError: Slack said {'token': '[redacted]'}" in entries[1]["exception"]
+    assert "Traceback (most recent call last)" in entries[1]["exception"]
+    leaked = [
+        s
+        for s in (TOKEN, VERIFICATION, USER_TOKEN, CODE, _secret_tail(HOOK))
+        if s in out.getvalue()
+    ]
+    assert leaked == []
+
+
 def test_other_handlers_see_redacted_records_too() -> None:
     """pytest's capture, a handler some library adds: the records themselves are scrubbed."""
     seen: list[logging.LogRecord] = []
