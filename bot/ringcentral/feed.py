@@ -54,6 +54,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class IntakeTimer(Protocol):
+    """Told how long each event took from the socket until every consumer had it (/metrics)."""
+
+    def observe(self, amount: float) -> None: ...
+
+
 class PresenceFeed:
     """The subscriber's sink: parses each notification and hands the sink what it means.
 
@@ -69,11 +75,13 @@ class PresenceFeed:
         *,
         directory_interval: float = 3600.0,
         clock: Callable[[], datetime] = _now,
+        intake: IntakeTimer | None = None,
     ) -> None:
         self._sink = sink
         self._directory = directory
         self._directory_interval = directory_interval
         self._clock = clock
+        self._intake = intake
         self._directory_wanted = asyncio.Event()
         self.stats = FeedStats()
 
@@ -89,6 +97,8 @@ class PresenceFeed:
             await self._on_extension_list(parsed)
             return
         await self._sink.on_presence(parsed)
+        if self._intake is not None:
+            self._intake.observe((self._clock() - parsed.received_at).total_seconds())
 
     async def on_session_start(self, start: SessionStart) -> None:
         if start is not SessionStart.RECOVERED:
