@@ -250,9 +250,10 @@ class Demo:
         _, metrics_key = await guard(
             ApiKeys(bot.store).create("demo-metrics", [Scope.METRICS_READ.value])
         )
-        observer.note(
-            f"Metrics: curl -H 'Authorization: Bearer {metrics_key}' {app_url}/metrics", "bold"
-        )
+        scrape = f"Metrics: curl -H 'Authorization: Bearer {metrics_key}' {app_url}/metrics"
+        observer.note(scrape, "bold")
+        if self._live is None and not self.options.json:
+            self._console.print(scrape, highlight=False, soft_wrap=True)
         refresher = asyncio.create_task(self._refresh(observer))
         stack.push_async_callback(_cancel, refresher)
         return Stage(rc, slack, bot, scale, actors, observer, receiver)
