@@ -184,7 +184,12 @@ class _StateCollector(Collector):
             "rcstatus_extensions_known", "RingCentral extensions known", r.extensions_known
         )
         yield _gauge("rcstatus_people_linked", "People linked to an extension", r.people_linked)
-        yield _gauge("rcstatus_ready", "1 while /readyz would answer 200", 1.0 if r.ready else 0.0)
+        yield _gauge(
+            "rcstatus_ready",
+            "1 once started with RingCentral's WebSocket connected (/readyz also checks Slack and "
+            "the database)",
+            1.0 if r.ready else 0.0,
+        )
 
 
 @dataclass(slots=True)
