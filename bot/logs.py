@@ -231,6 +231,17 @@ def redacting_handler(
     return handler
 
 
+def log_uncaught(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """`sys.excepthook` for the CLI: a crash nothing caught is logged like any other record
+    (redacted, and one JSON line under LOG_FORMAT=json) instead of printed raw to stderr."""
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)
+        return
+    logging.getLogger("rcstatus").critical(
+        "rcstatus stopped on an error", exc_info=(exc_type, exc, tb)
+    )
+
+
 def own_packages() -> list[Path]:
     """Where our code lives: records written there may log at DEBUG."""
     return [Path(__file__).parent]

@@ -9,7 +9,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from bot.logs import REDACTED, SDK_LOGGERS, own_packages, redact
+from bot.logs import REDACTED, SDK_LOGGERS, log_uncaught, own_packages, redact
 from tests.log_capture import cli_logging
 
 TOKEN = "Zm9vYmFyYmF6cXV1eDEyMzQ1Njc4OTBhYmNkZWZnaGlq"  # opaque, as RingCentral issues them
@@ -162,6 +162,19 @@ def test_json_lines_parse_and_lose_their_secrets_traceback_included() -> None:
         if s in out.getvalue()
     ]
     assert leaked == []
+
+
+def test_a_crash_nothing_caught_is_one_redacted_json_record() -> None:
+    with cli_logging("INFO", log_format="json") as out:
+        try:
+            raise RuntimeError(f"Slack answered {{'token': '{VERIFICATION}'}} to {USER_TOKEN}")
+        except RuntimeError as exc:
+            log_uncaught(RuntimeError, exc, exc.__traceback__)
+    (entry,) = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert entry["level"] == "CRITICAL"
+    assert "RuntimeError: Slack answered {'token': '[redacted]'}" in entry["exception"]
+    assert VERIFICATION not in out.getvalue()
+    assert USER_TOKEN not in out.getvalue()
 
 
 def test_other_handlers_see_redacted_records_too() -> None:
