@@ -8,6 +8,10 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     try:
         from bot.cli import run_cli
+        from bot.logs import log_uncaught
+
+        # Only for the process itself (never a test calling run_cli): a crash is a log record.
+        sys.excepthook = log_uncaught
 
         return run_cli(sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt:

@@ -38,13 +38,21 @@ from bot.coordinator import (
     PresenceMemory,
 )
 from bot.errors import ConfigError
-from bot.intake import IntakeStats, PresenceIntake
+from bot.health import Health
+from bot.intake import IntakeStats, IntakeTimer, PresenceIntake
 from bot.mapping import link_by_email
+from bot.metrics import Metrics, Reading
 from bot.presence import Availability, Presence
-from bot.ringcentral.client import DEFAULT_MAX_ATTEMPTS, RingCentralClient
+from bot.ringcentral.client import (
+    DEFAULT_MAX_ATTEMPTS,
+    RingCentralClient,
+    SessionKeeper,
+    rate_group,
+)
 from bot.ringcentral.directory import Directory
 from bot.ringcentral.feed import FeedStats, PresenceFeed, PresenceSnapshots
 from bot.ringcentral.subscriber import LinkState, Subscriber
+from bot.ringcentral.vault import SessionVault
 from bot.roster import Roster, availability_of, busy_since
 from bot.slack.app import BotIdentity, SlackApp, UserTokens
 from bot.slack.boards import BoardRefresher
@@ -75,7 +83,10 @@ log = logging.getLogger(__name__)
 
 
 def ringcentral_client(
-    settings: Settings, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    settings: Settings,
+    *,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    session: SessionKeeper | None = None,
 ) -> RingCentralClient:
     """The RingCentral client for these settings; ConfigError names each missing credential."""
     client_id, secret, jwt = settings.rc_client_id, settings.rc_client_secret, settings.rc_jwt
@@ -90,7 +101,16 @@ def ringcentral_client(
         jwt=jwt,
         rate_window=settings.rate_window_seconds,
         max_attempts=max_attempts,
+        session=session,
     )
+
+
+def session_vault(settings: Settings, store: Store) -> SessionVault | None:
+    """Where RingCentral's session waits between runs; None (log in each start) without a key."""
+    key, client_id, jwt = settings.ringcentral_token_key, settings.rc_client_id, settings.rc_jwt
+    if key is None or not client_id or jwt is None:
+        return None
+    return SessionVault(store, key, server_url=settings.rc_server_url, client_id=client_id, jwt=jwt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +144,7 @@ class PresencePipeline:
         reconnect_backoff: float = 1.0,
         client: RingCentralClient | None = None,
         directory: Directory | None = None,
+        intake_timer: IntakeTimer | None = None,
     ) -> PresencePipeline:
         if client is None:
             client = ringcentral_client(settings)
@@ -139,7 +160,7 @@ class PresencePipeline:
             memory=memory,
             snapshot_interval=settings.presence_snapshot_seconds,
         )
-        intake = PresenceIntake(coordinator)
+        intake = PresenceIntake(coordinator, timer=intake_timer)
         feed = PresenceFeed(
             intake, directory, directory_interval=settings.directory_refresh_seconds
         )
@@ -254,6 +275,10 @@ class Services:
     stream: EventStream
     sharing: SharingIndex
     webhooks: WebhookDispatcher
+    scheduler: StatusScheduler
+    guard: ApiGuard
+    metrics: Metrics
+    commands: RcStatusHandlers
     supervisor: Supervisor
 
 
@@ -274,6 +299,8 @@ def wire(
     people = SlackPeople(client, team_id)
     roster = Roster()
     messages = DirectMessages(client)
+    metrics = Metrics()
+    scheduler = status_scheduler(settings, admin_token=admin_token)
     outbox = DmOutbox(store=store, team_id=team_id, sender=messages)
     writer = StatusWriter(
         team_id=team_id,
@@ -284,7 +311,7 @@ def wire(
             tokens=tokens,
             admin_token=admin_token,
         ),
-        scheduler=status_scheduler(settings, admin_token=admin_token),
+        scheduler=scheduler,
         notice=TokenLostNotice(
             store=store, messages=outbox, team_id=team_id, connect_url=settings.connect_url
         ),
@@ -298,7 +325,7 @@ def wire(
         free_debounce=settings.free_debounce_seconds,
         expiry_interval=settings.rate_window_seconds,
     )
-    rc_client = ringcentral_client(settings)
+    rc_client = ringcentral_client(settings, session=session_vault(settings, store))
     directory = Directory(rc_client, max_age=settings.directory_refresh_seconds)
     lookups = _Lookups(roster, directory, people)
     home = HomeTab(
@@ -337,6 +364,7 @@ def wire(
         memory=store,
         client=rc_client,
         directory=directory,
+        intake_timer=metrics.intake,
     )
     commands = RcStatusHandlers(
         store=store,
@@ -357,6 +385,7 @@ def wire(
         home=home,
         boards=boards,
         install_url=settings.connect_url,
+        counter=metrics.commands,
     )
     slack = SlackApp(
         identity=identity,
@@ -425,6 +454,10 @@ def wire(
         stream=stream,
         sharing=sharing,
         webhooks=webhooks,
+        scheduler=scheduler,
+        guard=guard,
+        metrics=metrics,
+        commands=commands,
         supervisor=Supervisor(),
     )
 
@@ -465,7 +498,9 @@ class Bot:
         self._services = services
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
+        self._health = Health(self.health)
         self.http_port: int | None = None
+        services.metrics.watch(self._reading)
 
     @classmethod
     async def create(cls, settings: Settings, *, consumers: Sequence[PersonConsumer] = ()) -> Bot:
@@ -502,9 +537,16 @@ class Bot:
     # ----------------------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        """Start in the order that loses nothing: state first, then the feeds, then the doors."""
+        """Start in the order that loses nothing: state first, then the feeds, then the doors.
+
+        The port is taken first, so a busy one fails before anything logs in, and the probes
+        answer while the rest starts (every other path says 503 until then)."""
         s = self._services
+        health = self._health
+        await self._serve()
+        health.phase = "logging in to RingCentral and reading its directory"
         await s.presence.prepare()
+        health.phase = "reading Slack's directory and the stored state"
         await s.people.refresh()
         # Everything a presence event needs is in memory before the first one is told.
         connected = await s.tokens.load()
@@ -522,7 +564,10 @@ class Bot:
         s.supervisor.start("webhooks", s.webhooks.run, stop=s.webhooks.stop)
         s.supervisor.start("status-upkeep", self._upkeep)
         s.presence.start_tasks(s.supervisor)
-        await self._serve()
+        health.phase = "connecting to Slack"
+        await self._connect_socket()
+        health.phase = "started"
+        health.started = True
         log.info("rcstatus is running for workspace %s", self.team_id)
 
     async def stop(self) -> None:
@@ -566,7 +611,10 @@ class Bot:
 
     async def _serve(self) -> None:
         s = self._services
-        application = s.slack.web_application(self.health)
+        application = s.slack.web_application(
+            routes=[*self._health.routes(), s.metrics.route(s.guard)],
+            middlewares=[s.metrics.counting(), self._health.gate()],
+        )
         application.add_subapp(API_PREFIX, s.api.application())
         self._runner = web.AppRunner(application, access_log=None)
         await self._runner.setup()
@@ -574,16 +622,21 @@ class Bot:
         await site.start()
         addresses = self._runner.addresses
         self.http_port = int(addresses[0][1]) if addresses else s.settings.port
+
+    async def _connect_socket(self) -> None:
+        s = self._services
         if s.settings.socket_mode:
             app_token = _reveal(s.settings.slack_app_token)
             self._socket = AsyncSocketModeHandler(s.slack.app, app_token)
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
+        """Readiness (/readyz): started, connected to both platforms, the database answering;
+        when not, `reason` says what is missing."""
         s = self._services
         subscriber = s.presence.subscriber.health
         ringcentral_ok = subscriber.state is LinkState.CONNECTED
-        slack_ok = True
+        slack_ok = self._health.started or not s.settings.socket_mode
         if self._socket is not None:
             slack_ok = bool(await self._socket.client.is_connected())
         tasks = {name: h.running for name, h in s.supervisor.health().items()}
@@ -591,7 +644,20 @@ class Bot:
         store: dict[str, Any] = {"ok": store_problem is None}
         if store_problem is not None:
             store["reason"] = store_problem
-        return ringcentral_ok and slack_ok and store_problem is None, {
+        reasons = []
+        if not self._health.started:
+            reasons.append(f"starting: {self._health.phase}")
+        else:
+            if not ringcentral_ok:
+                reasons.append(f"RingCentral's WebSocket is {subscriber.state.value}")
+            if not slack_ok:
+                reasons.append("Slack's Socket Mode connection is down")
+        if store_problem is not None:
+            reasons.append(f"the database: {store_problem}")
+        ready = not reasons
+        return ready, {
+            "ready": ready,
+            **({} if ready else {"reason": "; ".join(reasons)}),
             "ringcentral": subscriber.as_dict(),
             "slack": {"socket_mode": self._socket is not None, "connected": slack_ok},
             "store": store,
@@ -666,6 +732,63 @@ class Bot:
     async def person_connected(self, user_id: str) -> None:
         """A person's token was stored by other means than the OAuth page (bulk set-up)."""
         await self._services.writer.connected(user_id)
+
+    def _reading(self) -> Reading:
+        """Every figure /metrics reports, read from the parts' own counters at this moment."""
+        s = self._services
+        writer, scheduler = s.writer.stats, s.scheduler.stats
+        rc = s.presence.client.stats
+        link = s.presence.subscriber.health
+        rc_groups: dict[str, int] = {}
+        for key, count in rc.requests.items():
+            method, _, path = key.partition(" ")
+            group = rate_group(method, path)
+            rc_groups[group] = rc_groups.get(group, 0) + count
+        used, limit = s.scheduler.budget_in_use()
+        webhooks = s.webhooks.stats()
+        return Reading(
+            presence_events=s.presence.feed.stats.notifications,
+            malformed_events=s.presence.feed.stats.malformed,
+            transitions=s.presence.coordinator.stats.transitions,
+            status_writes={
+                "ok": writer.writes_ok,
+                "rate_limited": scheduler.rate_limited,
+                "retried": scheduler.retries,
+                "gave_up": scheduler.gave_up,
+                "gone": scheduler.gone,
+                "skipped": scheduler.skipped,
+            },
+            status_write_attempts=scheduler.writes,
+            rate_limited={"slack": scheduler.rate_limited, "ringcentral": rc.rate_limited},
+            write_queue=s.writer.pending,
+            budget_used=used,
+            budget_limit=limit,
+            dms={
+                "sent": s.outbox.stats.sent,
+                "retried": s.outbox.stats.retried,
+                "dropped": s.outbox.stats.dropped,
+            },
+            watches_fired=s.outbox.stats.watches_fired,
+            commands=dict(s.metrics.commands.counts),
+            ws_connections=link.connections,
+            ws_recoveries=link.recoveries,
+            ws_failed_recoveries=link.failed_recoveries,
+            rc_logins=rc.logins,
+            rc_sessions_resumed=rc.resumed,
+            rc_token_refreshes=rc.refreshes,
+            rc_requests=rc_groups,
+            streams_open=s.stream.open,
+            gate_waiting=s.gate.waiting,
+            webhooks={
+                "delivered": webhooks.delivered,
+                "failed_attempt": webhooks.failed_attempts,
+                "gave_up": webhooks.gave_up,
+                "disabled": webhooks.disabled,
+            },
+            extensions_known=s.presence.roster.extensions_known,
+            people_linked=s.presence.roster.people_linked,
+            ready=self._health.started and link.state is LinkState.CONNECTED,
+        )
 
     def stats(self) -> BotStats:
         s = self._services

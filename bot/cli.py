@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
 import json
 import logging
 import math
@@ -17,7 +19,7 @@ from urllib.parse import urlsplit
 from bot.api.admin import create_key, list_keys, revoke_key
 from bot.api.keys import Scope
 from bot.app import run_bot
-from bot.config import Settings
+from bot.config import Settings, log_settings
 from bot.demo import DEFAULT_TIME_SCALE, DEFAULT_USERS, DemoOptions, run_demo
 from bot.doctor import diagnose_environment, render
 from bot.errors import BotError
@@ -38,9 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log-level",
-        default="INFO",
+        type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="how much to log (default INFO)",
+        help="how much to log (default: LOG_LEVEL from the environment, else INFO)",
     )
     parser.add_argument(
         "--sdk-debug",
@@ -246,13 +248,19 @@ def _port(text: str) -> int:
 
 def run_cli(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level, sdk_debug=args.sdk_debug)
+    try:
+        env_level, log_format = log_settings()
+    except BotError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    level = args.log_level or env_level.upper()
+    configure_logging(level, sdk_debug=args.sdk_debug, log_format=log_format)
     try:
         if args.command == "run":
             settings = Settings.from_env(env_file=args.env_file)
             return asyncio.run(_run_until_signalled(settings))
         if args.command == "doctor":
-            if args.log_level == "INFO":
+            if level == "INFO":
                 # The report is the output; the clients' progress lines would only clutter it.
                 logging.getLogger().setLevel(logging.WARNING)
             report = asyncio.run(diagnose_environment(args.env_file))
@@ -313,6 +321,11 @@ def simulator_env(
         "RC_CLIENT_ID": rc.client_id,
         "RC_CLIENT_SECRET": rc.client_secret,
         "RC_JWT": rc.jwt,
+        # Keeps RingCentral's session across restarts; derived from the simulated app's
+        # secret so every env file written for these simulators opens the same stored session.
+        "RINGCENTRAL_TOKEN_KEY": base64.urlsafe_b64encode(
+            hashlib.sha256(f"token-key:{rc.client_secret}".encode()).digest()
+        ).decode(),
         "SLACK_API_URL": slack.url + "/api/",
         "SLACK_BOT_TOKEN": slack.bot_token,
         "SLACK_APP_TOKEN": slack.app_token,

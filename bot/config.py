@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet
 from dotenv import dotenv_values
 
 from bot.errors import ConfigError
@@ -137,6 +138,27 @@ def _database_url(value: str) -> str:
         # Hosting platforms hand out plain postgres:// URLs; the async engine needs a driver.
         return "postgresql+asyncpg://" + value.split("://", 1)[1]
     return value
+
+
+def _fernet_key(value: str) -> Secret:
+    try:
+        Fernet(value)
+    except ValueError:
+        raise ValueError(
+            "expected a Fernet key: 32 random bytes in URL-safe base64 (44 characters); make one "
+            "with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'"
+        ) from None
+    return Secret(value)
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value.lower() not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return value.lower()
+
+    return parse
 
 
 def _env(
@@ -342,6 +364,27 @@ class Settings:
         _proxy_hops,
         default=0,
     )
+    ringcentral_token_key: Secret | None = _env(
+        "RINGCENTRAL_TOKEN_KEY",
+        "a key you make once (python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())') and keep as a secret: RingCentral's session is "
+        "stored encrypted with it, so a restart needs no new login (RingCentral allows 5 a "
+        "minute); unset, nothing is stored and every start logs in with the JWT",
+        _fernet_key,
+    )
+    log_level: str = _env(
+        "LOG_LEVEL",
+        "how much to log: debug, info, warning or error (the --log-level flag wins)",
+        _choice("debug", "info", "warning", "error"),
+        default="info",
+    )
+    log_format: str = _env(
+        "LOG_FORMAT",
+        "text (one readable line per event) or json (one JSON object per line, for a log "
+        "collector); both are redacted",
+        _choice("text", "json"),
+        default="text",
+    )
 
     @classmethod
     def from_env(
@@ -417,6 +460,26 @@ class Settings:
         """Slack's OAuth page beside the Web API (slack.com/api/ → slack.com/oauth/v2/authorize)."""
         base = self.slack_api_url.removesuffix("/").removesuffix("/api")
         return f"{base}/oauth/v2/authorize"
+
+
+def log_settings(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """LOG_LEVEL and LOG_FORMAT alone, from the environment: logging is set up before the
+    subcommand reads its settings file, so a container or a Procfile sets them there."""
+    values = os.environ if environ is None else environ
+    chosen: dict[str, str] = {}
+    problems = []
+    for spec in fields(Settings):
+        if spec.name not in ("log_level", "log_format"):
+            continue
+        meta = spec.metadata
+        raw = values.get(meta["env"], "").strip()
+        try:
+            chosen[spec.name] = meta["parse"](raw) if raw else str(spec.default)
+        except ValueError as exc:
+            problems.append(f"{meta['env']} is malformed ({exc}); {meta['source']}.")
+    if problems:
+        raise ConfigError(problems)
+    return chosen["log_level"], chosen["log_format"]
 
 
 def describe_settings() -> list[tuple[str, str, str]]:

@@ -39,6 +39,12 @@ class Hub(Protocol):
     def resync(self) -> None: ...
 
 
+class IntakeTimer(Protocol):
+    """Told each event's intake lag in seconds (the /metrics histogram)."""
+
+    def observe(self, amount: float) -> None: ...
+
+
 @dataclass(slots=True)
 class IntakeStats:
     received: int = 0
@@ -74,9 +80,11 @@ class PresenceIntake:
         *,
         behind_backlog: int = BEHIND_BACKLOG,
         lag_samples: int = LAG_SAMPLES,
+        timer: IntakeTimer | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._hub = hub
+        self._timer = timer
         self._behind_backlog = behind_backlog
         self._clock = clock
         self._queue: deque[_Waiting] = deque()
@@ -148,7 +156,10 @@ class PresenceIntake:
                 await self._hub.on_presence(waiting.update)
             except Exception:
                 log.exception("the hub failed on a presence event; continuing")
-            self._lags.append(self._clock() - waiting.since)
+            lag = self._clock() - waiting.since
+            self._lags.append(lag)
+            if self._timer is not None:
+                self._timer.observe(lag)
             self.stats.applied += 1
             fed += 1
             if self._behind and len(self._queue) < self._behind_backlog // 2:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -141,6 +143,30 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().formatStack(stack_info))
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (time, level, logger, message, and any traceback), each field
+    redacted on its own so the line stays valid JSON whatever the redaction replaces."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = redact(record.exc_text)
+        if record.stack_info:
+            entry["stack"] = redact(self.formatStack(record.stack_info))
+        # ensure_ascii: a line is one line whatever the message holds (newlines, emoji).
+        return json.dumps(entry, ensure_ascii=True)
+
+    def formatException(self, ei: Any) -> str:
+        return redact(super().formatException(ei))
+
+
 class RedactingFilter(logging.Filter):
     """For any handler: rewrites each record so credentials and phone numbers never leave it."""
 
@@ -195,12 +221,25 @@ def quiet_logger(name: str) -> logging.Logger:
     return logger
 
 
-def redacting_handler(stream: TextIO, fmt: str = LINE_FORMAT) -> logging.Handler:
+def redacting_handler(
+    stream: TextIO, fmt: str = LINE_FORMAT, *, as_json: bool = False
+) -> logging.Handler:
     """A stream handler whose every line, traceback included, has been through the redaction."""
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(RedactingFormatter(fmt))
+    handler.setFormatter(JsonFormatter() if as_json else RedactingFormatter(fmt))
     handler.addFilter(RedactingFilter())
     return handler
+
+
+def log_uncaught(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """`sys.excepthook` for the CLI: a crash nothing caught is logged like any other record
+    (redacted, and one JSON line under LOG_FORMAT=json) instead of printed raw to stderr."""
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)
+        return
+    logging.getLogger("rcstatus").critical(
+        "rcstatus stopped on an error", exc_info=(exc_type, exc, tb)
+    )
 
 
 def own_packages() -> list[Path]:
@@ -209,17 +248,24 @@ def own_packages() -> list[Path]:
 
 
 def configure_logging(
-    level: str | int, *, sdk_debug: bool = False, stream: TextIO | None = None
+    level: str | int,
+    *,
+    sdk_debug: bool = False,
+    stream: TextIO | None = None,
+    log_format: str = "text",
 ) -> logging.Handler:
     """One redacting handler on the root; libraries below INFO are dropped unless `sdk_debug`.
 
     `sdk_debug` is the opt-in (`rcstatus-bot --sdk-debug`) for chasing a problem inside Slack's
-    or RingCentral's SDKs: their DEBUG lines are shown too, still redacted. Returns the handler.
+    or RingCentral's SDKs: their DEBUG lines are shown too, still redacted. `log_format` is
+    `text` or `json` (LOG_FORMAT). Returns the handler.
     """
-    handler = redacting_handler(stream if stream is not None else sys.stderr)
+    handler = redacting_handler(
+        stream if stream is not None else sys.stderr, as_json=log_format == "json"
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(level.upper() if isinstance(level, str) else level)
     factory = logging.getLogRecordFactory()
     if not isinstance(factory, _ScrubbingFactory):
         logging.setLogRecordFactory(_ScrubbingFactory(factory))

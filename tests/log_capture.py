@@ -11,8 +11,11 @@ from bot.logs import SDK_LOGGERS, configure_logging
 
 
 @contextlib.contextmanager
-def cli_logging(level: str = "DEBUG", *, sdk_debug: bool = False) -> Iterator[io.StringIO]:
-    """`configure_logging` exactly as `rcstatus-bot --log-level …` calls it, writing to a buffer.
+def cli_logging(
+    level: str = "DEBUG", *, sdk_debug: bool = False, log_format: str = "text"
+) -> Iterator[io.StringIO]:
+    """`configure_logging` exactly as `rcstatus-bot --log-level …` calls it (with LOG_FORMAT),
+    writing to a buffer.
 
     Everything it changes (the root's handlers and level, the record factory, the SDK loggers'
     levels) is put back, so pytest's own capture and later tests see logging as they left it.
@@ -23,7 +26,7 @@ def cli_logging(level: str = "DEBUG", *, sdk_debug: bool = False) -> Iterator[io
     levels = {name: logging.getLogger(name).level for name in SDK_LOGGERS}
     buffer = io.StringIO()
     try:
-        configure_logging(level, sdk_debug=sdk_debug, stream=buffer)
+        configure_logging(level, sdk_debug=sdk_debug, stream=buffer, log_format=log_format)
         yield buffer
     finally:
         root.handlers[:] = handlers

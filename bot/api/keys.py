@@ -22,6 +22,7 @@ NAME_LIMIT: Final = 100
 class Scope(StrEnum):
     AVAILABILITY_READ = "availability:read"
     WEBHOOKS_WRITE = "webhooks:write"
+    METRICS_READ = "metrics:read"
 
 
 class ApiKeyError(BotError):

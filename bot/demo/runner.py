@@ -21,6 +21,7 @@ from typing import Any, Final, Literal, TextIO, TypeVar
 from rich.console import Console
 from rich.live import Live
 
+from bot.api.keys import ApiKeys, Scope
 from bot.app import Bot
 from bot.config import Settings
 from bot.demo.observer import Observer
@@ -245,6 +246,14 @@ class Demo:
         actors = cast(company, slack)
         observer = self._observer = Observer(rc, slack, actors, bot.pending_writes)
         receiver = await guard(self._receive_webhooks(stack, bot, observer, actors, app_url))
+        # As an operator would (rcstatus-bot api-key create --scope metrics:read).
+        _, metrics_key = await guard(
+            ApiKeys(bot.store).create("demo-metrics", [Scope.METRICS_READ.value])
+        )
+        scrape = f"Metrics: curl -H 'Authorization: Bearer {metrics_key}' {app_url}/metrics"
+        observer.note(scrape, "bold")
+        if self._live is None and not self.options.json:
+            self._console.print(scrape, highlight=False, soft_wrap=True)
         refresher = asyncio.create_task(self._refresh(observer))
         stack.push_async_callback(_cancel, refresher)
         return Stage(rc, slack, bot, scale, actors, observer, receiver)

@@ -109,6 +109,14 @@ class WsToken:
     expires_in: float
 
 
+class SessionKeeper(Protocol):
+    """Where the session's token data waits between runs (bot/ringcentral/vault.py)."""
+
+    async def load(self) -> dict[str, Any] | None: ...
+    async def save(self, data: Mapping[str, Any]) -> None: ...
+    async def forget(self) -> None: ...
+
+
 class PlatformLike(Protocol):
     """The parts of the `ringcentral` SDK's Platform we drive (blocking; run in a thread)."""
 
@@ -135,6 +143,7 @@ class ClientStats:
     rate_limited: int = 0
     retries: int = 0
     logins: int = 0
+    resumed: int = 0
     refreshes: int = 0
     unauthorized: int = 0
 
@@ -155,6 +164,7 @@ class RingCentralClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         platform: PlatformLike | None = None,
+        session: SessionKeeper | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -165,6 +175,7 @@ class RingCentralClient:
             s for s in (client_secret.reveal(), jwt.reveal(), client_id) if len(s) >= 6
         )
         self._jwt = jwt
+        self._session = session
         self._server_url = server_url.rstrip("/")
         self._rate_window = rate_window
         self._groups: dict[RateGroup, _GroupState] = {
@@ -198,8 +209,31 @@ class RingCentralClient:
             RingCentralError: any other refusal.
         """
         async with self._auth_lock:
-            if not self._logged_in:
+            if not self._logged_in and not await self._resume():
                 await self._replace_token(refresh=False)
+
+    async def _resume(self) -> bool:
+        """Take up the session a previous run saved: its access token while it has life left,
+        else its refresh token. A JWT login is the last resort: RingCentral allows 5 a minute.
+        A token that turns out dead is met by the 401 path (refresh, then login)."""
+        data = await self._session.load() if self._session is not None else None
+        if not data:
+            return False
+        try:
+            self._platform.auth().set_data(data)
+        except (AttributeError, TypeError):
+            return False
+        self._note_token_lifetime()
+        remaining = self._token_expires_at - self._clock()
+        if remaining > self._token_lifetime * (1 - REFRESH_AT_SHARE_OF_LIFETIME):
+            self._logged_in = True
+            self.stats.resumed += 1
+            log.info("RingCentral session resumed from the store: no login needed")
+            return True
+        if not self._has_live_refresh_token():
+            return False
+        await self._replace_token(refresh=True)
+        return True
 
     async def logout(self) -> None:
         """End our OAuth session, revoking its tokens: RingCentral allows few parallel sessions
@@ -223,6 +257,8 @@ class RingCentralClient:
                     "POST", REVOKE_PATH, self._platform.logout, skip_gate=True, attempts=1
                 )
                 self._logged_in = False
+                if self._session is not None:
+                    await self._session.forget()
                 log.info("RingCentral session ended")
             finally:
                 self._gate.set()
@@ -267,8 +303,10 @@ class RingCentralClient:
             if refresh and self._has_live_refresh_token():
                 try:
                     await self._call_auth(self._platform.refresh)
+                    self._logged_in = True
                     self.stats.refreshes += 1
                     log.info("RingCentral access token refreshed")
+                    await self._keep_session()
                     return
                 except RingCentralError as exc:
                     if isinstance(exc, RingCentralUnavailable | RingCentralRateLimited):
@@ -284,9 +322,19 @@ class RingCentralClient:
             self._logged_in = True
             self.stats.logins += 1
             log.info("RingCentral login with JWT succeeded")
+            await self._keep_session()
         finally:
             self._note_token_lifetime()
             self._gate.set()
+
+    async def _keep_session(self) -> None:
+        if self._session is None:
+            return
+        try:
+            data = self._platform.auth().data()
+        except (AttributeError, TypeError):
+            return
+        await self._session.save(data)
 
     def _has_live_refresh_token(self) -> bool:
         """Refresh tokens are optional in RingCentral apps and die after a week; check first."""
@@ -435,7 +483,15 @@ class RingCentralClient:
 
     async def _wait_for_group(self, group: RateGroup) -> None:
         while (wait := self._group_wait(group)) > 0:
-            log.debug("RingCentral %s group: holding requests for %.1fs", group, wait)
+            if group == "auth":
+                # Said at INFO: a start or a reconnect waiting here looks like a hang otherwise.
+                log.info(
+                    "RingCentral allows %d logins and WebSocket tokens a minute; waiting %.0fs",
+                    self._groups[group].limit,
+                    wait,
+                )
+            else:
+                log.debug("RingCentral %s group: holding requests for %.1fs", group, wait)
             await self._sleep(wait)
 
     def _group_wait(self, group: RateGroup) -> float:

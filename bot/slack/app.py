@@ -5,13 +5,13 @@ from __future__ import annotations
 import html
 import logging
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.authorization import AuthorizeResult
@@ -185,11 +185,8 @@ class Listeners(Protocol):
     def register(self, app: AsyncApp) -> None: ...
 
 
-HealthCheck = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
-
-
 class SlackApp:
-    """Builds the AsyncApp and serves it: Socket Mode or HTTP, OAuth and /healthz either way."""
+    """Builds the AsyncApp and serves it: Socket Mode or HTTP, OAuth either way."""
 
     def __init__(
         self,
@@ -304,11 +301,13 @@ class SlackApp:
 
     # ----------------------------------------------------------------------------- serving
 
-    def web_application(self, health: HealthCheck) -> web.Application:
-        """OAuth pages and /healthz always; /slack/events only in HTTP mode."""
-        application = web.Application()
+    def web_application(
+        self, routes: Sequence[web.RouteDef] = (), middlewares: Sequence[Middleware] = ()
+    ) -> web.Application:
+        """OAuth pages always, /slack/events only in HTTP mode, beside the bot's own `routes`."""
+        application = web.Application(middlewares=middlewares)
         flow = self.app.oauth_flow
-        routes = [web.get("/healthz", self._health_handler(health))]
+        routes = list(routes)
         if flow is not None:
             routes += [
                 web.get(flow.install_path, self._oauth_install),
@@ -351,15 +350,6 @@ class SlackApp:
             return admitted
         response = await self.app.async_dispatch(admitted)
         return await to_aiohttp_response(response)
-
-    @staticmethod
-    def _health_handler(health: HealthCheck) -> Callable[[web.Request], Awaitable[web.Response]]:
-        async def handler(request: web.Request) -> web.Response:
-            ok, details = await health()
-            details["checked_at"] = datetime.now(UTC).isoformat()
-            return web.json_response(details, status=200 if ok else 503)
-
-        return handler
 
 
 def _oauth_request(request: web.Request) -> AsyncBoltRequest:

@@ -85,6 +85,12 @@ class WatchKick(Protocol):
     def watch_added(self, target_id: str) -> None: ...
 
 
+class CommandCounter(Protocol):
+    """Counts each subcommand (for /metrics)."""
+
+    def count(self, subcommand: str) -> None: ...
+
+
 class RcStatusHandlers:
     """Everything /rcstatus and the App Home can do, in words a person reads."""
 
@@ -102,6 +108,7 @@ class RcStatusHandlers:
         home: HomeTab,
         boards: BoardRefresher,
         install_url: str,
+        counter: CommandCounter | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
@@ -115,6 +122,7 @@ class RcStatusHandlers:
         self._home = home
         self._boards = boards
         self._install_url = install_url
+        self._counter = counter
         self._clock = clock
 
     # ----------------------------------------------------------------------------- Bolt
@@ -275,6 +283,11 @@ class RcStatusHandlers:
     async def handle(self, user_id: str, text: object) -> Message:
         command: Command = parse_command(text if isinstance(text, str) else "")
         now = self._clock()
+        # The subcommand's name, never its text: that may name people or carry a status.
+        subcommand = type(command).__name__.lower()
+        log.info("/rcstatus %s from %s", subcommand, user_id)
+        if self._counter is not None:
+            self._counter.count(subcommand)
         match command:
             case Lookup(targets=targets):
                 return await self.lookup(targets, now)

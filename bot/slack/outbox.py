@@ -183,6 +183,9 @@ class DmOutbox:
         self.stats.sent += 1
         if dm.watch_id is not None:
             self.stats.watches_fired += 1
+            log.info("watch %s fired: DM %s sent to %s", dm.watch_id, dm.id, dm.user_id)
+        else:
+            log.info("DM %s sent to %s", dm.id, dm.user_id)
 
     def _backoff(self, attempts: int) -> float:
         """Exponential in the attempts so far, capped, with jitter so replicas spread out."""

@@ -98,6 +98,13 @@ class SlackProfiles:
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("users.profile.set for %s: %s; will retry", user_id, type(exc).__name__)
             return ProfileWrite(SendOutcome.RETRY)
+        # Ids and the expiry only: the status text is the person's own words.
+        log.info(
+            "status %s for %s (expires at %d)",
+            "cleared" if status.is_empty() else "written",
+            user_id,
+            status.expiration,
+        )
         return ProfileWrite(SendOutcome.OK)
 
     def _failed(self, user_id: str, exc: SlackApiError) -> ProfileWrite:

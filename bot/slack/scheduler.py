@@ -394,6 +394,11 @@ class StatusScheduler:
         wall = self._wall()
         return sum(1 for person in self._people.values() if person.needs_write(wall))
 
+    def budget_in_use(self) -> tuple[int, int]:
+        """Writes sent within the current window, and how many it allows (read by /metrics)."""
+        since = self._clock() - self._window
+        return sum(1 for at in self._budget.sent if at > since), self._budget.limit
+
     def binding(self) -> bool:
         """Whether a write waited for budget within the last window."""
         return self._clock() - self._contended_at < self._window

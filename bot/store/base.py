@@ -33,7 +33,7 @@ HEALTH_TIMEOUT: Final = 3.0
 """Seconds the health probe waits for the database: well under a platform's health-check
 timeout, well over a healthy database's answer even behind a busy SQLite writer."""
 HEALTH_REUSE: Final = 1.0
-"""Seconds one probe's answer serves every /healthz request, so a flood of them is one query."""
+"""Seconds one probe's answer serves every /readyz request, so a flood of them is one query."""
 
 
 def utcnow() -> datetime:

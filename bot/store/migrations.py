@@ -339,6 +339,18 @@ def _v9_webhooks(conn: Connection) -> None:
     frozen.create_all(conn)
 
 
+def _v10_rc_session(conn: Connection) -> None:
+    frozen = MetaData()
+    Table(
+        "rcstatus_rc_sessions",
+        frozen,
+        Column("id", String(64), primary_key=True),
+        Column("data", Text, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+    )
+    frozen.create_all(conn)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -352,6 +364,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(7, "API keys, and whether each person shares presence with other systems", _v7_api),
     Migration(8, "availability changes for the API's stream and webhooks", _v8_api_events),
     Migration(9, "webhook endpoints and their deliveries", _v9_webhooks),
+    Migration(10, "RingCentral's session, encrypted, kept across restarts", _v10_rc_session),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 

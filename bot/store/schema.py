@@ -154,6 +154,16 @@ api_events = Table(
     Index("rcstatus_api_events_at", "at"),
 )
 
+rc_sessions = Table(
+    "rcstatus_rc_sessions",
+    metadata,
+    # A digest of the RingCentral app and credential the session belongs to, never either.
+    Column("id", String(64), primary_key=True),
+    # Encrypted by bot/ringcentral/vault.py: the store never sees a token in the clear.
+    Column("data", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 webhooks = Table(
     "rcstatus_webhooks",
     metadata,

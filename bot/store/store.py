@@ -9,6 +9,7 @@ from bot.store.links import LinkRepository
 from bot.store.outbox import OutboxRepository
 from bot.store.preferences import PreferenceRepository
 from bot.store.presence import PresenceRepository
+from bot.store.rc_sessions import RcSessionRepository
 from bot.store.watches import WatchRepository
 from bot.store.webhooks import WebhookRepository
 
@@ -23,6 +24,7 @@ class Store(
     ApiKeyRepository,
     EventRepository,
     WebhookRepository,
+    RcSessionRepository,
 ):
     """Links, preferences, saved statuses, watches, DMs to send, last known presence and Slack
     installations.

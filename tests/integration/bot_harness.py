@@ -209,7 +209,7 @@ class BotProcess:
         try:
             async with (
                 aiohttp.ClientSession() as session,
-                session.get(self.sims.app_url + "/healthz") as response,
+                session.get(self.sims.app_url + "/readyz") as response,
             ):
                 return response.status == 200
         except aiohttp.ClientError:

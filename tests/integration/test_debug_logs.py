@@ -132,10 +132,25 @@ async def _scenario(sims: Sims, bot: Bot, exploding: Exploding) -> None:
     await bot.settle()
 
 
+def _records(text: str, log_format: str) -> list[tuple[str, str]]:
+    """(level, logger) of each line: text lines by their format, JSON lines each parsed whole."""
+    if log_format == "json":
+        entries = [json.loads(line) for line in text.splitlines()]  # every line is one object
+        return [(entry["level"], entry["logger"]) for entry in entries]
+    lines = [LINE.match(line) for line in text.splitlines()]
+    return [(m["level"], m["name"]) for m in lines if m is not None]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("sdk_debug", [False, True], ids=["debug", "debug-with-sdk"])
-async def test_a_debug_run_logs_none_of_the_issued_secrets(tmp_path: Path, sdk_debug: bool) -> None:
-    with cli_logging("DEBUG", sdk_debug=sdk_debug) as out:
+@pytest.mark.parametrize(
+    ("sdk_debug", "log_format"),
+    [(False, "text"), (True, "json")],
+    ids=["debug", "debug-with-sdk-as-json"],
+)
+async def test_a_debug_run_logs_none_of_the_issued_secrets(
+    tmp_path: Path, sdk_debug: bool, log_format: str
+) -> None:
+    with cli_logging("DEBUG", sdk_debug=sdk_debug, log_format=log_format) as out:
         async with simulators() as sims:
             exploding = Exploding(sims)
             settings = sims.settings(tmp_path / "bot.db", PORT=str(sims.port), SLACK_APP_TOKEN="")
@@ -148,12 +163,11 @@ async def test_a_debug_run_logs_none_of_the_issued_secrets(tmp_path: Path, sdk_d
                 await bot.stop()
             secrets = {*sims.rc.issued_secrets(), *sims.slack.issued_secrets(), FORGED_CODE}
     text = out.getvalue()
-    lines = [LINE.match(line) for line in text.splitlines()]
-    records = [m for m in lines if m is not None]
+    records = _records(text, log_format)
 
     # Not vacuous: the run logged plenty, at DEBUG, and every kind of secret was issued.
     assert len(records) > (300 if sdk_debug else 15), text[-3000:]
-    assert any(m["level"] == "DEBUG" and m["name"].startswith("bot.") for m in records)
+    assert any(level == "DEBUG" and name.startswith("bot.") for level, name in records)
     assert len([s for s in secrets if s.startswith("xoxp-")]) >= 2
     assert len(secrets) > 20
     # The crash was logged with its traceback and its cause, both redacted.
@@ -170,9 +184,7 @@ async def test_a_debug_run_logs_none_of_the_issued_secrets(tmp_path: Path, sdk_d
         # Bolt logs through the logger we give it, which is named under slack_bolt.
         return any(name == sdk or name.startswith(sdk + ".") for sdk in SDK_LOGGERS)
 
-    library_debug = [
-        m["name"] for m in records if m["level"] == "DEBUG" and from_a_library(m["name"])
-    ]
+    library_debug = [name for level, name in records if level == "DEBUG" and from_a_library(name)]
     if sdk_debug:
         # The opt-in shows what the SDKs say, request bodies and all, still redacted.
         assert library_debug, "no SDK DEBUG line with --sdk-debug"
@@ -184,7 +196,7 @@ async def _healthy(sims: Sims) -> bool:
     try:
         async with (
             aiohttp.ClientSession() as session,
-            session.get(sims.app_url + "/healthz") as response,
+            session.get(sims.app_url + "/readyz") as response,
         ):
             return response.status == 200
     except aiohttp.ClientError:
@@ -195,7 +207,8 @@ async def _healthy(sims: Sims) -> bool:
 async def test_rcstatus_bot_run_at_debug_with_the_sdks_prints_no_issued_secret(
     tmp_path: Path,
 ) -> None:
-    """The command itself: `rcstatus-bot --log-level DEBUG --sdk-debug run`, its stderr read."""
+    """The command itself: `LOG_LEVEL=debug LOG_FORMAT=json rcstatus-bot --sdk-debug run`, as a
+    container would start it, its stderr read line by line as JSON."""
     async with simulators() as sims:
         env = sims.env(tmp_path / "bot.db", PORT=str(sims.port), SLACK_APP_TOKEN="")
         env_file = tmp_path / "bot.env"
@@ -203,10 +216,14 @@ async def test_rcstatus_bot_run_at_debug_with_the_sdks_prints_no_issued_secret(
         stderr = tmp_path / "stderr.log"
         with stderr.open("wb") as sink:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "--log-level", "DEBUG", "--sdk-debug",
-                "run", "--env-file", str(env_file),
+                sys.executable, "-m", "bot", "--sdk-debug", "run", "--env-file", str(env_file),
                 cwd=tmp_path,
-                env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)},
+                env={
+                    "PATH": os.environ.get("PATH", ""),
+                    "PYTHONPATH": str(REPO),
+                    "LOG_LEVEL": "debug",
+                    "LOG_FORMAT": "json",
+                },
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=sink,
             )  # fmt: skip
@@ -226,8 +243,10 @@ async def test_rcstatus_bot_run_at_debug_with_the_sdks_prints_no_issued_secret(
             code = await asyncio.wait_for(process.wait(), timeout=30)
     text = stderr.read_text()
     assert code == 0, text[-3000:]
-    records = [m for m in map(LINE.match, text.splitlines()) if m is not None]
+    records = _records(text, "json")
     assert len(records) > 300, text[-3000:]
-    assert any(m["level"] == "DEBUG" and m["name"].startswith("slack_") for m in records)
+    assert any(level == "DEBUG" and name.startswith("slack_") for level, name in records)
+    # One INFO line per status write, with the person's id and never the status text.
+    assert '"message": "status written for ' + str(alice.slack_id) in text
     leaked = sorted(secret for secret in secrets if secret in text)
     assert leaked == [], f"{len(leaked)} issued secrets reached the log"

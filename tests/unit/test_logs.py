@@ -9,7 +9,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from bot.logs import REDACTED, SDK_LOGGERS, own_packages, redact
+from bot.logs import REDACTED, SDK_LOGGERS, log_uncaught, own_packages, redact
 from tests.log_capture import cli_logging
 
 TOKEN = "Zm9vYmFyYmF6cXV1eDEyMzQ1Njc4OTBhYmNkZWZnaGlq"  # opaque, as RingCentral issues them
@@ -138,6 +138,43 @@ def test_an_exception_message_and_its_cause_are_redacted_in_the_traceback() -> N
     assert "RuntimeError: Slack said {'token': '[redacted]'}" in text
     assert "Stack (most recent call last)" in text
     assert [s for s in (TOKEN, VERIFICATION, USER_TOKEN, CODE) if s in text] == [], text
+
+
+def test_json_lines_parse_and_lose_their_secrets_traceback_included() -> None:
+    log = logging.getLogger("bot.anything")
+    with cli_logging("DEBUG", log_format="json") as out:
+        log.info("token=%s and a\nsecond line with %s", TOKEN, USER_TOKEN)
+        try:
+            raise RuntimeError(f"Slack said {{'token': '{VERIFICATION}'}} to {HOOK}")
+        except RuntimeError:
+            log.exception("sending with code=%s failed", CODE)
+    lines = out.getvalue().splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert len(entries) == 2, lines
+    assert entries[0]["level"] == "INFO"
+    assert entries[0]["logger"] == "bot.anything"
+    assert entries[0]["message"].startswith("token=[redacted] and a\nsecond line")
+    assert "RuntimeError: Slack said {'token': '[redacted]'}" in entries[1]["exception"]
+    assert "Traceback (most recent call last)" in entries[1]["exception"]
+    leaked = [
+        s
+        for s in (TOKEN, VERIFICATION, USER_TOKEN, CODE, _secret_tail(HOOK))
+        if s in out.getvalue()
+    ]
+    assert leaked == []
+
+
+def test_a_crash_nothing_caught_is_one_redacted_json_record() -> None:
+    with cli_logging("INFO", log_format="json") as out:
+        try:
+            raise RuntimeError(f"Slack answered {{'token': '{VERIFICATION}'}} to {USER_TOKEN}")
+        except RuntimeError as exc:
+            log_uncaught(RuntimeError, exc, exc.__traceback__)
+    (entry,) = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert entry["level"] == "CRITICAL"
+    assert "RuntimeError: Slack answered {'token': '[redacted]'}" in entry["exception"]
+    assert VERIFICATION not in out.getvalue()
+    assert USER_TOKEN not in out.getvalue()
 
 
 def test_other_handlers_see_redacted_records_too() -> None:
