@@ -433,6 +433,7 @@ def wire(
             dispatcher=webhooks,
             team_id=team_id,
             allow_private=settings.webhook_allow_private_urls,
+            recorded=feed.flush,
         ).routes(),
     )
     return Services(

@@ -14,7 +14,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable, Container
+from collections.abc import Awaitable, Callable, Container
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -61,6 +61,7 @@ class WebhookApi:
         dispatcher: WebhookDispatcher,
         team_id: str,
         allow_private: bool,
+        recorded: Callable[[], Awaitable[None]],
         resolve: Callable[[], Resolve] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -70,6 +71,7 @@ class WebhookApi:
         self._dispatcher = dispatcher
         self._team_id = team_id
         self._allow_private = allow_private
+        self._recorded = recorded
         self._clock = clock
         self._resolve = resolve or (lambda: system_resolve(asyncio.get_running_loop()))
 
@@ -97,6 +99,9 @@ class WebhookApi:
         availability = _availability_filter(body.get("availability"))
         description = _description(body.get("description", ""))
         secret = new_secret()
+        # A new endpoint starts after the latest change recorded: first record every change
+        # already known, so none from before it was made is sent to it.
+        await self._recorded()
         endpoint = await self._store.add_webhook(
             endpoint_id="wh_" + secrets.token_hex(8),
             team_id=self._team_id,
