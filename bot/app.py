@@ -37,8 +37,9 @@ from bot.coordinator import (
     PersonConsumer,
     PresenceMemory,
 )
-from bot.errors import ConfigError
+from bot.errors import BotError, ConfigError
 from bot.mapping import link_by_email
+from bot.ports import ensure_port_free, port_problem
 from bot.presence import Availability, Presence
 from bot.ringcentral.client import DEFAULT_MAX_ATTEMPTS, RingCentralClient
 from bot.ringcentral.directory import Directory
@@ -561,7 +562,11 @@ class Bot:
         self._runner = web.AppRunner(application, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host=s.settings.host, port=s.settings.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            # Taken since run's first check: still one line, never a traceback.
+            raise BotError(port_problem(s.settings.host, s.settings.port, exc)) from None
         addresses = self._runner.addresses
         self.http_port = int(addresses[0][1]) if addresses else s.settings.port
         if s.settings.socket_mode:
@@ -672,6 +677,7 @@ def _reveal(secret: Secret | None) -> str | None:
 
 async def run_bot(settings: Settings, stop: asyncio.Event) -> None:
     """`rcstatus-bot run`: start, serve until `stop` is set (SIGTERM/SIGINT), stop cleanly."""
+    ensure_port_free(settings.host, settings.port)
     bot = await Bot.create(settings)
     try:
         await bot.start()
