@@ -677,6 +677,9 @@ def _reveal(secret: Secret | None) -> str | None:
 
 async def run_bot(settings: Settings, stop: asyncio.Event) -> None:
     """`rcstatus-bot run`: start, serve until `stop` is set (SIGTERM/SIGINT), stop cleanly."""
+    problems = settings.missing_for_run()
+    if problems:
+        raise ConfigError(problems)  # settings first: fixing them never needs the port
     ensure_port_free(settings.host, settings.port)
     bot = await Bot.create(settings)
     try:

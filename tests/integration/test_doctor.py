@@ -524,6 +524,17 @@ async def test_a_malformed_choice_is_explained_not_sent_to_a_console(tmp_path: P
     assert "leave it unset for the default (2)" in malformed.fix
 
 
+async def test_sqlite_on_a_heroku_dyno_is_an_error_with_the_add_on_to_attach(
+    tmp_path: Path,
+) -> None:
+    async with simulators(tmp_path) as setup:
+        report = await setup.diagnose(DYNO="run.1")
+
+    assert report.exit_code == 1
+    sqlite = only(report, "Configuration", "error", "DATABASE_URL is a SQLite file on a Heroku")
+    assert sqlite.fix.startswith("attach PostgreSQL (heroku addons:create heroku-postgresql)")
+
+
 async def test_unset_credentials_skip_the_checks_that_need_them(tmp_path: Path) -> None:
     async with simulators(tmp_path) as setup:
         report = await setup.diagnose(RC_JWT="", SLACK_BOT_TOKEN="")
