@@ -20,6 +20,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.api.events import AvailabilityFeed
 from bot.api.gate import AvailabilityGate
@@ -41,7 +42,13 @@ from bot.errors import BotError, ConfigError
 from bot.mapping import link_by_email
 from bot.ports import ensure_port_free, port_problem
 from bot.presence import Availability, Presence
-from bot.ringcentral.client import DEFAULT_MAX_ATTEMPTS, RingCentralClient
+from bot.ringcentral.advice import login_advice
+from bot.ringcentral.client import (
+    DEFAULT_MAX_ATTEMPTS,
+    RingCentralAuthError,
+    RingCentralClient,
+    RingCentralUnavailable,
+)
 from bot.ringcentral.directory import Directory
 from bot.ringcentral.feed import FeedStats, PresenceFeed, PresenceSnapshots
 from bot.ringcentral.subscriber import LinkState, Subscriber
@@ -485,6 +492,8 @@ class Bot:
                         "copy it again from OAuth & Permissions on your Slack app's page."
                     ]
                 ) from None
+            if settings.slack_app_token is not None:
+                await _check_app_token(lookup, settings.slack_app_token)
             return cls(
                 wire(settings, store=store, identity=identity, http=http, consumers=consumers)
             )
@@ -671,6 +680,30 @@ class Bot:
         )
 
 
+async def _check_app_token(client: AsyncWebClient, app_token: Secret) -> None:
+    """Socket Mode's token, tried once: refused, Bolt would retry it forever, a traceback each
+    time, where the operator needs one line. The URL it issues is left to expire unused."""
+    try:
+        await client.apps_connections_open(app_token=app_token.reveal())
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        if error not in ("invalid_auth", "not_authed", "token_revoked", "missing_scope"):
+            raise ConfigError(
+                [
+                    f"SLACK_APP_TOKEN was refused by Slack ({error}): Socket Mode may be off; "
+                    "turn it on under Settings → Socket Mode on your Slack app's page, or leave "
+                    "SLACK_APP_TOKEN empty for HTTP mode."
+                ]
+            ) from None
+        raise ConfigError(
+            [
+                f"SLACK_APP_TOKEN was refused by Slack ({error}); create an App-Level Token with "
+                "the connections:write scope under Basic Information → App-Level Tokens on your "
+                "Slack app's page, or leave SLACK_APP_TOKEN empty for HTTP mode."
+            ]
+        ) from None
+
+
 def _reveal(secret: Secret | None) -> str | None:
     return secret.reveal() if secret is not None else None
 
@@ -683,7 +716,15 @@ async def run_bot(settings: Settings, stop: asyncio.Event) -> None:
     ensure_port_free(settings.host, settings.port)
     bot = await Bot.create(settings)
     try:
-        await bot.start()
+        try:
+            await bot.start()
+        except RingCentralAuthError as exc:
+            what, fix = login_advice(exc, settings.rc_server_url)
+            raise ConfigError([f"{what}; {fix}."]) from None
+        except RingCentralUnavailable as exc:
+            # Not a configuration error: the network may come back, so a supervisor retries.
+            what, fix = login_advice(exc, settings.rc_server_url)
+            raise BotError(f"{what}; {fix}") from None
         await stop.wait()
         log.info("stopping")
     finally:

@@ -20,7 +20,7 @@ from bot.app import run_bot
 from bot.config import Settings
 from bot.demo import DEFAULT_TIME_SCALE, DEFAULT_USERS, DemoOptions, run_demo
 from bot.doctor import diagnose_environment, render
-from bot.errors import BotError
+from bot.errors import BotError, ConfigError
 from bot.logs import configure_logging
 from bot.sim.company import build_company
 from bot.sim.limits import TimeScale
@@ -31,6 +31,9 @@ from bot.store import Store
 log = logging.getLogger("rcstatus.cli")
 
 DEFAULT_ENV_FILE = Path(".env")
+# sysexits.h's "configuration error": a supervisor (systemd's RestartPreventExitStatus) can tell
+# a start that only a fix will cure from one worth retrying, such as a busy port (2).
+EX_CONFIG = 78
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,9 +184,11 @@ def settings_file(named: Path | None) -> Path:
     if named is None:
         return DEFAULT_ENV_FILE
     if not named.is_file():
-        raise BotError(
-            f"--env-file {named}: no such file; check the path, or leave --env-file out to "
-            f"read {DEFAULT_ENV_FILE} (if present) and the environment"
+        raise ConfigError(
+            [
+                f"--env-file {named}: no such file; check the path, or leave --env-file out "
+                f"to read {DEFAULT_ENV_FILE} (if present) and the environment"
+            ]
         )
     return named
 
@@ -282,6 +287,9 @@ def run_cli(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
                 rc_switches=_rc_switches(args),
             )
             return asyncio.run(run_demo(options, out))
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EX_CONFIG
     except BotError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -12,5 +12,9 @@ class ConfigError(BotError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
+        if len(self.problems) == 1:
+            # One problem, one line: it already says what is wrong and what to do.
+            super().__init__(f"rcstatus cannot start: {self.problems[0]}")
+            return
         lines = "\n".join(f"  - {problem}" for problem in self.problems)
         super().__init__(f"rcstatus cannot start; fix the configuration:\n{lines}")

@@ -18,6 +18,8 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
+from bot.cli import EX_CONFIG
+
 REPO = Path(__file__).resolve().parents[2]
 INSTALL = "python -m pip install -r requirements.txt"
 FROM_PYPROJECT = "rcstatus-bot (pyproject.toml)"
@@ -198,6 +200,6 @@ def test_the_systemd_unit_runs_the_installed_bot_as_its_own_user() -> None:
     assert command[0] == "/opt/rcstatus/.venv/bin/rcstatus-bot"
     assert command[1:3] == ["run", "--env-file"]
     assert service["Restart"] == "on-failure"
-    assert service["RestartPreventExitStatus"] == "2"
+    assert service["RestartPreventExitStatus"] == str(EX_CONFIG)
     assert unit["Install"]["WantedBy"] == "multi-user.target"
     assert INSTALL.replace("python ", ".venv/bin/python ") in read("deploy/rcstatus.service")
