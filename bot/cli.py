@@ -20,7 +20,7 @@ from bot.app import run_bot
 from bot.config import Settings
 from bot.demo import DEFAULT_TIME_SCALE, DEFAULT_USERS, DemoOptions, run_demo
 from bot.doctor import diagnose_environment, render
-from bot.errors import BotError, ConfigError
+from bot.errors import EX_CONFIG, BotError, ConfigError
 from bot.logs import configure_logging
 from bot.sim.company import build_company
 from bot.sim.limits import TimeScale
@@ -31,9 +31,6 @@ from bot.store import Store
 log = logging.getLogger("rcstatus.cli")
 
 DEFAULT_ENV_FILE = Path(".env")
-# sysexits.h's "configuration error": a supervisor (systemd's RestartPreventExitStatus) can tell
-# a start that only a fix will cure from one worth retrying, such as a busy port (2).
-EX_CONFIG = 78
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Final
+
+# sysexits.h's "configuration error", the exit status of every ConfigError: a supervisor
+# (systemd's RestartPreventExitStatus) can tell a start only a fix will cure from one worth
+# retrying, such as a busy port or RingCentral out of reach (2).
+EX_CONFIG: Final = 78
+
 
 class BotError(Exception):
     """Base of every error the bot raises on purpose; its message is safe to log and show."""

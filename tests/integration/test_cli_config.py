@@ -1,4 +1,4 @@
-"""Configuration mistakes as an operator makes them: one line that says what to do, exit 2."""
+"""Configuration mistakes as an operator makes them: one line that says what to do, exit 78."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import EX_CONFIG
 from bot.config import describe_settings
+from bot.errors import EX_CONFIG
 from tests.integration import bot_harness
 
 REPO = Path(__file__).parents[2]

@@ -18,7 +18,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from bot.cli import EX_CONFIG
+from bot.errors import EX_CONFIG
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL = "python -m pip install -r requirements.txt"
