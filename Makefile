@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench sim clean
+.PHONY: demo test lint format bench sim clean lock
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ format: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+# requirements.lock pins every runtime dependency (and theirs) that pyproject.toml allows; Heroku
+# and the Dockerfile install it through requirements.txt. Pins stay where they are unless
+# pyproject.toml no longer allows them; `make lock LOCK_FLAGS=--upgrade` moves them all forward.
+lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links \
+		$(LOCK_FLAGS) --output-file requirements.lock pyproject.toml
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

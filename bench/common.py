@@ -203,7 +203,7 @@ async def connect_everyone(bot: Bot, app_id: str, tokens: Mapping[str, str], *, 
                 team_id=bot.team_id,
                 user_id=user_id,
                 user_token=token,
-                user_scopes=["users.profile:write", "users.profile:read"],
+                user_scopes=["users.profile:write"],
                 bot_token=bot.identity.bot_token,
                 bot_user_id=bot.identity.bot_user_id,
             )

@@ -20,6 +20,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.api.events import AvailabilityFeed
 from bot.api.gate import AvailabilityGate
@@ -37,15 +38,19 @@ from bot.coordinator import (
     PersonConsumer,
     PresenceMemory,
 )
-from bot.errors import ConfigError
+from bot.errors import BotError, ConfigError
 from bot.health import Health
 from bot.intake import IntakeStats, IntakeTimer, PresenceIntake
 from bot.mapping import link_by_email
 from bot.metrics import Metrics, Reading
+from bot.ports import ensure_port_free, port_problem
 from bot.presence import Availability, Presence
+from bot.ringcentral.advice import login_advice
 from bot.ringcentral.client import (
     DEFAULT_MAX_ATTEMPTS,
+    RingCentralAuthError,
     RingCentralClient,
+    RingCentralUnavailable,
     SessionKeeper,
     rate_group,
 )
@@ -527,6 +532,8 @@ class Bot:
                         "copy it again from OAuth & Permissions on your Slack app's page."
                     ]
                 ) from None
+            if settings.slack_app_token is not None:
+                await _check_app_token(lookup, settings.slack_app_token)
             return cls(
                 wire(settings, store=store, identity=identity, http=http, consumers=consumers)
             )
@@ -620,7 +627,11 @@ class Bot:
         self._runner = web.AppRunner(application, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host=s.settings.host, port=s.settings.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            # Taken since run's first check: still one line, never a traceback.
+            raise BotError(port_problem(s.settings.host, s.settings.port, exc)) from None
         addresses = self._runner.addresses
         self.http_port = int(addresses[0][1]) if addresses else s.settings.port
 
@@ -808,15 +819,51 @@ class Bot:
         )
 
 
+async def _check_app_token(client: AsyncWebClient, app_token: Secret) -> None:
+    """Socket Mode's token, tried once: refused, Bolt would retry it forever, a traceback each
+    time, where the operator needs one line. The URL it issues is left to expire unused."""
+    try:
+        await client.apps_connections_open(app_token=app_token.reveal())
+    except SlackApiError as exc:
+        error = exc.response.get("error")
+        if error not in ("invalid_auth", "not_authed", "token_revoked", "missing_scope"):
+            raise ConfigError(
+                [
+                    f"SLACK_APP_TOKEN was refused by Slack ({error}): Socket Mode may be off; "
+                    "turn it on under Settings → Socket Mode on your Slack app's page, or leave "
+                    "SLACK_APP_TOKEN empty for HTTP mode."
+                ]
+            ) from None
+        raise ConfigError(
+            [
+                f"SLACK_APP_TOKEN was refused by Slack ({error}); create an App-Level Token with "
+                "the connections:write scope under Basic Information → App-Level Tokens on your "
+                "Slack app's page, or leave SLACK_APP_TOKEN empty for HTTP mode."
+            ]
+        ) from None
+
+
 def _reveal(secret: Secret | None) -> str | None:
     return secret.reveal() if secret is not None else None
 
 
 async def run_bot(settings: Settings, stop: asyncio.Event) -> None:
     """`rcstatus-bot run`: start, serve until `stop` is set (SIGTERM/SIGINT), stop cleanly."""
+    problems = settings.missing_for_run()
+    if problems:
+        raise ConfigError(problems)  # settings first: fixing them never needs the port
+    ensure_port_free(settings.host, settings.port)
     bot = await Bot.create(settings)
     try:
-        await bot.start()
+        try:
+            await bot.start()
+        except RingCentralAuthError as exc:
+            what, fix = login_advice(exc, settings.rc_server_url)
+            raise ConfigError([f"{what}; {fix}."]) from None
+        except RingCentralUnavailable as exc:
+            # Not a configuration error: the network may come back, so a supervisor retries.
+            what, fix = login_advice(exc, settings.rc_server_url)
+            raise BotError(f"{what}; {fix}") from None
         await stop.wait()
         log.info("stopping")
     finally:

@@ -22,7 +22,7 @@ from bot.app import run_bot
 from bot.config import Settings, log_settings
 from bot.demo import DEFAULT_TIME_SCALE, DEFAULT_USERS, DemoOptions, run_demo
 from bot.doctor import diagnose_environment, render
-from bot.errors import BotError
+from bot.errors import EX_CONFIG, BotError, ConfigError
 from bot.logs import configure_logging
 from bot.sim.company import build_company
 from bot.sim.limits import TimeScale
@@ -31,6 +31,8 @@ from bot.sim.slack import SlackSimulator
 from bot.store import Store
 
 log = logging.getLogger("rcstatus.cli")
+
+DEFAULT_ENV_FILE = Path(".env")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,12 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
             "subscription, the status sync and the Slack app, until SIGTERM or Ctrl-C."
         ),
     )
-    run.add_argument(
-        "--env-file",
-        type=Path,
-        default=Path(".env"),
-        help="settings file read under the environment (default .env)",
-    )
+    _add_env_file(run)
 
     doctor = commands.add_parser(
         "doctor",
@@ -76,12 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
             "with its fix. Exits 1 when the bot cannot work, 0 otherwise (warnings do not fail)."
         ),
     )
-    doctor.add_argument(
-        "--env-file",
-        type=Path,
-        default=Path(".env"),
-        help="settings file read under the environment (default .env)",
-    )
+    _add_env_file(doctor)
     doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
 
     api_key = commands.add_parser(
@@ -92,12 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
             "when it is created; the database keeps only its hash."
         ),
     )
-    api_key.add_argument(
-        "--env-file",
-        type=Path,
-        default=Path(".env"),
-        help="settings file read under the environment, for DATABASE_URL (default .env)",
-    )
+    _add_env_file(api_key)
     key_commands = api_key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
     create = key_commands.add_parser("create", help="make a key and print it once")
     create.add_argument("--name", required=True, help="who or what uses it, e.g. call-router")
@@ -181,6 +168,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_env_file(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--env-file",
+        type=Path,
+        help="settings file read under the environment (default .env, if there is one; "
+        "a file named here must exist)",
+    )
+
+
+def settings_file(named: Path | None) -> Path:
+    """The settings file to read: .env when there is one, or the file --env-file names, which
+    must exist (a mistyped name would otherwise leave every setting silently unset)."""
+    if named is None:
+        return DEFAULT_ENV_FILE
+    if not named.is_file():
+        raise ConfigError(
+            [
+                f"--env-file {named}: no such file; check the path, or leave --env-file out "
+                f"to read {DEFAULT_ENV_FILE} (if present) and the environment"
+            ]
+        )
+    return named
+
+
 def _add_rc_switches(command: argparse.ArgumentParser) -> None:
     """Where RingCentral's guide and practice disagree; the defaults are the guide's."""
     command.add_argument(
@@ -257,17 +268,17 @@ def run_cli(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
     configure_logging(level, sdk_debug=args.sdk_debug, log_format=log_format)
     try:
         if args.command == "run":
-            settings = Settings.from_env(env_file=args.env_file)
+            settings = Settings.from_env(env_file=settings_file(args.env_file))
             return asyncio.run(_run_until_signalled(settings))
         if args.command == "doctor":
             if level == "INFO":
                 # The report is the output; the clients' progress lines would only clutter it.
                 logging.getLogger().setLevel(logging.WARNING)
-            report = asyncio.run(diagnose_environment(args.env_file))
+            report = asyncio.run(diagnose_environment(settings_file(args.env_file)))
             out.write(report.as_json() + "\n" if args.json else render(report))
             return report.exit_code
         if args.command == "api-key":
-            settings = Settings.from_env(env_file=args.env_file)
+            settings = Settings.from_env(env_file=settings_file(args.env_file))
             return asyncio.run(_api_key(args, settings, out))
         if args.command == "sim":
             return asyncio.run(run_simulators(args, out))
@@ -281,6 +292,9 @@ def run_cli(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
                 rc_switches=_rc_switches(args),
             )
             return asyncio.run(run_demo(options, out))
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EX_CONFIG
     except BotError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -45,63 +46,101 @@ class Secret:
         return bool(self._value)
 
 
-def _url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
-        raise ValueError("expected an http(s) URL such as https://platform.ringcentral.com")
-    return value
+# Values .env.example and manifest.yml show as placeholders: copied unchanged, they are refused
+# with a message saying so, rather than failing later at login or in someone's browser.
+PLACEHOLDERS: Final = frozenset(
+    {
+        "xoxb-",
+        "xoxp-",
+        "xapp-",
+        "https://rcstatus.example.com",
+        "postgresql+asyncpg://rcstatus@db.internal/rcstatus",
+    }
+)
+
+
+def _url(example: str) -> Callable[[str], str]:
+    """An http(s) URL; the example shown is the kind of address this setting wants."""
+
+    def parse(value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or "<" in value:
+            raise ValueError(f"expected an http(s) URL such as {example}")
+        return value
+
+    return parse
 
 
 def _api_url(value: str) -> str:
-    _url(value)
+    _url("https://slack.com/api/")(value)
     return value if value.endswith("/") else value + "/"
 
 
+def _whole(value: str, expected: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(expected) from None
+
+
+def _number(value: str, expected: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(expected) from None
+    if not math.isfinite(number):
+        raise ValueError(expected)
+    return number
+
+
 def _port(value: str) -> int:
-    port = int(value)
-    if not 0 <= port < 65536:
-        raise ValueError("expected a TCP port between 1 and 65535 (0 picks a free one)")
+    expected = "expected a whole number from 0 to 65535 (0 picks a free port)"
+    port = _whole(value, expected)
+    if not 0 <= port <= 65535:
+        raise ValueError(expected)
     return port
 
 
 def _positive_int(value: str) -> int:
-    number = int(value)
+    expected = "expected a whole number above 0"
+    number = _whole(value, expected)
     if number <= 0:
-        raise ValueError("expected a whole number above 0")
+        raise ValueError(expected)
     return number
 
 
 def _non_negative_int(value: str) -> int:
-    number = int(value)
+    expected = "expected a whole number, 0 or more"
+    number = _whole(value, expected)
     if number < 0:
-        raise ValueError("expected a whole number, 0 or more")
+        raise ValueError(expected)
     return number
 
 
 def _proxy_hops(value: str) -> int:
-    try:
-        hops = int(value)
-    except ValueError:
-        hops = -1
+    expected = (
+        "expected how many reverse proxies that add X-Forwarded-For stand in front of the "
+        "bot: 0 (none, the default), 1 (for example one load balancer), 2, … up to 10"
+    )
+    hops = _whole(value, expected)
     if not 0 <= hops <= 10:
-        raise ValueError(
-            "expected how many reverse proxies that add X-Forwarded-For stand in front of the "
-            "bot: 0 (none, the default), 1 (for example one load balancer), 2, …"
-        )
+        raise ValueError(expected)
     return hops
 
 
 def _positive_float(value: str) -> float:
-    number = float(value)
+    expected = "expected a number above 0, such as 1 or 0.5"
+    number = _number(value, expected)
     if not number > 0:
-        raise ValueError("expected a number above 0")
+        raise ValueError(expected)
     return number
 
 
 def _non_negative_float(value: str) -> float:
-    number = float(value)
+    expected = "expected a number of seconds, 0 or more, such as 2 or 0.5"
+    number = _number(value, expected)
     if number < 0:
-        raise ValueError("expected a number of seconds, 0 or more")
+        raise ValueError(expected)
     return number
 
 
@@ -123,7 +162,9 @@ def _id_list(value: str) -> tuple[str, ...]:
 
 def _prefixed(*prefixes: str) -> Callable[[str], Secret]:
     def parse(value: str) -> Secret:
-        if not value.startswith(prefixes):
+        # The prefix alone is .env.example's placeholder, caught before parsing; a space means
+        # two values ran together or a comment was pasted along.
+        if not value.startswith(prefixes) or value in prefixes or any(c.isspace() for c in value):
             raise ValueError(f"expected a token starting with {' or '.join(prefixes)}")
         return Secret(value)
 
@@ -132,7 +173,10 @@ def _prefixed(*prefixes: str) -> Callable[[str], Secret]:
 
 def _database_url(value: str) -> str:
     if "://" not in value:
-        raise ValueError("expected a SQLAlchemy URL such as postgresql+asyncpg://user@host/db")
+        raise ValueError(
+            "expected a database URL such as postgresql://user:password@host:5432/rcstatus "
+            "or sqlite+aiosqlite:///rcstatus.db"
+        )
     scheme = value.split("://", 1)[0]
     if scheme in ("postgres", "postgresql"):
         # Hosting platforms hand out plain postgres:// URLs; the async engine needs a driver.
@@ -167,9 +211,36 @@ def _env(
     parse: Callable[[str], Any] = str,
     *,
     default: Any = None,
+    copied: bool = False,
 ) -> Any:
-    """Declare a setting: its variable, where its value comes from, how to parse it."""
-    return field(default=default, metadata={"env": name, "source": source, "parse": parse})
+    """Declare a setting: its variable, where its value comes from, how to parse it.
+
+    `copied` settings are copied from a console page (`source` says which); the others are
+    choices, and `source` says what they mean.
+    """
+    return field(
+        default=default,
+        metadata={"env": name, "source": source, "parse": parse, "copied": copied},
+    )
+
+
+def _fix(spec: Field[Any]) -> str:
+    """Where a valid value for this setting comes from, as the end of a problem's sentence."""
+    meta = spec.metadata
+    if meta["copied"]:
+        return f"copy it from {meta['source']}"
+    if spec.default is None or spec.default == ():
+        return f"it sets {meta['source']}"
+    return f"it sets {meta['source']}; leave it unset for the default ({_shown(spec.default)})"
+
+
+def _shown(default: Any) -> str:
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+def _problem(spec: Field[Any], what: str) -> str:
+    """One line: the variable, what is wrong with it, then (after the first '; ') the fix."""
+    return f"{spec.metadata['env']} {what}; {_fix(spec)}."
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,37 +250,50 @@ class Settings:
     rc_server_url: str = _env(
         "RC_SERVER_URL",
         "RingCentral's API server; keep the default unless you use a partner brand",
-        _url,
+        _url("https://platform.ringcentral.com"),
         default="https://platform.ringcentral.com",
     )
-    rc_client_id: str | None = _env("RC_CLIENT_ID", f"the app's Credentials page in {RC_CONSOLE}")
+    rc_client_id: str | None = _env(
+        "RC_CLIENT_ID", f"the app's Credentials page in {RC_CONSOLE}", copied=True
+    )
     rc_client_secret: Secret | None = _env(
-        "RC_CLIENT_SECRET", f"the app's Credentials page in {RC_CONSOLE}", Secret
+        "RC_CLIENT_SECRET", f"the app's Credentials page in {RC_CONSOLE}", Secret, copied=True
     )
     rc_jwt: Secret | None = _env(
-        "RC_JWT", f"Credentials → JWT credentials in {RC_CONSOLE} (create one for this app)", Secret
+        "RC_JWT",
+        f"Credentials → JWT credentials in {RC_CONSOLE} (create one for this app)",
+        Secret,
+        copied=True,
     )
     slack_bot_token: Secret | None = _env(
         "SLACK_BOT_TOKEN",
         f"OAuth & Permissions → Bot User OAuth Token on {SLACK_APP_PAGE}",
         _prefixed("xoxb-"),
+        copied=True,
     )
     slack_app_token: Secret | None = _env(
         "SLACK_APP_TOKEN",
         f"Basic Information → App-Level Tokens (scope connections:write) on {SLACK_APP_PAGE}; "
         "set it to use Socket Mode, leave it empty for HTTP mode",
         _prefixed("xapp-"),
+        copied=True,
     )
     slack_signing_secret: Secret | None = _env(
-        "SLACK_SIGNING_SECRET", f"Basic Information → Signing Secret on {SLACK_APP_PAGE}", Secret
+        "SLACK_SIGNING_SECRET",
+        f"Basic Information → Signing Secret on {SLACK_APP_PAGE}",
+        Secret,
+        copied=True,
     )
     slack_client_id: str | None = _env(
-        "SLACK_CLIENT_ID", f"Basic Information → App Credentials → Client ID on {SLACK_APP_PAGE}"
+        "SLACK_CLIENT_ID",
+        f"Basic Information → App Credentials → Client ID on {SLACK_APP_PAGE}",
+        copied=True,
     )
     slack_client_secret: Secret | None = _env(
         "SLACK_CLIENT_SECRET",
         f"Basic Information → App Credentials → Client Secret on {SLACK_APP_PAGE}",
         Secret,
+        copied=True,
     )
     slack_api_url: str = _env(
         "SLACK_API_URL",
@@ -219,7 +303,8 @@ class Settings:
     )
     database_url: str = _env(
         "DATABASE_URL",
-        "your database; unset means a SQLite file in the working directory",
+        "your database: PostgreSQL in production (postgres:// URLs work as they are), or unset "
+        "for a SQLite file in the working directory",
         _database_url,
         default=f"sqlite+aiosqlite:///{DEFAULT_DATABASE_FILE}",
     )
@@ -339,14 +424,15 @@ class Settings:
     public_url: str | None = _env(
         "PUBLIC_URL",
         "the address people's browsers reach the bot at, for the Connect link "
-        "(default http://localhost:PORT)",
-        _url,
+        "(default http://localhost:PORT); https in production, as Slack's OAuth requires",
+        _url("https://rcstatus.your-company.com"),
     )
     slack_admin_user_token: Secret | None = _env(
         "SLACK_ADMIN_USER_TOKEN",
         "optional: an owner's or admin's user token (paid workspaces) that sets everyone's status; "
         "Slack caps one token at 30 profiles a minute",
         _prefixed("xoxp-"),
+        copied=True,
     )
 
     install_requests_per_minute: int = _env(
@@ -385,6 +471,11 @@ class Settings:
         _choice("text", "json"),
         default="text",
     )
+    dyno: str | None = _env(
+        "DYNO",
+        "set by Heroku on every dyno, never by you: a dyno's disk is thrown away at each restart, "
+        "so with it `run` refuses a SQLite DATABASE_URL (attach PostgreSQL instead)",
+    )
 
     @classmethod
     def from_env(
@@ -408,27 +499,43 @@ class Settings:
             raw = values.get(meta["env"], "").strip()
             if not raw:
                 continue
+            if raw in PLACEHOLDERS:
+                problems.append(_problem(spec, "is still the placeholder from .env.example"))
+                continue
             try:
                 parsed[spec.name] = meta["parse"](raw)
             except ValueError as exc:
                 # The value itself stays out of the message: it may be a secret.
-                problems.append(
-                    f"{meta['env']} is malformed ({exc}); it comes from {meta['source']}."
-                )
+                problems.append(_problem(spec, f"is malformed: {exc}"))
         if problems:
             raise ConfigError(problems)
         return cls(**parsed)
 
     def missing_for_run(self) -> list[str]:
-        """Problems that stop the bot from talking to the real services."""
+        """Problems that stop the bot from talking to the real services, each one line that
+        names the variable, says what is wrong and, after the first '; ', how to fix it."""
         needed = ["rc_client_id", "rc_client_secret", "rc_jwt", "slack_bot_token"]
         if self.slack_app_token is None:
             needed.append("slack_signing_secret")
         problems = []
         for spec in fields(self):
             if spec.name in needed and not getattr(self, spec.name):
-                meta = spec.metadata
-                problems.append(f"{meta['env']} is not set; it comes from {meta['source']}.")
+                problem = _problem(spec, "is not set")
+                if spec.name == "slack_signing_secret":
+                    # Which one is missing depends on the mode the operator meant to pick.
+                    problem = (
+                        "SLACK_SIGNING_SECRET is not set, and HTTP mode (chosen because "
+                        f"SLACK_APP_TOKEN is empty) needs it; {_fix(spec)}, or set "
+                        "SLACK_APP_TOKEN to use Socket Mode instead (Basic Information → "
+                        f"App-Level Tokens, scope connections:write, on {SLACK_APP_PAGE})."
+                    )
+                problems.append(problem)
+        if self.dyno is not None and self.database_url.startswith("sqlite"):
+            problems.append(
+                "DATABASE_URL is a SQLite file on a Heroku dyno, whose disk is thrown away at "
+                "every restart (and every person's connection with it); attach PostgreSQL "
+                "(heroku addons:create heroku-postgresql), which sets DATABASE_URL for you."
+            )
         return problems
 
     def service_seconds(self, seconds: float) -> float:

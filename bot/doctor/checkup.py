@@ -10,6 +10,7 @@ from bot.config import Settings
 from bot.doctor.configuration import check_configuration, read_settings
 from bot.doctor.database import check_database
 from bot.doctor.people import check_people
+from bot.doctor.public_url import check_public_url
 from bot.doctor.report import Report
 from bot.doctor.ringcentral import build_client, check_ringcentral
 from bot.doctor.slack import check_slack
@@ -28,16 +29,18 @@ async def diagnose_environment(
 
 
 async def diagnose(settings: Settings, *, source: str = "the given settings") -> Report:
-    """Every check, in order; RingCentral, Slack and the database are checked side by side."""
+    """Every check, in order; the services, the public address and the database side by side."""
     configuration = check_configuration(settings)
     # A check that crashes takes the others down with it, awaited, rather than leaving them behind.
     async with asyncio.TaskGroup() as checks:
         ringcentral_check = checks.create_task(check_ringcentral(settings, build_client(settings)))
         slack_check = checks.create_task(check_slack(settings))
+        public_url_check = checks.create_task(check_public_url(settings))
         database_check = checks.create_task(check_database(settings))
-    ringcentral, slack, database = (
+    ringcentral, slack, public_url, database = (
         ringcentral_check.result(),
         slack_check.result(),
+        public_url_check.result(),
         database_check.result(),
     )
     people = check_people(
@@ -51,6 +54,7 @@ async def diagnose(settings: Settings, *, source: str = "the given settings") ->
         *configuration,
         *ringcentral.section.findings,
         *slack.section.findings,
+        *public_url,
         *database.section.findings,
         *people,
     ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
 from pathlib import Path
 
 from bot.config import Settings
@@ -26,9 +25,7 @@ def read_settings(
     try:
         settings = Settings.from_env(environ, env_file=env_file)
     except ConfigError as exc:
-        for problem in exc.problems:
-            what, _, source_text = problem.partition("; it comes from ")
-            section.error(what, f"copy it from {source_text.rstrip('.')}" if source_text else "")
+        _report(section, exc.problems)
         section.skipped("nothing else was checked: the settings could not be read")
         return None, section.findings
     return settings, section.findings
@@ -38,15 +35,23 @@ def _is_file(path: Path) -> bool:
     return path.is_file()
 
 
+def _report(section: Section, problems: list[str]) -> None:
+    """Each problem as a finding: what is wrong, then (after the first '; ') its fix."""
+    for problem in problems:
+        what, _, fix = problem.partition("; ")
+        section.error(what, fix.removesuffix("."))
+
+
 def check_configuration(settings: Settings) -> list[Finding]:
-    """Each setting the bot needs to run that is not set, with where to copy it from."""
+    """The mode the settings select, and each setting `run` needs that is missing or unusable."""
     section = Section(SECTION)
-    missing = {problem.split(" ", 1)[0] for problem in settings.missing_for_run()}
-    for spec in fields(Settings):
-        name = spec.metadata["env"]
-        if name in missing:
-            section.error(f"{name} is not set", f"copy it from {spec.metadata['source']}")
-    if not missing:
-        mode = "Socket Mode" if settings.socket_mode else "HTTP mode"
-        section.ok(f"every setting the bot needs is present ({mode})")
+    problems = settings.missing_for_run()
+    _report(section, problems)
+    if not problems:
+        mode = (
+            "Socket Mode (SLACK_APP_TOKEN is set)"
+            if settings.socket_mode
+            else "HTTP mode (SLACK_APP_TOKEN is empty)"
+        )
+        section.ok(f"every setting the bot needs is present: {mode}")
     return section.findings

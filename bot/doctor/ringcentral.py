@@ -11,15 +11,12 @@ from bot.app import ringcentral_client
 from bot.config import RC_CONSOLE, Settings
 from bot.doctor.report import Finding, Section, count, names
 from bot.errors import ConfigError
+from bot.ringcentral.advice import detail, login_advice
 from bot.ringcentral.client import (
-    ClientCredentialsRefused,
-    JwtFlowNotAllowed,
-    JwtRefused,
     RingCentralClient,
     RingCentralError,
     RingCentralPermissionError,
     RingCentralRateLimited,
-    RingCentralUnavailable,
 )
 from bot.ringcentral.directory import Directory, Extension
 from bot.ringcentral.permissions import (
@@ -101,40 +98,11 @@ async def check_ringcentral(
 
 def _login_failure(exc: RingCentralError, server: str) -> Finding:
     """What stopped the login, and where to fix it."""
-    where = f"the app's Credentials page in {RC_CONSOLE}"
-    match exc:
-        case RingCentralUnavailable():
-            what = f"cannot reach RingCentral at {server}"
-            fix = (
-                "check RC_SERVER_URL (normally https://platform.ringcentral.com) and this "
-                "machine's network or proxy"
-            )
-        case ClientCredentialsRefused():
-            what = (
-                "RC_CLIENT_SECRET is wrong: RingCentral refused the app's credentials "
-                "(OAU-123 invalid_client)"
-            )
-            fix = f"copy RC_CLIENT_SECRET, and RC_CLIENT_ID with it, from {where}"
-        case JwtFlowNotAllowed():
-            what = (
-                "the RingCentral app does not allow the JWT auth flow (OAU-112 unauthorized_client)"
-            )
-            fix = f"choose 'JWT auth flow' under the app's Settings → Auth in {RC_CONSOLE}"
-        case JwtRefused():
-            what = (
-                "RC_JWT was refused (invalid_grant): it is expired, revoked, "
-                "or made for another app"
-            )
-            fix = (
-                "create a JWT for an administrator under Credentials → JWT credentials in "
-                f"{RC_CONSOLE}, allowed for this app, and put it in RC_JWT"
-            )
-        case RingCentralRateLimited():
-            what = "RingCentral is rate-limiting logins (Auth group), so nothing could be checked"
-            fix = "wait a minute and run `rcstatus-bot doctor` again"
-        case _:
-            what = f"RingCentral refused the login ({_detail(exc)})"
-            fix = f"check RC_CLIENT_ID, RC_CLIENT_SECRET and RC_JWT against {where}"
+    if isinstance(exc, RingCentralRateLimited):
+        what = "RingCentral is rate-limiting logins (Auth group), so nothing could be checked"
+        fix = "wait a minute and run `rcstatus-bot doctor` again"
+    else:
+        what, fix = login_advice(exc, server)
     return Finding(SECTION, "error", what, fix)
 
 
@@ -157,18 +125,12 @@ async def _try_permission(
         return False
     except RingCentralError as exc:
         section.error(
-            f"{permission.label}: the check failed ({_detail(exc)})",
+            f"{permission.label}: the check failed ({detail(exc)})",
             "run `rcstatus-bot doctor` again; if it persists, check RingCentral's status page",
         )
         return False
     section.ok(f"{permission.label}: {done}")
     return True
-
-
-def _detail(exc: RingCentralError) -> str:
-    """What RingCentral answered, by status and code, never by message: a message may quote."""
-    detail = " ".join(str(part) for part in (exc.status, exc.error_code) if part)
-    return detail or type(exc).__name__
 
 
 def _check_directory(section: Section, settings: Settings, extensions: list[Extension]) -> None:

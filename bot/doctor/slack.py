@@ -1,11 +1,10 @@
-"""The Slack check: the tokens, the connection mode, the public URL, OAuth and the people list."""
+"""The Slack check: the tokens, the connection mode, OAuth and the people list."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -25,15 +24,12 @@ OAUTH_PROBE_CODE: Final = "rcstatus-doctor-probe"
 OAUTH_CREDENTIALS_ACCEPTED: Final = frozenset(
     {"invalid_code", "code_already_used", "invalid_grant_type", "bad_redirect_uri"}
 )
-LOCAL_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
 
 SCOPE_PURPOSES: Final[Mapping[str, str]] = {
     "commands": "/rcstatus cannot be used",
     "chat:write": "the bot cannot send DMs (notify-when-free, reconnect notices)",
-    "im:write": "the bot cannot open DMs",
     "users:read": "the bot cannot list people or hear status changes",
     "users:read.email": "people cannot be matched to extensions by email",
-    "users.profile:read": "the bot cannot read a status before replacing it",
 }
 
 
@@ -52,7 +48,6 @@ async def check_slack(settings: Settings) -> SlackFacts:
     client = AsyncWebClient(base_url=settings.slack_api_url, timeout=SLACK_TIMEOUT)
     await _check_bot_token(facts, settings, client)
     await _check_connection_mode(facts.section, settings, client)
-    _check_public_url(facts.section, settings)
     await _check_oauth(facts.section, settings, client)
     await _check_admin_token(facts, settings, client)
     return facts
@@ -190,34 +185,9 @@ async def _check_connection_mode(
         return
     if settings.slack_signing_secret is not None:
         section.ok("HTTP mode: SLACK_SIGNING_SECRET is set (SLACK_APP_TOKEN is empty)")
-
-
-def _check_public_url(section: Section, settings: Settings) -> None:
-    oauth = bool(settings.slack_client_id and settings.slack_client_secret)
-    if settings.public_url is None:
-        if not settings.socket_mode:
-            section.warning(
-                "PUBLIC_URL is not set: in HTTP mode Slack must reach /slack/events over https",
-                "set PUBLIC_URL=https://<host> and the app's Request URLs to "
-                "https://<host>/slack/events",
-            )
-        elif oauth:
-            section.warning(
-                f"PUBLIC_URL is not set: the Connect link points at {settings.connect_url}",
-                "set PUBLIC_URL to the https address people's browsers reach the bot at",
-            )
-        return
-    parts = urlsplit(settings.public_url)
-    host = (parts.hostname or "").lower()
-    local = host in LOCAL_HOSTS or host.endswith(".localhost") or host.startswith("127.")
-    if parts.scheme == "https":
-        section.ok(f"PUBLIC_URL is https ({settings.public_url})")
-    elif local:
-        section.ok(f"PUBLIC_URL {settings.public_url} is local: fine for testing only")
     else:
-        section.warning(
-            f"PUBLIC_URL uses http on {host}: Slack wants https for request and redirect URLs",
-            f"serve the bot behind https and set PUBLIC_URL=https://{parts.netloc}",
+        section.skipped(
+            "HTTP mode (SLACK_APP_TOKEN is empty) not checked: SLACK_SIGNING_SECRET is not set"
         )
 
 

@@ -41,15 +41,12 @@ from bot.store.oauth_states import OAuthStatesFull
 
 log = logging.getLogger(__name__)
 
-BOT_SCOPES: Final = (
-    "commands",
-    "chat:write",
-    "im:write",
-    "users:read",
-    "users:read.email",
-    "users.profile:read",
-)
-USER_SCOPES: Final = ("users.profile:write", "users.profile:read")
+# Only what the code calls (README, "Slack scopes"): /rcstatus; chat.postMessage to a user id,
+# which lands in the App Home's Messages tab without conversations.open (so no im:write);
+# users.list and users.info, whose profiles carry the status (so no users.profile:read), and the
+# user_status_changed event; the emails in them; each person's own users.profile.set.
+BOT_SCOPES: Final = ("commands", "chat:write", "users:read", "users:read.email")
+USER_SCOPES: Final = ("users.profile:write",)
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,7 +138,7 @@ async def connect_quickly(sims: Sims, bot: Bot, people: list[Person]) -> None:
                 team_id=bot.team_id,
                 user_id=person.slack_id,
                 user_token=token,
-                user_scopes=["users.profile:write", "users.profile:read"],
+                user_scopes=["users.profile:write"],
                 bot_token=bot.identity.bot_token,
                 bot_user_id=bot.identity.bot_user_id,
             )

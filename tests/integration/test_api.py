@@ -214,7 +214,9 @@ def test_keys_are_made_listed_and_revoked_from_the_command_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}")
-    env_file = str(tmp_path / "missing.env")
+    # An empty settings file: DATABASE_URL comes from the environment, as on a platform.
+    (tmp_path / "keys.env").write_text("", encoding="utf-8")
+    env_file = str(tmp_path / "keys.env")
     out = io.StringIO()
     argv = ["api-key", "--env-file", env_file, "create", "--name", "router"]
     assert run_cli([*argv, "--scope", "availability:read", "--json"], out) == 0

@@ -257,7 +257,7 @@ async def test_oauth_install_flow_stores_a_user_token_that_sets_status(
         client_id=sim.client_id,
         client_secret=sim.client_secret,
         scopes=["commands", "chat:write", "users:read", "users:read.email"],
-        user_scopes=["users.profile:write", "users.profile:read"],
+        user_scopes=["users.profile:write"],
         authorization_url=sim.authorize_url,
         installation_store=store,
         state_store=FileOAuthStateStore(expiration_seconds=600, base_dir=str(tmp_path / "states")),

@@ -15,10 +15,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sim.slack import SlackSimulator
+from bot.sim.slack.state import DEFAULT_BOT_SCOPES
 from tests.helpers import wait_until
 from tests.sim.slack_helpers import authorize_code, control, running_sim
 
 USER_SCOPES = "users.profile:write,users.profile:read"
+# The bot writes statuses without reading them back; these tests read back to check the writes.
+READ_WRITE = ("users.profile:write", "users.profile:read")
 
 
 @pytest.fixture
@@ -114,7 +117,7 @@ async def test_status_text_is_limited_to_100_characters(sim: SlackSimulator) -> 
 
 async def test_clearing_takes_both_fields(sim: SlackSimulator) -> None:
     alice = members(sim)[0]
-    web = client(sim, sim.grant_user_token(alice))
+    web = client(sim, sim.grant_user_token(alice, READ_WRITE))
     await web.users_profile_set(profile={"status_text": "Lunch", "status_emoji": ":taco:"})
 
     half = await api_error(web.users_profile_set(profile={"status_text": ""}))
@@ -127,7 +130,7 @@ async def test_clearing_takes_both_fields(sim: SlackSimulator) -> None:
 
 async def test_expired_status_reads_back_cleared(sim: SlackSimulator) -> None:
     alice = members(sim)[0]
-    web = client(sim, sim.grant_user_token(alice))
+    web = client(sim, sim.grant_user_token(alice, READ_WRITE))
     await web.users_profile_set(
         profile={
             "status_text": "Brb",
@@ -279,7 +282,14 @@ async def test_sync_client_pages_users_and_looks_up_emails(sim: SlackSimulator) 
     assert missing.value.response["error"] == "users_not_found"
 
 
-async def test_messages_dms_and_home_views_are_recorded(sim: SlackSimulator) -> None:
+async def test_messages_dms_and_home_views_are_recorded() -> None:
+    # The bot never opens conversations (a user id as channel needs only chat:write); an app
+    # that does needs im:write, which the simulator checks.
+    async with running_sim(bot_scopes=DEFAULT_BOT_SCOPES | {"im:write"}) as sim:
+        await _messages_dms_and_home_views_are_recorded(sim)
+
+
+async def _messages_dms_and_home_views_are_recorded(sim: SlackSimulator) -> None:
     alice = members(sim)[0]
     web = client(sim, sim.bot_token)
     first = await web.conversations_open(users=alice)

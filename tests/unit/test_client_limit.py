@@ -61,7 +61,7 @@ def test_the_table_of_addresses_is_bounded_and_zero_means_no_limit() -> None:
 
 
 def test_proxy_hops_must_be_a_small_count() -> None:
-    with pytest.raises(ConfigError, match=r"TRUSTED_PROXY_HOPS is malformed .*reverse proxies"):
+    with pytest.raises(ConfigError, match=r"TRUSTED_PROXY_HOPS is malformed: .*reverse proxies"):
         Settings.from_env({"TRUSTED_PROXY_HOPS": "yes"}, env_file=None)
     assert Settings.from_env({"TRUSTED_PROXY_HOPS": "1"}, env_file=None).trusted_proxy_hops == 1
     with pytest.raises(ConfigError, match="INSTALL_REQUESTS_PER_MINUTE"):

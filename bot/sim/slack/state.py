@@ -19,11 +19,10 @@ SlackRole = Literal["member", "admin", "owner", "primary_owner"]
 ROLE_RANK: dict[SlackRole, int] = {"member": 0, "admin": 1, "owner": 2, "primary_owner": 3}
 
 # The manifest's bot scopes (reference/slack.md §6): what the pre-installed bot token holds.
-DEFAULT_BOT_SCOPES = frozenset(
-    {"commands", "chat:write", "im:write", "users:read", "users:read.email", "users.profile:read"}
-)
-# What a user token issued without the browser flow holds (benchmarks with many users).
-DEFAULT_USER_SCOPES = ("users.profile:read", "users.profile:write")
+DEFAULT_BOT_SCOPES = frozenset({"commands", "chat:write", "users:read", "users:read.email"})
+# What a user token issued without the browser flow holds (benchmarks with many users): the
+# manifest's user scopes.
+DEFAULT_USER_SCOPES = ("users.profile:write",)
 DEFAULT_EVENT_SUBSCRIPTIONS = frozenset(
     {"app_home_opened", "user_status_changed", "tokens_revoked", "app_uninstalled"}
 )
