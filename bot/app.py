@@ -38,12 +38,14 @@ from bot.coordinator import (
     PresenceMemory,
 )
 from bot.errors import ConfigError
+from bot.huddle import HuddleBusy, HuddleStats
 from bot.mapping import link_by_email
 from bot.presence import Availability, Presence
 from bot.ringcentral.client import DEFAULT_MAX_ATTEMPTS, RingCentralClient
 from bot.ringcentral.directory import Directory
 from bot.ringcentral.feed import FeedStats, PresenceFeed, PresenceSnapshots
 from bot.ringcentral.subscriber import LinkState, Subscriber
+from bot.ringcentral.user_status import UserStatusWriter
 from bot.roster import Roster, availability_of, busy_since
 from bot.slack.app import BotIdentity, SlackApp, UserTokens
 from bot.slack.boards import BoardRefresher
@@ -52,13 +54,16 @@ from bot.slack.client_limit import AddressLimiter
 from bot.slack.clients import bot_client, profile_client
 from bot.slack.commands import RcStatusHandlers
 from bot.slack.home import HomeTab
+from bot.slack.huddles import HuddleListener
 from bot.slack.linking import LinkDesk
 from bot.slack.messages import DirectMessages, TokenLostNotice
 from bot.slack.notifier import FreeNotifier
 from bot.slack.outbox import DmOutbox
 from bot.slack.people import SlackPeople
+from bot.slack.preferences import effective_preferences
 from bot.slack.profiles import SlackProfiles
 from bot.slack.scheduler import SchedulerStats, StatusScheduler
+from bot.slack.snooze import SnoozeKeeper, SnoozeStats
 from bot.slack.status import StatusWriter, WriterStats
 from bot.store import PreferenceChanges, Store
 from bot.supervisor import Supervisor
@@ -137,8 +142,13 @@ class PresencePipeline:
             memory=memory,
             snapshot_interval=settings.presence_snapshot_seconds,
         )
+        listing = directory
         feed = PresenceFeed(
-            coordinator, directory, directory_interval=settings.directory_refresh_seconds
+            coordinator,
+            directory,
+            directory_interval=settings.directory_refresh_seconds,
+            # A colleague's call reaches us with their extension number as the other party.
+            internal_number=lambda number: listing.by_number(number) is not None,
         )
         # The heartbeat follows the idle timeout the gateway announces; nothing to scale here.
         subscriber = Subscriber(
@@ -249,6 +259,8 @@ class Services:
     stream: EventStream
     sharing: SharingIndex
     webhooks: WebhookDispatcher
+    snooze: SnoozeKeeper
+    huddles: HuddleBusy
     supervisor: Supervisor
 
 
@@ -295,6 +307,24 @@ def wire(
     )
     rc_client = ringcentral_client(settings)
     directory = Directory(rc_client, max_age=settings.directory_refresh_seconds)
+
+    async def wants_snooze(user_id: str) -> bool:
+        return (await effective_preferences(store, team_id, user_id)).snooze
+
+    async def wants_huddle_busy(user_id: str) -> bool:
+        return (await effective_preferences(store, team_id, user_id)).huddle_busy
+
+    snooze = SnoozeKeeper(
+        roster=roster,
+        # No retries of its own: the keeper budgets its calls and owns 429s, like the writer.
+        client=profile_client(settings.slack_api_url, http),
+        tokens=tokens,
+        wanted=wants_snooze,
+        window=settings.rate_window_seconds,
+    )
+    huddles = HuddleBusy(
+        roster=roster, setter=UserStatusWriter(rc_client), wanted=wants_huddle_busy
+    )
     lookups = _Lookups(roster, directory, people)
     home = HomeTab(
         store=store,
@@ -328,7 +358,7 @@ def wire(
         team_id=team_id,
         roster=roster,
         links=store,
-        consumers=[writer, notifier, boards, gate, feed, *consumers],
+        consumers=[writer, notifier, boards, gate, feed, snooze, *consumers],
         memory=store,
         client=rc_client,
         directory=directory,
@@ -357,7 +387,7 @@ def wire(
         identity=identity,
         client=client,
         status_events=writer,
-        listeners=[commands],
+        listeners=[commands, HuddleListener(huddles)],
         api_url=settings.slack_api_url,
         signing_secret=_reveal(settings.slack_signing_secret),
         client_id=settings.slack_client_id,
@@ -419,6 +449,8 @@ def wire(
         stream=stream,
         sharing=sharing,
         webhooks=webhooks,
+        snooze=snooze,
+        huddles=huddles,
         supervisor=Supervisor(),
     )
 
@@ -440,6 +472,10 @@ class BotStats:
     """Event streams (GET /api/v1/events) open right now."""
     extensions_known: int
     people_linked: int
+    snooze: SnoozeStats
+    huddles: HuddleStats
+    snoozes_pending: int
+    """People whose notification snooze is still to be set or ended."""
 
 
 class Bot:
@@ -511,6 +547,7 @@ class Bot:
         s.supervisor.start("api-event-pruner", s.feed.run_pruner)
         s.supervisor.start("webhooks", s.webhooks.run, stop=s.webhooks.stop)
         s.supervisor.start("status-upkeep", self._upkeep)
+        s.supervisor.start("notification-snooze", s.snooze.run)
         s.presence.start_tasks(s.supervisor)
         await self._serve()
         log.info("rcstatus is running for workspace %s", self.team_id)
@@ -663,6 +700,9 @@ class Bot:
             streams_open=s.stream.open,
             extensions_known=s.presence.roster.extensions_known,
             people_linked=s.presence.roster.people_linked,
+            snooze=dataclasses.replace(s.snooze.stats),
+            huddles=dataclasses.replace(s.huddles.stats),
+            snoozes_pending=s.snooze.pending(),
         )
 
 

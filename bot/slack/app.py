@@ -49,7 +49,8 @@ BOT_SCOPES: Final = (
     "users:read.email",
     "users.profile:read",
 )
-USER_SCOPES: Final = ("users.profile:write", "users.profile:read")
+# dnd:read and dnd:write: dnd.info before a call, and the snooze during it (docs/controls.md).
+USER_SCOPES: Final = ("users.profile:write", "users.profile:read", "dnd:read", "dnd:write")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,12 +16,15 @@ from bot.slack import blocks, payload
 from bot.slack.blocks import Message, NotifyRefusal, PersonView
 from bot.slack.boards import BoardRefresher
 from bot.slack.command_text import (
+    CALL_TYPE_KINDS,
     MAX_ACTIVE_WATCHES,
     MAX_STARRED,
+    AdminDefaults,
     Cancel,
     ChangeSettings,
     Command,
     Connect,
+    DefaultChange,
     EmailTarget,
     ExtensionTarget,
     Help,
@@ -31,6 +34,7 @@ from bot.slack.command_text import (
     Notify,
     Pause,
     Resume,
+    SetFlag,
     SetPolicy,
     SetShare,
     SetStatusEmoji,
@@ -50,8 +54,9 @@ from bot.slack.link_messages import (
     LINK_MOVE_ACTION,
 )
 from bot.slack.linking import LinkDesk
-from bot.slack.preferences import effective_preferences
+from bot.slack.preferences import combine, effective_preferences
 from bot.store import Store
+from bot.store.records import Preferences
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +78,7 @@ class StatusSync(Protocol):
     """The status writer, told when someone's choices change."""
 
     async def preferences_changed(self, user_id: str) -> None: ...
+    async def defaults_changed(self) -> None: ...
 
 
 class SharingChanges(Protocol):
@@ -296,6 +302,8 @@ class RcStatusHandlers:
                 return await self._pause(user_id, paused=False)
             case ChangeSettings(changes=changes):
                 return await self.settings(user_id, changes)
+            case AdminDefaults(changes=changes):
+                return await self.admin_defaults(user_id, changes)
             case Connect():
                 connected = await self._is_connected(user_id)
                 return blocks.connect_reply(self._install_url, connected=connected)
@@ -407,10 +415,8 @@ class RcStatusHandlers:
             update: dict[str, Any] = {}
             if isinstance(change, SetPolicy):
                 update["policy"] = change.policy
-            elif isinstance(change, SetStatusText):
-                update[f"{change.kind}_text"] = change.text
-            elif isinstance(change, SetStatusEmoji):
-                update[f"{change.kind}_emoji"] = change.emoji
+            elif isinstance(change, SetStatusText | SetStatusEmoji | SetFlag):
+                update.update(_default_columns(change))
             elif isinstance(change, SetSync):
                 update["sync_enabled"] = change.enabled
             elif isinstance(change, SetShare):
@@ -431,6 +437,30 @@ class RcStatusHandlers:
 
     async def _preferences(self, user_id: str) -> StatusPreferences:
         return await effective_preferences(self._store, self._team_id, user_id)
+
+    async def admin_defaults(self, user_id: str, changes: tuple[DefaultChange, ...]) -> Message:
+        """Workspace admins see and change what everyone without a choice of their own gets."""
+        if changes and not await self._linking.is_admin(user_id):
+            return blocks.admin_refusal()
+        saved = None
+        for change in changes:
+            await self._store.update_workspace_defaults(self._team_id, **_default_columns(change))
+            saved = change
+        if changes:
+            await self._status_sync.defaults_changed()
+        defaults = await self._store.workspace_defaults(self._team_id)
+        return blocks.admin_defaults_reply(combine(Preferences(self._team_id, ""), defaults), saved)
+
+
+def _default_columns(change: DefaultChange) -> dict[str, Any]:
+    """The preference (or workspace default) column a change sets, and to what."""
+    if isinstance(change, SetFlag):
+        return {change.flag: change.enabled}
+    if isinstance(change, SetStatusEmoji):
+        return {f"{change.kind}_emoji": change.emoji}
+    if change.kind in CALL_TYPE_KINDS:
+        return {f"{change.kind}_call_text": change.text}
+    return {f"{change.kind}_text": change.text}
 
 
 def _click(body: dict[str, Any], kind: str) -> tuple[str, str] | None:

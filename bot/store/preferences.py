@@ -19,8 +19,20 @@ from bot.store.records import (
     WorkspaceDefaults,
 )
 
+CONTROL_COLUMNS: Final = (
+    "sync_meetings",
+    "snooze",
+    "huddle_busy",
+    "call_types",
+    "external_call_text",
+    "internal_call_text",
+    "inbound_call_text",
+    "outbound_call_text",
+)
+"""Switches and wording a person and their workspace both have; None defers to the next."""
 _PREFERENCE_COLUMNS: Final = frozenset(
     {
+        *CONTROL_COLUMNS,
         "sync_enabled",
         "paused",
         "policy",
@@ -34,7 +46,9 @@ _PREFERENCE_COLUMNS: Final = frozenset(
 )
 STARS_LOCK_CLASS: Final = 0x72637373
 """First key of the per-person advisory lock that makes the star limit atomic on PostgreSQL."""
-_DEFAULT_COLUMNS: Final = frozenset({"call_text", "call_emoji", "meeting_text", "meeting_emoji"})
+_DEFAULT_COLUMNS: Final = frozenset(
+    {"call_text", "call_emoji", "meeting_text", "meeting_emoji", *CONTROL_COLUMNS}
+)
 
 
 class PreferenceRepository(StoreBase):
@@ -159,6 +173,7 @@ class PreferenceRepository(StoreBase):
             starred=starred,
             disconnected_notified_at=row.disconnected_notified_at,
             share=bool(row.share),
+            **_controls(row),
         )
 
     async def people_not_sharing(self, team_id: str) -> set[str]:
@@ -178,7 +193,12 @@ class PreferenceRepository(StoreBase):
         if row is None:
             return WorkspaceDefaults(team_id)
         return WorkspaceDefaults(
-            team_id, row.call_text, row.call_emoji, row.meeting_text, row.meeting_emoji
+            team_id,
+            row.call_text,
+            row.call_emoji,
+            row.meeting_text,
+            row.meeting_emoji,
+            **_controls(row),
         )
 
     async def update_workspace_defaults(
@@ -198,3 +218,7 @@ class PreferenceRepository(StoreBase):
                 )
             )
         return await self.workspace_defaults(team_id)
+
+
+def _controls(row: Any) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in CONTROL_COLUMNS}
