@@ -14,6 +14,7 @@ import contextlib
 import heapq
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -35,30 +36,29 @@ class TokenSource(Protocol):
     async def user_token(self, user_id: str) -> str | None: ...
 
 
-class _Bucket:
-    """`limit` calls per `window` seconds, refilled evenly; `take` waits for its turn."""
+class _Window:
+    """At most `limit` calls in any `window` seconds, as Slack counts its tiers; `take` waits."""
 
     def __init__(self, limit: int, window: float, clock: Callable[[], float]) -> None:
-        self._capacity = float(limit)
-        self._rate = limit / window
-        self._tokens = float(limit)
+        self._sent: deque[float] = deque(maxlen=limit)
+        # Slack counts arrivals, we count departures: a tenth of a window of slack for the
+        # difference (with a scaled clock, milliseconds of latency are a good part of a window).
+        self._window = window * 1.1
         self._clock = clock
-        self._at = clock()
         self._paused_until = 0.0
 
     def penalise(self, seconds: float) -> None:
         """Slack said 429: nothing goes until Retry-After has passed."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
-        self._tokens = 0.0
 
     async def take(self) -> None:
         while True:
             now = self._clock()
-            self._tokens = min(self._capacity, self._tokens + (now - self._at) * self._rate)
-            self._at = now
-            wait = max(self._paused_until - now, (1.0 - self._tokens) / self._rate)
+            wait = self._paused_until - now
+            if len(self._sent) == self._sent.maxlen:
+                wait = max(wait, self._sent[0] + self._window - now)
             if wait <= 0:
-                self._tokens -= 1.0
+                self._sent.append(now)
                 return
             await asyncio.sleep(wait)
 
@@ -118,8 +118,8 @@ class SnoozeKeeper:
         self._renew_before = renew_before
         self._wall = wall_clock
         self._clock = clock
-        self._writes = _Bucket(writes_per_window, window, clock)
-        self._reads = _Bucket(reads_per_window, window, clock)
+        self._writes = _Window(writes_per_window, window, clock)
+        self._reads = _Window(reads_per_window, window, clock)
         self._people: dict[str, _Person] = {}
         self._queue = _Queue()
         self._wake = asyncio.Event()
