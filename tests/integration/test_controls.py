@@ -11,7 +11,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.app import Bot
 from bot.presence import Availability, PresenceStatus
 from bot.sim.company import Person
 from tests.helpers import ControlClient, wait_until
@@ -66,7 +65,8 @@ async def test_snooze_covers_the_call_and_leaves_someone_already_in_dnd_as_they_
         # Their own snooze, set in Slack before the call.
         own = await slack.post(f"users/{busy_already.slack_id}/dnd", {"snooze_minutes": 30})
         own_end = own["user"]["snooze_endtime"]
-        assert own["user"]["snooze_enabled"] and own_end
+        assert own["user"]["snooze_enabled"]
+        assert own_end
 
         for person in (quiet, busy_already, not_opted):
             sims.call(person, "connected")
@@ -92,7 +92,8 @@ async def test_snooze_covers_the_call_and_leaves_someone_already_in_dnd_as_they_
         assert not await snoozed(quiet)
         # Exactly as they were: still snoozed, until the same moment.
         after = await user(busy_already)
-        assert after["snooze_enabled"] and after["snooze_endtime"] == own_end
+        assert after["snooze_enabled"]
+        assert after["snooze_endtime"] == own_end
         calls = (await slack.get("snoozes"))["calls"]
         assert [(c["user"], c["method"]) for c in calls] == [
             (quiet.slack_id, "dnd.setSnooze"),
@@ -107,7 +108,8 @@ async def test_a_huddle_shows_busy_in_ringcentral_and_puts_back_what_was_there(
     slack = ControlClient(sims.slack.url, http)
     rc = ControlClient(sims.rc.url, http)
     huddler, asker, not_opted = sims.people()[:3]
-    assert huddler.extension_id is not None and not_opted.extension_id is not None
+    assert huddler.extension_id is not None
+    assert not_opted.extension_id is not None
     ext = huddler.extension_id
 
     async def user_status(extension_id: int) -> str:
@@ -140,8 +142,10 @@ async def test_a_huddle_shows_busy_in_ringcentral_and_puts_back_what_was_there(
         await wait_until(lambda: bot.stats().huddles.set_busy == 2, message="Busy again")
         sims.rc.set_presence(ext, userStatus="Offline")
         await wait_until(
-            lambda: (presence := bot.presence(str(ext))) is not None
-            and presence.user_status is PresenceStatus.OFFLINE,
+            lambda: (
+                (presence := bot.presence(str(ext))) is not None
+                and presence.user_status is PresenceStatus.OFFLINE
+            ),
             message="the bot to see their own change",
         )
         await slack.post(f"users/{huddler.slack_id}/huddle", {"in_huddle": False})
@@ -183,7 +187,9 @@ async def test_admin_defaults_reach_people_without_their_own_and_wording_follows
         reply = await command(sims, admin, "admin defaults calltypes on")
         assert "On an incoming external call" in reply, reply
         # An external caller rings in; a colleague is called on their extension number.
-        assert caller.extension_id and colleague.extension_id and member.extension_number
+        assert caller.extension_id
+        assert colleague.extension_id
+        assert member.extension_number
         sims.rc.call(caller.extension_id, "connected", direction="Inbound")
         sims.rc.call(
             colleague.extension_id,
@@ -242,4 +248,5 @@ async def test_two_hundred_snoozes_never_hold_back_a_status_write(tmp_path: Path
             message="every caller snoozed once Slack lets the dnd calls through",
         )
         limited = sims.slack.stats()["rate_limited"]
-        assert "users.profile.set" not in limited and "dnd.setSnooze" not in limited, limited
+        assert "users.profile.set" not in limited, limited
+        assert "dnd.setSnooze" not in limited, limited
