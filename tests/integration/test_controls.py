@@ -4,12 +4,14 @@ through both simulators and the bot as `rcstatus-bot run` wires it."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.presence import Availability, PresenceStatus
 from bot.sim.company import Person
@@ -250,3 +252,58 @@ async def test_two_hundred_snoozes_never_hold_back_a_status_write(tmp_path: Path
         limited = sims.slack.stats()["rate_limited"]
         assert "users.profile.set" not in limited, limited
         assert "dnd.setSnooze" not in limited, limited
+
+
+async def test_the_simulated_dnd_methods_keep_slacks_token_scope_and_error_rules(
+    controls: tuple[Sims, aiohttp.ClientSession],
+) -> None:
+    sims, _http = controls
+    person = sims.people()[0]
+    assert person.slack_id is not None
+    api = AsyncWebClient(base_url=sims.slack.url + "/api/", retry_handlers=[])
+    bot_token = sims.slack.identity.bot_token
+    profile_only = sims.slack.grant_user_token(
+        sims.people()[1].slack_id or "", ("users.profile:write",)
+    )
+    token = sims.slack.grant_user_token(person.slack_id)
+
+    async def error(call: Awaitable[Any]) -> str:
+        with pytest.raises(SlackApiError) as raised:
+            await call
+        return str(raised.value.response["error"])
+
+    # setSnooze acts on the token's own user: user tokens only, with dnd:write.
+    assert await error(api.dnd_setSnooze(token=bot_token, num_minutes=5)) == (
+        "not_allowed_token_type"
+    )
+    assert await error(api.dnd_setSnooze(token=profile_only, num_minutes=5)) == "missing_scope"
+    assert await error(api.api_call("dnd.setSnooze", params={"token": token})) == (
+        "missing_duration"
+    )
+    assert await error(api.dnd_setSnooze(token=token, num_minutes=100_000)) == "too_long"
+    assert await error(api.dnd_endSnooze(token=token)) == "snooze_not_active"
+
+    snoozed = await api.dnd_setSnooze(token=token, num_minutes=5)
+    assert snoozed["snooze_enabled"] is True
+    assert snoozed["snooze_remaining"] == 300
+    own = await api.dnd_info(token=token)
+    assert own["snooze_endtime"] == snoozed["snooze_endtime"]
+    # The bot asked for no dnd scope; a colleague with dnd:read sees no snooze_* fields.
+    assert await error(api.dnd_info(token=bot_token, user=person.slack_id)) == "missing_scope"
+    colleague = sims.slack.grant_user_token(sims.people()[2].slack_id or "", ("dnd:read",))
+    seen = await api.dnd_info(token=colleague, user=person.slack_id)
+    assert "snooze_enabled" not in seen.data
+    ended = await api.dnd_endSnooze(token=token)
+    assert ended["snooze_enabled"] is False
+
+    # Tier 2: about twenty a minute, then 429 with Retry-After.
+    statuses = []
+    for _ in range(25):
+        try:
+            await api.dnd_setSnooze(token=token, num_minutes=5)
+        except SlackApiError as refused:
+            statuses.append((refused.response.status_code, refused.response.headers))
+            break
+    assert statuses, "Tier 2 let 25 calls through"
+    assert statuses[0][0] == 429
+    assert statuses[0][1].get("Retry-After")
