@@ -49,6 +49,23 @@ SYNC_RESUME_ACTION: Final = "sync_resume"
 POLICY_RESPECT_ACTION: Final = "policy_respect"
 POLICY_REPLACE_ACTION: Final = "policy_replace"
 STAR_ACTION: Final = "star"
+# One per switch; the button's value is what to set it to ("on" or "off").
+FLAG_ACTIONS: Final = MappingProxyType(
+    {
+        "sync_meetings": "toggle_sync_meetings",
+        "snooze": "toggle_snooze",
+        "huddle_busy": "toggle_huddle_busy",
+        "call_types": "toggle_call_types",
+    }
+)
+_FLAG_BUTTONS: Final = MappingProxyType(
+    {
+        "sync_meetings": "meetings",
+        "snooze": "snooze during calls",
+        "huddle_busy": "huddle → Busy",
+        "call_types": "wording by call type",
+    }
+)
 UNSTAR_ACTION: Final = "unstar"
 
 _SYMBOLS: Final = MappingProxyType(
@@ -540,6 +557,8 @@ def home_view(home: HomeState, *, now: datetime) -> dict[str, Any]:
             block_id="policy-words",
         ),
         controls,
+        _section("\n".join(_control_lines(prefs)), block_id="extras"),
+        _flag_actions(prefs),
         {"type": "divider"},
         _header("Watching"),
     ]
@@ -655,6 +674,21 @@ def _share_words(share: bool) -> str:
     return "see you as hidden"
 
 
+def _flag_actions(prefs: StatusPreferences) -> Block:
+    """A button per switch that says what pressing it does: "Turn snooze during calls on"."""
+    elements: list[Block] = []
+    for flag, action in FLAG_ACTIONS.items():
+        on = bool(getattr(prefs, flag))
+        elements.append(
+            _button(
+                f"Turn {_FLAG_BUTTONS[flag]} {'off' if on else 'on'}",
+                action,
+                value="off" if on else "on",
+            )
+        )
+    return {"type": "actions", "block_id": "switches", "elements": elements}
+
+
 def _policy_actions(policy: StatusPolicy) -> Block:
     respect = _button("Respect my status", POLICY_RESPECT_ACTION, value=StatusPolicy.RESPECT)
     replace = _button("Replace and restore", POLICY_REPLACE_ACTION, value=StatusPolicy.REPLACE)
@@ -717,6 +751,7 @@ def _aware(moment: datetime) -> datetime:
 __all__ = [
     "CANCEL_WATCH_ACTION",
     "CONNECT_ACTION",
+    "FLAG_ACTIONS",
     "HOME_BLOCK_LIMIT",
     "MESSAGE_BLOCK_LIMIT",
     "NOTIFY_ACTION",

@@ -189,6 +189,23 @@ class RcStatusHandlers:
         ):
             app.action(action_id)(preference_click)
 
+        async def flag_click(ack: AsyncAck, body: dict[str, Any]) -> None:
+            await ack()
+            user_id = payload.slack_id(body, "user", "id")
+            action = payload.text(payload.first_action(body), "action_id")
+            flags = {action_id: flag for flag, action_id in blocks.FLAG_ACTIONS.items()}
+            value = _value(body)
+            if user_id is None or action not in flags or value not in ("on", "off"):
+                payload.ignored("switch click", "a user id, a known switch and on or off")
+                return
+            changes: dict[str, Any] = {flags[action]: value == "on"}
+            await self._store.update_preferences(self._team_id, user_id, **changes)
+            await self._status_sync.preferences_changed(user_id)
+            await self._boards.show(user_id)
+
+        for action_id in blocks.FLAG_ACTIONS.values():
+            app.action(action_id)(flag_click)
+
         @app.action(blocks.STAR_ACTION)
         async def star(ack: AsyncAck, body: dict[str, Any]) -> None:
             await ack()

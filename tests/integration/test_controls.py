@@ -62,8 +62,23 @@ async def test_snooze_covers_the_call_and_leaves_someone_already_in_dnd_as_they_
     async with running_bot(sims, tmp_path / "bot.db") as bot:
         for person in (quiet, busy_already, not_opted):
             await connect(sims, person)
-        for person in (quiet, busy_already):
-            assert "snoozed" in await command(sims, person, "settings snooze on")
+        assert "snoozed" in await command(sims, quiet, "settings snooze on")
+        # The other turns it on from App Home, with the button the Home tab shows.
+        assert busy_already.slack_id is not None
+        sims.slack.open_app_home(busy_already.slack_id)
+        await wait_until(lambda: busy_already.slack_id in sims.slack.views(), message="home")
+        home = json.dumps(sims.slack.views()[busy_already.slack_id], ensure_ascii=False)
+        assert "Turn snooze during calls on" in home
+        await sims.slack.click(
+            busy_already.slack_id, "toggle_snooze", "on", view="home", expect_responses=0
+        )
+        await wait_until(
+            lambda: (
+                "Turn snooze during calls off"
+                in json.dumps(sims.slack.views()[str(busy_already.slack_id)], ensure_ascii=False)
+            ),
+            message="the Home tab to show snooze on",
+        )
         # Their own snooze, set in Slack before the call.
         own = await slack.post(f"users/{busy_already.slack_id}/dnd", {"snooze_minutes": 30})
         own_end = own["user"]["snooze_endtime"]
