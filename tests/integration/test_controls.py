@@ -4,6 +4,7 @@ through both simulators and the bot as `rcstatus-bot run` wires it."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
@@ -58,11 +59,15 @@ async def test_snooze_covers_the_call_and_leaves_someone_already_in_dnd_as_they_
 ) -> None:
     sims, http = controls
     slack = ControlClient(sims.slack.url, http)
-    quiet, busy_already, not_opted = sims.people()[:3]
+    quiet, busy_already, not_opted, scheduled = sims.people()[:4]
     async with running_bot(sims, tmp_path / "bot.db") as bot:
-        for person in (quiet, busy_already, not_opted):
+        for person in (quiet, busy_already, not_opted, scheduled):
             await connect(sims, person)
         assert "snoozed" in await command(sims, quiet, "settings snooze on")
+        assert "snoozed" in await command(sims, scheduled, "settings snooze on")
+        # Inside their Do Not Disturb schedule (Slack's clock: unix seconds).
+        now = int(time.time())
+        await slack.post(f"users/{scheduled.slack_id}/dnd", {"schedule": [now - 60, now + 3600]})
         # The other turns it on from App Home, with the button the Home tab shows.
         assert busy_already.slack_id is not None
         sims.slack.open_app_home(busy_already.slack_id)
@@ -85,7 +90,7 @@ async def test_snooze_covers_the_call_and_leaves_someone_already_in_dnd_as_they_
         assert own["user"]["snooze_enabled"]
         assert own_end
 
-        for person in (quiet, busy_already, not_opted):
+        for person in (quiet, busy_already, not_opted, scheduled):
             sims.call(person, "connected")
 
         async def user(person: Person) -> dict[str, Any]:
@@ -98,12 +103,13 @@ async def test_snooze_covers_the_call_and_leaves_someone_already_in_dnd_as_they_
         await wait_until(lambda: snoozed(quiet), message="the caller's notifications snoozed")
         await wait_until(lambda: shows(sims, quiet) == ON_A_CALL, message="On a call")
         await wait_until(
-            lambda: bot.stats().snooze.left_alone == 1, message="the one already in DND noticed"
+            lambda: bot.stats().snooze.left_alone == 2, message="the two already in DND noticed"
         )
+        assert not await snoozed(scheduled)
         assert (await user(busy_already))["snooze_endtime"] == own_end
         assert not await snoozed(not_opted)
 
-        for person in (quiet, busy_already, not_opted):
+        for person in (quiet, busy_already, not_opted, scheduled):
             sims.call(person, "ended")
         await wait_until(lambda: bot.stats().snooze.ended == 1, message="our snooze ended")
         assert not await snoozed(quiet)
