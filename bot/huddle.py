@@ -85,6 +85,10 @@ class HuddleBusy:
             return
         presence = self._roster.presence_of(user_id)
         previous = presence.user_status if presence is not None else None
+        if previous is None:
+            # Nothing to put back afterwards: leave their phone alone rather than guess.
+            log.info("not setting %s Busy for a huddle: their presence is not known yet", user_id)
+            return
         if previous is PresenceStatus.BUSY:
             return  # already Busy by their own hand: nothing to set, nothing to put back
         try:
@@ -93,7 +97,7 @@ class HuddleBusy:
             self.stats.failed += 1
             log.warning("could not set %s Busy for a huddle: %s", user_id, exc)
             return
-        self._held[user_id] = _Hold(extension_id, previous or PresenceStatus.AVAILABLE)
+        self._held[user_id] = _Hold(extension_id, previous)
         self.stats.set_busy += 1
 
     async def _left(self, user_id: str) -> None:

@@ -224,8 +224,7 @@ class SnoozeKeeper:
             renewing = False
         else:
             if person.ours_until - self._wall() > self._renew_before:
-                self._schedule_renewal(user_id, person.ours_until)
-                return
+                return  # an early or stale renewal: the one due is still queued
             renewing = True
         await self._writes.take()
         answer = await self._client.dnd_setSnooze(num_minutes=self._snooze_minutes, token=token)
@@ -268,7 +267,7 @@ class SnoozeKeeper:
         response = exc.response
         error = response.get("error") if response is not None else None
         if response is not None and response.status_code == 429:
-            retry = float(response.headers.get("Retry-After", "1") or 1)
+            retry = _retry_after(response.headers)
             self._writes.penalise(retry)
             self._reads.penalise(retry)
             self._queue.due[user_id] = None
@@ -293,3 +292,14 @@ def _in_dnd(info: Any, now: float) -> bool:
         and isinstance(end, int | float)
         and start <= now < end
     )
+
+
+def _retry_after(headers: Any) -> float:
+    """Seconds Slack asked us to wait (1 when it did not say, or said nonsense)."""
+    value = headers.get("Retry-After") or headers.get("retry-after") if headers else None
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return max(1.0, float(str(value)))
+    except ValueError:
+        return 1.0

@@ -3,9 +3,12 @@ through both simulators and the bot as `rcstatus-bot run` wires it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.presence import Availability, PresenceStatus
+from bot.roster import PersonChange, Roster
 from bot.sim.company import Person
+from bot.slack.snooze import SnoozeKeeper
 from tests.helpers import ControlClient, wait_until
 from tests.integration.bot_harness import (
     Sims,
@@ -328,3 +333,45 @@ async def test_the_simulated_dnd_methods_keep_slacks_token_scope_and_error_rules
     assert statuses, "Tier 2 let 25 calls through"
     assert statuses[0][0] == 429
     assert statuses[0][1].get("Retry-After")
+
+
+async def test_a_long_call_renews_the_snooze_and_its_end_ends_it(
+    controls: tuple[Sims, aiohttp.ClientSession],
+) -> None:
+    sims, _http = controls
+    person = sims.people()[0]
+    assert person.slack_id is not None
+    user_id = person.slack_id
+    token = sims.slack.grant_user_token(user_id)
+
+    class Tokens:
+        async def user_token(self, asked: str) -> str | None:
+            return token if asked == user_id else None
+
+    async def wanted(asked: str) -> bool:
+        return True
+
+    # A one-minute snooze renewed when less than 59.5 s are left: renewed within a second.
+    keeper = SnoozeKeeper(
+        roster=Roster(),
+        client=AsyncWebClient(base_url=sims.slack.url + "/api/", retry_handlers=[]),
+        tokens=Tokens(),
+        wanted=wanted,
+        window=sims.scale.seconds(60.0),
+        snooze_minutes=1,
+        renew_before=59.5,
+    )
+    since = datetime.now(UTC)
+    task = asyncio.create_task(keeper.run())
+    try:
+        free, busy = Availability.AVAILABLE, Availability.ON_CALL
+        await keeper.on_person_change(PersonChange(user_id, "1", free, busy, since, None))
+        await wait_until(lambda: keeper.stats.renewed >= 1, message="the snooze renewed")
+        assert sims.slack.user(user_id)["snooze_enabled"]
+        await keeper.on_person_change(PersonChange(user_id, "1", busy, free, since, None))
+        await wait_until(lambda: keeper.stats.ended == 1, message="the snooze ended")
+        assert not sims.slack.user(user_id)["snooze_enabled"]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
