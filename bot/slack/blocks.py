@@ -402,19 +402,20 @@ def settings_reply(
     return _message(text, blocks)
 
 
-def _control_lines(preferences: StatusPreferences) -> list[str]:
+def _control_lines(preferences: StatusPreferences, *, whose: str = "your") -> list[str]:
+    already = "you are" if whose == "your" else "they are"
     lines = [
         "*Notifications during calls:* "
         + (
-            "snoozed, unless you are already in Do Not Disturb"
+            f"snoozed, unless {already} already in Do Not Disturb"
             if preferences.snooze
             else "as usual"
         ),
         "*In a Slack huddle:* "
         + (
-            "your RingCentral presence shows Busy, and goes back afterwards"
+            f"{whose} RingCentral presence shows Busy, and goes back afterwards"
             if preferences.huddle_busy
-            else "your RingCentral presence is left alone"
+            else f"{whose} RingCentral presence is left alone"
         ),
     ]
     if preferences.call_types:
@@ -423,7 +424,7 @@ def _control_lines(preferences: StatusPreferences) -> list[str]:
             (CallDirection.OUTBOUND, CallParty.INTERNAL),
         ]
         shown = ", ".join(
-            _escape(call_status(preferences, CallType(direction, party)).text)
+            f'"{_escape(call_status(preferences, CallType(direction, party)).text)}"'
             for direction, party in samples
         )
         lines.append(f"*Wording by call type:* on (for example {shown})")
@@ -448,7 +449,7 @@ def admin_defaults_reply(preferences: StatusPreferences, saved: DefaultChange | 
             if preferences.sync_meetings
             else "statuses are left alone"
         ),
-        *_control_lines(preferences),
+        *_control_lines(preferences, whose="people's"),
     ]
     text = "\n".join(lines)
     blocks = [
