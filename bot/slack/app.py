@@ -92,6 +92,18 @@ class UserTokens:
             self._cache[user_id] = token
         return self._cache[user_id]
 
+    async def user_scopes(self, user_id: str) -> frozenset[str] | None:
+        """The scopes the person granted when they connected; None when they have not."""
+        installation = await self._installations.async_find_installation(
+            enterprise_id=None, team_id=self._team_id, user_id=user_id
+        )
+        if installation is None or installation.user_id != user_id:
+            return None
+        scopes = installation.user_scopes or []
+        if isinstance(scopes, str):
+            scopes = scopes.split(",")
+        return frozenset(scope.strip() for scope in scopes)
+
     def forget(self, user_id: str) -> None:
         """Read the person's token from the store again next time (they connected again)."""
         self._cache.pop(user_id, None)

@@ -364,11 +364,18 @@ def settings_reply(
     connected: bool,
     saved: SettingChange | None = None,
     share: bool = True,
+    reconnect_for_snooze: str | None = None,
 ) -> Message:
-    """`settings`: what I do with your status, with buttons for the policy."""
+    """`settings`: what I do with your status, with buttons for the policy. With
+    `reconnect_for_snooze` (the connect page), a word that snoozing needs a new permission."""
     lines: list[str] = []
     if saved is not None:
         lines.append(f"✅ Saved: {_describe_change(saved, preferences)}")
+    if reconnect_for_snooze is not None:
+        lines.append(
+            "⚠️ To snooze your notifications I need a permission you have not given yet: "
+            f"<{reconnect_for_snooze}|connect again>."
+        )
     state = sync_state(connected, preferences)
     call = call_status(preferences)
     meeting = meeting_status(preferences)

@@ -6,7 +6,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
@@ -445,12 +445,23 @@ class RcStatusHandlers:
         if changes:
             await self._status_sync.preferences_changed(user_id)
         stored = await self._store.preferences(self._team_id, user_id)
+        preferences = await self._preferences(user_id)
+        reconnect = None
+        if preferences.snooze and not await self._may_snooze(user_id):
+            reconnect = self._install_url
         return blocks.settings_reply(
-            await self._preferences(user_id),
+            preferences,
             connected=await self._is_connected(user_id),
             saved=saved,
             share=stored.share,
+            reconnect_for_snooze=reconnect,
         )
+
+    async def _may_snooze(self, user_id: str) -> bool:
+        """Whether the person's Slack connection carries the scopes a snooze needs (people who
+        connected before they were asked for have to connect again)."""
+        scopes = await self._connections.user_scopes(user_id)
+        return scopes is None or scopes >= SNOOZE_SCOPES
 
     async def _preferences(self, user_id: str) -> StatusPreferences:
         return await effective_preferences(self._store, self._team_id, user_id)
@@ -467,6 +478,9 @@ class RcStatusHandlers:
             await self._status_sync.defaults_changed()
         defaults = await self._store.workspace_defaults(self._team_id)
         return blocks.admin_defaults_reply(combine(Preferences(self._team_id, ""), defaults), saved)
+
+
+SNOOZE_SCOPES: Final = frozenset({"dnd:read", "dnd:write"})
 
 
 def _default_columns(change: DefaultChange) -> dict[str, Any]:

@@ -68,8 +68,14 @@ async def test_snooze_covers_the_call_and_leaves_someone_already_in_dnd_as_they_
     async with running_bot(sims, tmp_path / "bot.db") as bot:
         for person in (quiet, busy_already, not_opted, scheduled):
             await connect(sims, person)
-        assert "snoozed" in await command(sims, quiet, "settings snooze on")
+        reply = await command(sims, quiet, "settings snooze on")
+        assert "snoozed" in reply
+        assert "connect again" not in reply
         assert "snoozed" in await command(sims, scheduled, "settings snooze on")
+        # Someone who connected before the dnd scopes were asked for is told to connect again.
+        earlier = sims.people()[4]
+        await connect_quickly(sims, bot, [earlier])
+        assert "connect again" in await command(sims, earlier, "settings snooze on")
         # Inside their Do Not Disturb schedule (Slack's clock: unix seconds).
         now = int(time.time())
         await slack.post(f"users/{scheduled.slack_id}/dnd", {"schedule": [now - 60, now + 3600]})
