@@ -559,6 +559,9 @@ class Bot:
         with contextlib.suppress(TimeoutError):
             # Changes already taken in are recorded, so webhooks and the stream lose none.
             await asyncio.wait_for(self._services.feed.flush(), timeout=2.0)
+        with contextlib.suppress(TimeoutError):
+            # Nobody is left Busy in RingCentral for a huddle this process can no longer end.
+            await asyncio.wait_for(self._services.huddles.release_all(), timeout=2.0)
         await self._services.supervisor.stop(grace=3.0)
         if self._runner is not None:
             await self._runner.cleanup()

@@ -44,8 +44,8 @@ class HuddleBusy:
 
     Busy by hand is not a call: the status policy shows nothing in Slack for it (it is neither
     "on a call" nor "in a meeting"), so our own change never echoes back as "On a call".
-    What is held lives in memory: after a restart mid-huddle the person stays Busy until they
-    change it (the README says so).
+    What is held lives in memory: a clean stop puts everyone back first (`release_all`); after a
+    crash mid-huddle the person stays Busy until they change it (the README says so).
     """
 
     def __init__(
@@ -73,6 +73,15 @@ class HuddleBusy:
 
     def holding(self, user_id: str) -> bool:
         return user_id in self._held
+
+    async def release_all(self) -> None:
+        """On shutdown: put back everyone we hold Busy, as if their huddles had ended.
+
+        What is held lives in memory, so a bot that stopped holding it would leave them Busy.
+        """
+        async with self._lock:
+            for user_id in list(self._held):
+                await self._left(user_id)
 
     async def _joined(self, user_id: str) -> None:
         if user_id in self._held:

@@ -189,6 +189,12 @@ async def test_a_huddle_shows_busy_in_ringcentral_and_puts_back_what_was_there(
         # Busy by hand is not a call: the bot never wrote "On a call" for any of it.
         assert not [w for w in sims.slack.profile_writes(user=huddler.slack_id)]
 
+        # A third huddle still going when the bot stops: their Offline comes back first.
+        await slack.post(f"users/{huddler.slack_id}/huddle", {"in_huddle": True})
+        await wait_until(lambda: bot.stats().huddles.set_busy == 3, message="Busy a third time")
+        assert await user_status(ext) == "Busy"
+    assert await user_status(ext) == "Offline"
+
 
 async def test_admin_defaults_reach_people_without_their_own_and_wording_follows_the_call(
     controls: tuple[Sims, aiohttp.ClientSession], tmp_path: Path
