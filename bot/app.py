@@ -562,6 +562,9 @@ class Bot:
         with contextlib.suppress(TimeoutError):
             # Nobody is left Busy in RingCentral for a huddle this process can no longer end.
             await asyncio.wait_for(self._services.huddles.release_all(), timeout=2.0)
+        with contextlib.suppress(TimeoutError):
+            # The same for snoozes; any left end by themselves within the hour they were set for.
+            await asyncio.wait_for(self._services.snooze.release_all(), timeout=2.0)
         await self._services.supervisor.stop(grace=3.0)
         if self._runner is not None:
             await self._runner.cleanup()

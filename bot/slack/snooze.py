@@ -239,9 +239,20 @@ class SnoozeKeeper:
         if not person.on_call:  # the call ended while we were snoozing: end it now
             self._queue.due[user_id] = None
 
+    async def release_all(self) -> None:
+        """On shutdown: end the snoozes we hold, as their calls would have (the next process
+        does not know them). Stopped at the caller's deadline, the rest end by themselves."""
+        for user_id, person in list(self._people.items()):
+            if person.ours_until is None:
+                continue
+            try:
+                await self._end(user_id, person)
+            except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+                log.info("could not end a notification snooze on the way out: %s", exc)
+
     async def _end(self, user_id: str, person: _Person) -> None:
         ours = person.ours_until
-        del self._people[user_id]
+        self._people.pop(user_id, None)
         if ours is None:
             return
         token = await self._tokens.user_token(user_id)

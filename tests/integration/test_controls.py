@@ -134,6 +134,11 @@ async def test_snooze_covers_the_call_and_leaves_someone_already_in_dnd_as_they_
             (quiet.slack_id, "dnd.endSnooze"),
         ]
 
+        # A call still going when the bot stops: its snooze is ended on the way out.
+        sims.call(quiet, "connected")
+        await wait_until(lambda: snoozed(quiet), message="snoozed for the second call")
+    assert not await snoozed(quiet)
+
 
 async def test_a_huddle_shows_busy_in_ringcentral_and_puts_back_what_was_there(
     controls: tuple[Sims, aiohttp.ClientSession], tmp_path: Path
