@@ -40,6 +40,7 @@ from bot.coordinator import (
 )
 from bot.errors import BotError, ConfigError
 from bot.health import Health
+from bot.huddle import HuddleBusy, HuddleStats
 from bot.intake import IntakeStats, IntakeTimer, PresenceIntake
 from bot.mapping import link_by_email
 from bot.metrics import Metrics, Reading
@@ -57,6 +58,7 @@ from bot.ringcentral.client import (
 from bot.ringcentral.directory import Directory
 from bot.ringcentral.feed import FeedStats, PresenceFeed, PresenceSnapshots
 from bot.ringcentral.subscriber import LinkState, Subscriber
+from bot.ringcentral.user_status import UserStatusWriter
 from bot.ringcentral.vault import SessionVault
 from bot.roster import Roster, availability_of, busy_since
 from bot.slack.app import BotIdentity, SlackApp, UserTokens
@@ -66,13 +68,16 @@ from bot.slack.client_limit import AddressLimiter
 from bot.slack.clients import bot_client, profile_client
 from bot.slack.commands import RcStatusHandlers
 from bot.slack.home import HomeTab
+from bot.slack.huddles import HuddleListener
 from bot.slack.linking import LinkDesk
 from bot.slack.messages import DirectMessages, TokenLostNotice
 from bot.slack.notifier import FreeNotifier
 from bot.slack.outbox import DmOutbox
 from bot.slack.people import SlackPeople
+from bot.slack.preferences import effective_preferences
 from bot.slack.profiles import SlackProfiles
 from bot.slack.scheduler import SchedulerStats, StatusScheduler
+from bot.slack.snooze import SnoozeKeeper, SnoozeStats
 from bot.slack.status import StatusWriter, WriterStats
 from bot.store import PreferenceChanges, Store
 from bot.supervisor import Supervisor
@@ -166,8 +171,13 @@ class PresencePipeline:
             snapshot_interval=settings.presence_snapshot_seconds,
         )
         intake = PresenceIntake(coordinator, timer=intake_timer)
+        listing = directory
         feed = PresenceFeed(
-            intake, directory, directory_interval=settings.directory_refresh_seconds
+            intake,
+            directory,
+            directory_interval=settings.directory_refresh_seconds,
+            # A colleague's call reaches us with their extension number as the other party.
+            internal_number=lambda number: listing.by_number(number) is not None,
         )
         # The heartbeat follows the idle timeout the gateway announces; nothing to scale here.
         subscriber = Subscriber(
@@ -284,6 +294,8 @@ class Services:
     guard: ApiGuard
     metrics: Metrics
     commands: RcStatusHandlers
+    snooze: SnoozeKeeper
+    huddles: HuddleBusy
     supervisor: Supervisor
 
 
@@ -332,6 +344,24 @@ def wire(
     )
     rc_client = ringcentral_client(settings, session=session_vault(settings, store))
     directory = Directory(rc_client, max_age=settings.directory_refresh_seconds)
+
+    async def wants_snooze(user_id: str) -> bool:
+        return (await effective_preferences(store, team_id, user_id)).snooze
+
+    async def wants_huddle_busy(user_id: str) -> bool:
+        return (await effective_preferences(store, team_id, user_id)).huddle_busy
+
+    snooze = SnoozeKeeper(
+        roster=roster,
+        # No retries of its own: the keeper budgets its calls and owns 429s, like the writer.
+        client=profile_client(settings.slack_api_url, http),
+        tokens=tokens,
+        wanted=wants_snooze,
+        window=settings.rate_window_seconds,
+    )
+    huddles = HuddleBusy(
+        roster=roster, setter=UserStatusWriter(rc_client), wanted=wants_huddle_busy
+    )
     lookups = _Lookups(roster, directory, people)
     home = HomeTab(
         store=store,
@@ -365,7 +395,7 @@ def wire(
         team_id=team_id,
         roster=roster,
         links=store,
-        consumers=[writer, notifier, boards, gate, feed, *consumers],
+        consumers=[writer, notifier, boards, gate, feed, snooze, *consumers],
         memory=store,
         client=rc_client,
         directory=directory,
@@ -396,7 +426,7 @@ def wire(
         identity=identity,
         client=client,
         status_events=writer,
-        listeners=[commands],
+        listeners=[commands, HuddleListener(huddles)],
         api_url=settings.slack_api_url,
         signing_secret=_reveal(settings.slack_signing_secret),
         client_id=settings.slack_client_id,
@@ -464,6 +494,8 @@ def wire(
         guard=guard,
         metrics=metrics,
         commands=commands,
+        snooze=snooze,
+        huddles=huddles,
         supervisor=Supervisor(),
     )
 
@@ -486,6 +518,10 @@ class BotStats:
     """Event streams (GET /api/v1/events) open right now."""
     extensions_known: int
     people_linked: int
+    snooze: SnoozeStats
+    huddles: HuddleStats
+    snoozes_pending: int
+    """People whose notification snooze is still to be set or ended."""
 
 
 class Bot:
@@ -571,6 +607,7 @@ class Bot:
         s.supervisor.start("api-event-pruner", s.feed.run_pruner)
         s.supervisor.start("webhooks", s.webhooks.run, stop=s.webhooks.stop)
         s.supervisor.start("status-upkeep", self._upkeep)
+        s.supervisor.start("notification-snooze", s.snooze.run)
         s.presence.start_tasks(s.supervisor)
         health.phase = "connecting to Slack"
         await self._connect_socket()
@@ -585,6 +622,12 @@ class Bot:
         with contextlib.suppress(TimeoutError):
             # Changes already taken in are recorded, so webhooks and the stream lose none.
             await asyncio.wait_for(self._services.feed.flush(), timeout=2.0)
+        with contextlib.suppress(TimeoutError):
+            # Nobody is left Busy in RingCentral for a huddle this process can no longer end.
+            await asyncio.wait_for(self._services.huddles.release_all(), timeout=2.0)
+        with contextlib.suppress(TimeoutError):
+            # The same for snoozes; any left end by themselves within the hour they were set for.
+            await asyncio.wait_for(self._services.snooze.release_all(), timeout=2.0)
         await self._services.supervisor.stop(grace=3.0)
         if self._runner is not None:
             await self._runner.cleanup()
@@ -816,6 +859,9 @@ class Bot:
             streams_open=s.stream.open,
             extensions_known=s.presence.roster.extensions_known,
             people_linked=s.presence.roster.people_linked,
+            snooze=dataclasses.replace(s.snooze.stats),
+            huddles=dataclasses.replace(s.huddles.stats),
+            snoozes_pending=s.snooze.pending(),
         )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, Literal
 
-from bot.presence import Availability
+from bot.presence import Availability, CallDirection, CallParty
 
 STATUS_TEXT_LIMIT: Final = 100
 """Slack refuses a longer `status_text` with `too_long`."""
@@ -71,9 +71,30 @@ class StatusPreferences:
     meeting_text: str = "In a meeting"
     meeting_emoji: str = ":spiral_calendar_pad:"
     sync_meetings: bool = True
+    call_types: bool = False
+    """Word the call status by call type (below, then the built-in phrases); off: `call_text`."""
+    external_call_text: str = ""
+    internal_call_text: str = ""
+    inbound_call_text: str = ""
+    outbound_call_text: str = ""
+    snooze: bool = False
+    """Snooze Slack notifications while on a call."""
+    huddle_busy: bool = False
+    """Show RingCentral Busy while in a Slack huddle."""
 
 
 DEFAULT_PREFERENCES: Final = StatusPreferences()
+
+
+@dataclass(frozen=True, slots=True)
+class CallType:
+    """What is known of the call someone is on; None where RingCentral did not say."""
+
+    direction: CallDirection | None = None
+    party: CallParty | None = None
+
+
+_DIRECTION_WORDS: Final = {CallDirection.INBOUND: "incoming", CallDirection.OUTBOUND: "outgoing"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +151,7 @@ def decide(
     now: float,
     *,
     declined: bool = False,
+    call: CallType | None = None,
 ) -> Decision:
     """The one thing to do about a person's Slack status now (`now` in unix seconds).
 
@@ -138,9 +160,10 @@ def decide(
     landed yet is not one). A claim is ended by a manual change as soon as we see one, before
     anything else, so we never write over (or restore over) what the person chose. `declined`
     says the person already refused our status for this call: nothing is wanted until it ends.
+    `call` is what is known of the call, for wording by call type.
     """
     shown = live.shown_at(now)
-    wanted = None if declined else _wanted(availability, prefs)
+    wanted = None if declined else _wanted(availability, prefs, call)
     if claim is not None:
         if not _still_ours(shown, claim, now):
             return Drop("manual_change")
@@ -162,9 +185,41 @@ def decide(
     return Leave()
 
 
-def call_status(prefs: StatusPreferences) -> SlackStatus:
-    """The status shown during a call, with the person's text and emoji."""
-    return _status(prefs.call_text, prefs.call_emoji, DEFAULT_PREFERENCES.call_text)
+def call_status(prefs: StatusPreferences, call: CallType | None = None) -> SlackStatus:
+    """The status shown during a call, with the person's text and emoji.
+
+    With wording by call type on, the text is the most specific one known: the party's
+    (internal, external), then the direction's (inbound, outbound), each as set by the person or
+    their workspace, else a built-in phrase naming what is known ("On an incoming external call").
+    """
+    text = prefs.call_text
+    if prefs.call_types and call is not None:
+        text = _call_type_text(prefs, call) or text
+    return _status(text, prefs.call_emoji, DEFAULT_PREFERENCES.call_text)
+
+
+def _call_type_text(prefs: StatusPreferences, call: CallType) -> str:
+    party = {
+        CallParty.EXTERNAL: prefs.external_call_text,
+        CallParty.INTERNAL: prefs.internal_call_text,
+        None: "",
+    }[call.party]
+    direction = {
+        CallDirection.INBOUND: prefs.inbound_call_text,
+        CallDirection.OUTBOUND: prefs.outbound_call_text,
+        None: "",
+    }[call.direction]
+    if party.strip() or direction.strip():
+        return party if party.strip() else direction
+    words = [
+        _DIRECTION_WORDS[call.direction] if call.direction is not None else "",
+        call.party.value if call.party is not None else "",
+    ]
+    described = " ".join(word for word in words if word)
+    if not described:
+        return ""
+    article = "an" if described[0] in "aeiou" else "a"
+    return f"On {article} {described} call"
 
 
 def meeting_status(prefs: StatusPreferences) -> SlackStatus:
@@ -182,12 +237,12 @@ def fit_status_text(text: str, limit: int = STATUS_TEXT_LIMIT) -> str:
 
 
 def _wanted(
-    availability: Availability, prefs: StatusPreferences
+    availability: Availability, prefs: StatusPreferences, call: CallType | None
 ) -> tuple[StatusKind, SlackStatus] | None:
     if not prefs.sync_enabled or prefs.paused:
         return None
     if availability is Availability.ON_CALL:
-        return "call", call_status(prefs)
+        return "call", call_status(prefs, call)
     if availability is Availability.IN_MEETING and prefs.sync_meetings:
         return "meeting", meeting_status(prefs)
     # Ringing is never written: most rings end before a status could be seen, and each write
@@ -239,6 +294,7 @@ __all__ = [
     "DEFAULT_PREFERENCES",
     "EMPTY_STATUS",
     "STATUS_TEXT_LIMIT",
+    "CallType",
     "Claim",
     "Decision",
     "Drop",

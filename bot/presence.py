@@ -92,6 +92,13 @@ class CallDirection(StrEnum):
     OUTBOUND = "Outbound"
 
 
+class CallParty(StrEnum):
+    """Who is on the other end: a colleague on the same account, or anyone else."""
+
+    INTERNAL = "internal"
+    EXTERNAL = "external"
+
+
 class UpdateSource(StrEnum):
     """Where an update came from, which decides how it merges."""
 
@@ -113,6 +120,8 @@ class CallSummary:
     """Earliest `startTime` among connected or held calls."""
     direction: CallDirection | None = None
     """Direction of that earliest connected or held call."""
+    party: CallParty | None = None
+    """Whether that call's other party is an extension of the account; None when not known."""
 
 
 # The fields an update carries and a merge copies, in RingCentral's order.
@@ -180,6 +189,8 @@ class Presence:
     active_calls: int | None = None
     call_direction: CallDirection | None = None
     """Direction of the call the extension is on; None when not on a call or not reported."""
+    call_party: CallParty | None = None
+    """Internal or external, for that same call; None when not on a call or not known."""
     on_call_since: datetime | None = None
     """Start of the current stretch on the phone; None when not on a call."""
 
@@ -315,16 +326,20 @@ def merge(previous: Presence | None, update: PresenceUpdate) -> Presence:
 
     on_call_since: datetime | None = None
     call_direction: CallDirection | None = None
+    call_party: CallParty | None = None
     if on_call:
         # Hold, resume and chained calls are one stretch on the phone: keep its earliest start.
         starts: list[datetime] = []
         if was_on_call and previous is not None and previous.on_call_since is not None:
             starts.append(previous.on_call_since)
             call_direction = previous.call_direction
+            call_party = previous.call_party
         if calls is not None and calls.connected_since is not None:
             starts.append(calls.connected_since)
         if calls is not None and calls.direction is not None:
             call_direction = calls.direction
+            # The party belongs to the same call as the direction, known or not.
+            call_party = calls.party
         on_call_since = min(starts) if starts else update.received_at
 
     availability = _classify(
@@ -357,6 +372,7 @@ def merge(previous: Presence | None, update: PresenceUpdate) -> Presence:
         allow_see_my_presence=allow_see,
         active_calls=active_calls,
         call_direction=call_direction,
+        call_party=call_party,
         on_call_since=on_call_since,
     )
 

@@ -24,6 +24,7 @@ from rich.live import Live
 from bot.api.keys import ApiKeys, Scope
 from bot.app import Bot
 from bot.config import Settings
+from bot.demo.call_types import Cast, cast_for, show_call_types
 from bot.demo.observer import Observer
 from bot.demo.receiver import DemoReceiver
 from bot.demo.view import (
@@ -171,6 +172,8 @@ class Demo:
         self._receiver: DemoReceiver | None = None
         self._live: Live | None = None
         self._call_debounce = 0.0
+        self._call_types: Cast | None = None
+        self._call_types_shown: list[str] = []
 
     async def run(self) -> int:
         report: Report | None = None
@@ -201,6 +204,17 @@ class Demo:
         """Everything started here is stopped by `stack`, whichever way this ends."""
         stage = await self._start(stack)
         await self._connect_people(stage, stack)
+        if self._call_types is not None:
+            self._note = "wording by call type: an external and an internal call…"
+            self._call_types_shown = await self._interrupts.guard(
+                show_call_types(
+                    self._call_types,
+                    stage.actors,
+                    rc=stage.rc,
+                    slack=stage.slack,
+                    note=stage.observer.note,
+                )
+            )
         workload = Workload(
             stage.rc, stage.slack, stage.actors, stage.observer, self._rng, self._call_debounce
         )
@@ -223,6 +237,7 @@ class Demo:
         """Both simulators, then the bot exactly as `rcstatus-bot run` would start against them."""
         guard = self._interrupts.guard
         company = build_company(self.options.users, self.options.seed)
+        self._call_types = cast_for(company)
         scale = TimeScale(self.options.time_scale)
         port = _free_port()
         app_url = f"http://127.0.0.1:{port}"
@@ -281,7 +296,11 @@ class Demo:
         """A few never connect, a few keep a status of their own, the rest connect. Slack lets
         an app redeem about 100 OAuth codes a minute: a window's worth connect before the day
         starts and the rest during it, as an office rolling the app out would."""
-        joining = cast_roles(stage.slack, stage.actors, self._rng)
+        # The opening act's two connect and keep no status of their own; the rest are cast.
+        showing = {id(p) for p in self._call_types.people()} if self._call_types else set()
+        opening = [actor for actor in stage.actors if id(actor.person) in showing]
+        others = [actor for actor in stage.actors if id(actor.person) not in showing]
+        joining = opening + cast_roles(stage.slack, others, self._rng)
         keeping = sum(actor.manual is not None for actor in stage.actors)
         stage.observer.note(
             f"{len(stage.actors) - len(joining)} of {len(stage.actors)} people never connect; "
@@ -311,6 +330,8 @@ class Demo:
         env["DATABASE_URL"] = f"sqlite+aiosqlite:///{self._workdir / 'rcstatus-demo.db'}"
         env["PORT"] = str(port)
         env["PUBLIC_URL"] = app_url
+        if self._call_types is not None:
+            env["RC_DETAILED_EXTENSIONS"] = self._call_types.detailed_extensions
         # Only these settings, never the user's .env: the demo needs no configuration.
         return Settings.from_env(env, env_file=None)
 
@@ -398,6 +419,7 @@ class Demo:
             webhooks_delivered=receiver.delivered if receiver else 0,
             webhook_latency=Latency.of(list(receiver.latencies) if receiver else []),
             webhooks_refused=receiver.refused if receiver else 0,
+            call_types=tuple(self._call_types_shown),
         )
 
     # -- the screen ---------------------------------------------------------------------------

@@ -317,6 +317,8 @@ class Report:
     """From each change (the payload's timestamp) to its arrival at the receiver."""
     webhooks_refused: int = 0
     """Deliveries whose signature did not verify (should be none)."""
+    call_types: Sequence[str] = field(default=())
+    """What the opening act's two calls showed, worded by call type."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -405,6 +407,8 @@ def summary(report: Report) -> RenderableType:
                 style="dim",
             )
         )
+    if report.call_types:
+        parts.append(Text("wording by call type: " + " · ".join(report.call_types)))
     for problem in report.problems[:10]:
         parts.append(Text(f"  {problem}", style="red"))
     return Group(*parts)

@@ -20,6 +20,7 @@ from bot.ringcentral.client import (
 )
 from bot.ringcentral.directory import Directory, Extension
 from bot.ringcentral.permissions import (
+    EDIT_PRESENCE,
     READ_ACCOUNTS,
     READ_PRESENCE,
     WEBSOCKET_SUBSCRIPTIONS,
@@ -85,6 +86,7 @@ async def check_ringcentral(
         await _try_permission(
             section, client, WEBSOCKET_SUBSCRIPTIONS, "live presence updates", websocket_token
         )
+        _check_edit_presence(section, client.granted_permissions())
         if listed:
             facts.extensions = list(directory)
             _check_directory(section, settings, facts.extensions)
@@ -94,6 +96,20 @@ async def check_ringcentral(
         with contextlib.suppress(RingCentralError):
             await client.logout()
     return facts
+
+
+def _check_edit_presence(section: Section, granted: frozenset[str] | None) -> None:
+    """Huddle → Busy writes presence; trying it would change someone's, so the token says."""
+    if granted is None:
+        return
+    if granted & set(EDIT_PRESENCE.scope_names):
+        section.ok("Edit Presence granted: huddle → Busy can set people's RingCentral presence")
+        return
+    section.warning(
+        "the app lacks Edit Presence: '/rcstatus settings huddle busy' cannot set anyone Busy",
+        f"add the '{EDIT_PRESENCE.label}' permission to the app in {RC_CONSOLE} "
+        "(only needed if people use huddle → Busy)",
+    )
 
 
 def _login_failure(exc: RingCentralError, server: str) -> Finding:

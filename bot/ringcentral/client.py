@@ -38,6 +38,7 @@ REFRESH_AT_SHARE_OF_LIFETIME: Final = 0.8
 _ACCOUNT_PRESENCE = re.compile(r"/restapi/v1\.0/account/[^/]+/presence$")
 _EXTENSION_LIST = re.compile(r"/restapi/v1\.0/account/[^/]+/extension$")
 _SUBSCRIPTION_WRITE = re.compile(r"/restapi/v1\.0/subscription(/[^/]+)?$")
+_EXTENSION_PRESENCE = re.compile(r"/restapi/v1\.0/account/[^/]+/extension/[^/]+/presence$")
 
 
 def rate_group(method: str, path: str) -> RateGroup:
@@ -50,6 +51,8 @@ def rate_group(method: str, path: str) -> RateGroup:
     if method == "GET" and _EXTENSION_LIST.search(path):
         return "medium"
     if method in ("POST", "PUT", "DELETE") and _SUBSCRIPTION_WRITE.search(path):
+        return "medium"
+    if method == "PUT" and _EXTENSION_PRESENCE.search(path):
         return "medium"
     return "light"
 
@@ -124,6 +127,7 @@ class PlatformLike(Protocol):
     def refresh(self) -> Any: ...
     def get(self, url: str) -> Any: ...
     def post(self, url: str, body: Any = None) -> Any: ...
+    def put(self, url: str, body: Any = None) -> Any: ...
     def auth(self) -> Any: ...
     def logout(self) -> Any: ...
 
@@ -396,6 +400,9 @@ class RingCentralClient:
 
     async def post(self, path: str, body: Any = None) -> Response:
         return await self._authed("POST", path, lambda: self._platform.post(path, body))
+
+    async def put(self, path: str, body: Any = None) -> Response:
+        return await self._authed("PUT", path, lambda: self._platform.put(path, body))
 
     async def get_records(
         self, path: str, query: Mapping[str, Any] | None = None

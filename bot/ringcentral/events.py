@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -12,6 +12,7 @@ from typing import Final, TypeGuard, TypeVar
 from bot.presence import (
     ON_CALL_STATES,
     CallDirection,
+    CallParty,
     CallSummary,
     DndStatus,
     MeetingStatus,
@@ -69,14 +70,20 @@ class ExtensionListChange:
 
 Notification = PresenceUpdate | ExtensionListChange
 
+InternalNumber = Callable[[str], bool]
+"""Whether a number (`activeCalls[].from` or `to`) is an extension of this account."""
 
-def parse_notification(envelope: object, *, received_at: datetime) -> Notification:
+
+def parse_notification(
+    envelope: object, *, received_at: datetime, internal_number: InternalNumber | None = None
+) -> Notification:
     """Parse the body of a `ServerNotification` (the `uuid`/`event`/`body` envelope).
 
     Routing looks at the body, never at `event` (RingCentral rewrites `~` and its account-level
     sample is ambiguous): `extensions[]` is an extension-list change, `eventType` a single
     extension-info change, `extensionId` a presence event. Fields a presence event lacks are
-    unchanged, and an explicit null counts as lacking.
+    unchanged, and an explicit null counts as lacking. `internal_number` tells a colleague's
+    number from anyone else's; the number itself is read for that and then dropped.
 
     Raises:
         MalformedPayload: the envelope is not an object, has no body object, the body is none of
@@ -108,6 +115,7 @@ def parse_notification(envelope: object, *, received_at: datetime) -> Notificati
         received_at=received_at,
         uuid=uuid,
         sequence=_sequence(body.get("sequence")),
+        internal_number=internal_number,
     )
 
 
@@ -171,6 +179,7 @@ def _presence_update(
     received_at: datetime,
     uuid: str | None,
     sequence: int | None,
+    internal_number: InternalNumber | None = None,
 ) -> PresenceUpdate:
     dnd_personal = _optional_enum(fields, "dndStatusPersonal", DndStatus)
     if dnd_personal is not None and dnd_personal not in _PERSONAL_DND:
@@ -191,12 +200,18 @@ def _presence_update(
         dnd_status_personal=dnd_personal,
         meeting_status=_optional_enum(fields, "meetingStatus", MeetingStatus),
         allow_see_my_presence=_optional_bool(fields, "allowSeeMyPresence"),
-        calls=_call_summary(fields),
+        calls=_call_summary(fields, internal_number),
     )
 
 
-def _call_summary(fields: Mapping[str, object]) -> CallSummary | None:
-    """Count and earliest connected call from `activeCalls`; `from`/`to`/names are never read."""
+def _call_summary(
+    fields: Mapping[str, object], internal_number: InternalNumber | None
+) -> CallSummary | None:
+    """Count and earliest connected call from `activeCalls`.
+
+    Names are never read; of the numbers, only the other party's (`from` on an inbound call,
+    `to` on an outbound one) is looked at, to say internal or external, and not kept.
+    """
     raw_calls = fields.get("activeCalls")
     total = fields.get("totalActiveCalls")
     if raw_calls is None and total is None:
@@ -209,8 +224,8 @@ def _call_summary(fields: Mapping[str, object]) -> CallSummary | None:
         raise MalformedPayload("activeCalls is not a list")
 
     # The earliest connected call with a start time, else the first connected one.
-    earliest: tuple[datetime, CallDirection | None] | None = None
-    first: tuple[datetime | None, CallDirection | None] | None = None
+    earliest: tuple[datetime, CallDirection | None, CallParty | None] | None = None
+    first: tuple[datetime | None, CallDirection | None, CallParty | None] | None = None
     for index, call in enumerate(raw_calls):
         where = f"activeCalls[{index}]"
         if not isinstance(call, dict):
@@ -221,13 +236,27 @@ def _call_summary(fields: Mapping[str, object]) -> CallSummary | None:
         start = None if raw_start is None else parse_timestamp(raw_start, f"{where}.startTime")
         if status not in ON_CALL_STATES:
             continue
+        party = _party(call, direction, internal_number)
         if first is None:
-            first = (start, direction)
+            first = (start, direction, party)
         if start is not None and (earliest is None or start < earliest[0]):
-            earliest = (start, direction)
-    chosen = earliest or first or (None, None)
+            earliest = (start, direction, party)
+    chosen = earliest or first or (None, None, None)
     count = total if _is_count(total) else len(raw_calls)
-    return CallSummary(count=count, connected_since=chosen[0], direction=chosen[1])
+    return CallSummary(count=count, connected_since=chosen[0], direction=chosen[1], party=chosen[2])
+
+
+def _party(
+    call: Mapping[str, object],
+    direction: CallDirection | None,
+    internal_number: InternalNumber | None,
+) -> CallParty | None:
+    if internal_number is None or direction is None:
+        return None
+    other = call.get("from" if direction is CallDirection.INBOUND else "to")
+    if not isinstance(other, str) or not other.strip():
+        return None
+    return CallParty.INTERNAL if internal_number(other.strip()) else CallParty.EXTERNAL
 
 
 def _extension_changes(value: object) -> tuple[ExtensionChange, ...]:

@@ -14,6 +14,7 @@ from bot.presence import PresenceUpdate
 from bot.ringcentral.events import (
     ExtensionEventType,
     ExtensionListChange,
+    InternalNumber,
     MalformedPayload,
     parse_notification,
     parse_presence_record,
@@ -69,8 +70,10 @@ class PresenceFeed:
         *,
         directory_interval: float = 3600.0,
         clock: Callable[[], datetime] = _now,
+        internal_number: InternalNumber | None = None,
     ) -> None:
         self._sink = sink
+        self._internal_number = internal_number
         self._directory = directory
         self._directory_interval = directory_interval
         self._clock = clock
@@ -80,7 +83,9 @@ class PresenceFeed:
     async def on_notification(self, envelope: dict[str, Any]) -> None:
         self.stats.notifications += 1
         try:
-            parsed = parse_notification(envelope, received_at=self._clock())
+            parsed = parse_notification(
+                envelope, received_at=self._clock(), internal_number=self._internal_number
+            )
         except MalformedPayload as exc:
             self.stats.malformed += 1
             log.warning("skipped a RingCentral notification: %s", exc.reason)

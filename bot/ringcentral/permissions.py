@@ -22,3 +22,5 @@ READ_PRESENCE: Final = AppPermission("Read Presence", ("ReadPresence",))
 WEBSOCKET_SUBSCRIPTIONS: Final = AppPermission(
     "WebSocket Subscriptions", ("SubscriptionWebSocket", "WebSocketsSubscriptions", "WebSocket")
 )
+# Optional: only huddle → Busy (PUT .../presence) needs it; docs/controls.md.
+EDIT_PRESENCE: Final = AppPermission("Edit Presence", ("EditPresence",))

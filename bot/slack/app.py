@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 # users.list and users.info, whose profiles carry the status (so no users.profile:read), and the
 # user_status_changed event; the emails in them; each person's own users.profile.set.
 BOT_SCOPES: Final = ("commands", "chat:write", "users:read", "users:read.email")
-USER_SCOPES: Final = ("users.profile:write",)
+# dnd:read and dnd:write: dnd.info before a call, and the snooze during it (docs/controls.md).
+USER_SCOPES: Final = ("users.profile:write", "dnd:read", "dnd:write")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,18 @@ class UserTokens:
             self._cache[user_id] = token
             self._forgotten.discard(user_id)
         return self._cache[user_id]
+
+    async def user_scopes(self, user_id: str) -> frozenset[str] | None:
+        """The scopes the person granted when they connected; None when they have not."""
+        installation = await self._installations.async_find_installation(
+            enterprise_id=None, team_id=self._team_id, user_id=user_id
+        )
+        if installation is None or installation.user_id != user_id:
+            return None
+        scopes = installation.user_scopes or []
+        if isinstance(scopes, str):
+            scopes = scopes.split(",")
+        return frozenset(scope.strip() for scope in scopes)
 
     def forget(self, user_id: str) -> None:
         """Read the person's token from the store again next time (they connected again)."""

@@ -9,14 +9,16 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
-from bot.policy import StatusPolicy, StatusPreferences, call_status, meeting_status
-from bot.presence import Availability
+from bot.policy import CallType, StatusPolicy, StatusPreferences, call_status, meeting_status
+from bot.presence import Availability, CallDirection, CallParty
 from bot.slack.command_text import (
     DEFAULT_WATCH_DURATION,
     MAX_ACTIVE_WATCHES,
     MAX_LOOKUP_TARGETS,
     MAX_STARRED,
     MAX_WATCH_DURATION,
+    DefaultChange,
+    SetFlag,
     SetPolicy,
     SetShare,
     SetStatusEmoji,
@@ -47,6 +49,23 @@ SYNC_RESUME_ACTION: Final = "sync_resume"
 POLICY_RESPECT_ACTION: Final = "policy_respect"
 POLICY_REPLACE_ACTION: Final = "policy_replace"
 STAR_ACTION: Final = "star"
+# One per switch; the button's value is what to set it to ("on" or "off").
+FLAG_ACTIONS: Final = MappingProxyType(
+    {
+        "sync_meetings": "toggle_sync_meetings",
+        "snooze": "toggle_snooze",
+        "huddle_busy": "toggle_huddle_busy",
+        "call_types": "toggle_call_types",
+    }
+)
+_FLAG_BUTTONS: Final = MappingProxyType(
+    {
+        "sync_meetings": "meetings",
+        "snooze": "snooze during calls",
+        "huddle_busy": "huddle → Busy",
+        "call_types": "wording by call type",
+    }
+)
 UNSTAR_ACTION: Final = "unstar"
 
 _SYMBOLS: Final = MappingProxyType(
@@ -345,11 +364,18 @@ def settings_reply(
     connected: bool,
     saved: SettingChange | None = None,
     share: bool = True,
+    reconnect_for_snooze: str | None = None,
 ) -> Message:
-    """`settings`: what I do with your status, with buttons for the policy."""
+    """`settings`: what I do with your status, with buttons for the policy. With
+    `reconnect_for_snooze` (the connect page), a word that snoozing needs a new permission."""
     lines: list[str] = []
     if saved is not None:
         lines.append(f"✅ Saved: {_describe_change(saved, preferences)}")
+    if reconnect_for_snooze is not None:
+        lines.append(
+            "⚠️ To snooze your notifications I need a permission you have not given yet: "
+            f"<{reconnect_for_snooze}|connect again>."
+        )
     state = sync_state(connected, preferences)
     call = call_status(preferences)
     meeting = meeting_status(preferences)
@@ -364,6 +390,7 @@ def settings_reply(
             else "your status is left alone"
         ),
         f"*Other systems (the availability API):* {_share_words(share)}",
+        *_control_lines(preferences),
     ]
     text = "\n".join(lines)
     blocks = [
@@ -373,10 +400,82 @@ def settings_reply(
             "Change them: `/rcstatus settings policy replace`, "
             "`/rcstatus settings text Busy on the phone`, `/rcstatus settings emoji :phone:`, "
             "`/rcstatus settings meeting text Presenting`, `/rcstatus settings text default`, "
+            "`/rcstatus settings meetings off`, `/rcstatus settings snooze on`, "
+            "`/rcstatus settings huddle busy`, `/rcstatus settings calltypes on`, "
+            "`/rcstatus settings external text With a customer`, "
             "`/rcstatus settings sync off`, `/rcstatus settings share off`."
         ),
     ]
     return _message(text, blocks)
+
+
+def _control_lines(preferences: StatusPreferences, *, whose: str = "your") -> list[str]:
+    already = "you are" if whose == "your" else "they are"
+    lines = [
+        "*Notifications during calls:* "
+        + (
+            f"snoozed, unless {already} already in Do Not Disturb"
+            if preferences.snooze
+            else "as usual"
+        ),
+        "*In a Slack huddle:* "
+        + (
+            f"{whose} RingCentral presence shows Busy, and goes back afterwards"
+            if preferences.huddle_busy
+            else f"{whose} RingCentral presence is left alone"
+        ),
+    ]
+    if preferences.call_types:
+        samples = [
+            (CallDirection.INBOUND, CallParty.EXTERNAL),
+            (CallDirection.OUTBOUND, CallParty.INTERNAL),
+        ]
+        shown = ", ".join(
+            f'"{_escape(call_status(preferences, CallType(direction, party)).text)}"'
+            for direction, party in samples
+        )
+        lines.append(f"*Wording by call type:* on (for example {shown})")
+    else:
+        lines.append("*Wording by call type:* off")
+    return lines
+
+
+def admin_defaults_reply(preferences: StatusPreferences, saved: DefaultChange | None) -> Message:
+    """`admin defaults`: what everyone who has not chosen for themselves gets."""
+    lines: list[str] = []
+    if saved is not None:
+        lines.append(f"✅ Saved for the workspace: {_describe_change(saved, preferences)}")
+    call = call_status(preferences)
+    meeting = meeting_status(preferences)
+    lines += [
+        "*Workspace defaults* (anyone's own setting wins):",
+        f"*During calls:* {_escape(call.emoji)} {_escape(call.text)}",
+        "*During meetings:* "
+        + (
+            f"{_escape(meeting.emoji)} {_escape(meeting.text)}"
+            if preferences.sync_meetings
+            else "statuses are left alone"
+        ),
+        *_control_lines(preferences, whose="people's"),
+    ]
+    text = "\n".join(lines)
+    blocks = [
+        _section(text, block_id="admin_defaults"),
+        _context(
+            "Change them: `/rcstatus admin defaults text On the phone`, "
+            "`/rcstatus admin defaults emoji :phone:`, `/rcstatus admin defaults meetings off`, "
+            "`/rcstatus admin defaults snooze on`, `/rcstatus admin defaults huddle busy`, "
+            "`/rcstatus admin defaults calltypes on`, "
+            "`/rcstatus admin defaults internal text On a call with a colleague`; "
+            "`default` puts the built-in choice back."
+        ),
+    ]
+    return _message(text, blocks)
+
+
+def admin_refusal() -> Message:
+    text = "Only workspace admins and owners can change the workspace defaults."
+    return _message(text, [_section(text)])
 
 
 def sync_reply(state: SyncState, preferences: StatusPreferences, *, install_url: str) -> Message:
@@ -406,7 +505,11 @@ def help_reply(reason: str | None = None) -> Message:
             "• `/rcstatus pause` and `/rcstatus resume` — stop or restart changing your status",
             "• `/rcstatus settings` — respect or replace a status you set yourself, and the "
             "words and emoji to show (`/rcstatus settings text Busy on the phone`, "
-            "`/rcstatus settings emoji :phone:`)",
+            "`/rcstatus settings emoji :phone:`); `/rcstatus settings meetings off`, "
+            "`/rcstatus settings snooze on` (quiet Slack during calls), "
+            "`/rcstatus settings huddle busy` (RingCentral Busy during huddles), "
+            '`/rcstatus settings calltypes on` ("On an incoming external call")',
+            "• `/rcstatus admin defaults` — workspace admins: everyone's defaults",
             "• `/rcstatus connect` — let me update your Slack status",
             "• `/rcstatus help` — this list",
         ]
@@ -462,6 +565,8 @@ def home_view(home: HomeState, *, now: datetime) -> dict[str, Any]:
             block_id="policy-words",
         ),
         controls,
+        _section("\n".join(_control_lines(prefs)), block_id="extras"),
+        _flag_actions(prefs),
         {"type": "divider"},
         _header("Watching"),
     ]
@@ -577,6 +682,21 @@ def _share_words(share: bool) -> str:
     return "see you as hidden"
 
 
+def _flag_actions(prefs: StatusPreferences) -> Block:
+    """A button per switch that says what pressing it does: "Turn snooze during calls on"."""
+    elements: list[Block] = []
+    for flag, action in FLAG_ACTIONS.items():
+        on = bool(getattr(prefs, flag))
+        elements.append(
+            _button(
+                f"Turn {_FLAG_BUTTONS[flag]} {'off' if on else 'on'}",
+                action,
+                value="off" if on else "on",
+            )
+        )
+    return {"type": "actions", "block_id": "switches", "elements": elements}
+
+
 def _policy_actions(policy: StatusPolicy) -> Block:
     respect = _button("Respect my status", POLICY_RESPECT_ACTION, value=StatusPolicy.RESPECT)
     replace = _button("Replace and restore", POLICY_REPLACE_ACTION, value=StatusPolicy.REPLACE)
@@ -592,12 +712,31 @@ def _describe_change(change: SettingChange, preferences: StatusPreferences) -> s
             return "status sync is on." if enabled else "status sync is off."
         case SetShare(enabled):
             return f"other systems {_share_words(enabled)}."
+        case SetFlag(flag, enabled):
+            return _flag_words(flag, enabled)
+        case SetStatusText(kind, text) if kind not in ("call", "meeting"):
+            words = _escape(text) if text else "the built-in wording"
+            return f"{kind} calls show {words} when wording by call type is on."
         case SetStatusText(kind, _) | SetStatusEmoji(kind, _):
             status = call_status(preferences) if kind == "call" else meeting_status(preferences)
             during = "calls" if kind == "call" else "meetings"
             return (
                 f"during {during} your status shows {_escape(status.emoji)} {_escape(status.text)}."
             )
+
+
+def _flag_words(flag: str, enabled: bool | None) -> str:
+    if enabled is None:
+        return f"{_FLAG_NAMES[flag]} follows the workspace default."
+    return f"{_FLAG_NAMES[flag]} is {'on' if enabled else 'off'}."
+
+
+_FLAG_NAMES: Final = {
+    "sync_meetings": "showing meetings",
+    "snooze": "snoozing notifications during calls",
+    "huddle_busy": "RingCentral Busy during huddles",
+    "call_types": "wording by call type",
+}
 
 
 def _connect_button(install_url: str) -> Block:
@@ -620,6 +759,7 @@ def _aware(moment: datetime) -> datetime:
 __all__ = [
     "CANCEL_WATCH_ACTION",
     "CONNECT_ACTION",
+    "FLAG_ACTIONS",
     "HOME_BLOCK_LIMIT",
     "MESSAGE_BLOCK_LIMIT",
     "NOTIFY_ACTION",

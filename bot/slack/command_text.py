@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Literal
 
-from bot.policy import STATUS_TEXT_LIMIT, StatusKind, StatusPolicy
+from bot.policy import STATUS_TEXT_LIMIT, StatusPolicy
 
 MAX_LOOKUP_TARGETS: Final = 10
 """A lookup answers about at most this many people."""
@@ -61,11 +61,19 @@ class SetPolicy:
     policy: StatusPolicy
 
 
+TextKind = Literal["call", "meeting", "external", "internal", "inbound", "outbound"]
+"""Whose words: calls, meetings, or calls of one type (used with wording by call type)."""
+CALL_TYPE_KINDS: Final = ("external", "internal", "inbound", "outbound")
+
+Flag = Literal["sync_meetings", "snooze", "huddle_busy", "call_types"]
+
+
 @dataclass(frozen=True, slots=True)
 class SetStatusText:
-    """`settings [call|meeting] text …`; None puts the workspace default back."""
+    """`settings [call|meeting|external|internal|inbound|outbound] text …`; None puts the
+    workspace default back."""
 
-    kind: StatusKind
+    kind: TextKind
     text: str | None
 
 
@@ -73,8 +81,16 @@ class SetStatusText:
 class SetStatusEmoji:
     """`settings [call|meeting] emoji :name:`; None puts the workspace default back."""
 
-    kind: StatusKind
+    kind: Literal["call", "meeting"]
     emoji: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetFlag:
+    """`settings meetings|snooze|huddle|calltypes on|off|default`: None defers to the workspace."""
+
+    flag: Flag
+    enabled: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +107,9 @@ class SetShare:
     enabled: bool
 
 
-SettingChange = SetPolicy | SetStatusText | SetStatusEmoji | SetSync | SetShare
+SettingChange = SetPolicy | SetStatusText | SetStatusEmoji | SetSync | SetShare | SetFlag
+DefaultChange = SetStatusText | SetStatusEmoji | SetFlag
+"""What a workspace default can be: wording and switches, not one person's sync or sharing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +177,13 @@ class ChangeSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminDefaults:
+    """`admin defaults` shows the workspace's defaults; with words after it, changes them."""
+
+    changes: tuple[DefaultChange, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Connect:
     """`connect`: the link that lets the bot write my status."""
 
@@ -181,6 +206,7 @@ Command = (
     | Pause
     | Resume
     | ChangeSettings
+    | AdminDefaults
     | Connect
     | Help
 )
@@ -281,6 +307,8 @@ def _parse(text: str) -> Command:
         return Resume()
     if keyword in ("settings", "setting", "prefs", "preferences"):
         return _parse_settings(text, found[1:])
+    if keyword == "admin":
+        return _parse_admin(text, found[1:])
     if keyword in ("connect", "install"):
         _expect_nothing(rest, keyword)
         return Connect()
@@ -377,18 +405,67 @@ def _parse_unlink(rest: Sequence[str]) -> Command:
     raise _Refusal(f"I didn't understand that; {_HELP_EXAMPLES['unlink']}.")
 
 
-def _parse_settings(text: str, found: Sequence[re.Match[str]]) -> Command:
+_FLAG_WORDS: Final[MappingProxyType[str, tuple[Flag, str, str]]] = MappingProxyType(
+    {
+        "meetings": ("sync_meetings", "on", "off"),
+        "snooze": ("snooze", "on", "off"),
+        "huddle": ("huddle_busy", "busy", "off"),
+        "huddles": ("huddle_busy", "busy", "off"),
+        "calltypes": ("call_types", "on", "off"),
+    }
+)
+
+
+def _parse_admin(text: str, found: Sequence[re.Match[str]]) -> Command:
+    words = [match.group().casefold() for match in found]
+    if not words or words[0] != "defaults":
+        raise _Refusal("Admins can say `admin defaults` to see or change the workspace defaults.")
+    if len(found) == 1:
+        return AdminDefaults()
+    parsed = _parse_settings(text, found[1:], prefix="admin defaults")
+    if not isinstance(parsed, ChangeSettings):
+        return parsed
+    changes: list[DefaultChange] = []
+    for change in parsed.changes:
+        if not isinstance(change, SetStatusText | SetStatusEmoji | SetFlag):
+            raise _Refusal(
+                "Workspace defaults are wording, emoji, meetings, snooze, huddle and calltypes; "
+                "sync, sharing and the policy are each person's own."
+            )
+        changes.append(change)
+    return AdminDefaults(tuple(changes))
+
+
+def _parse_flag(word: str, choice: str, prefix: str) -> SetFlag:
+    flag, on_word, off_word = _FLAG_WORDS[word]
+    if choice in _ON_WORDS or choice == on_word:
+        return SetFlag(flag, True)
+    if choice in _OFF_WORDS:
+        return SetFlag(flag, False)
+    if choice in _DEFAULT_WORDS:
+        return SetFlag(flag, None)
+    name = "huddle" if flag == "huddle_busy" else word
+    raise _Refusal(f"Say `{prefix} {name} {on_word}` or `{prefix} {name} {off_word}`.")
+
+
+def _parse_settings(
+    text: str, found: Sequence[re.Match[str]], *, prefix: str = "settings"
+) -> Command:
     if not found:
         return ChangeSettings()
     words = [match.group() for match in found]
     word = words[0].casefold()
-    kind: StatusKind = "call"
-    if word in ("call", "calls", "meeting", "meetings"):
-        kind = "meeting" if word.startswith("meeting") else "call"
+    if word in _FLAG_WORDS and not (len(words) > 1 and words[1].casefold() in ("text", "emoji")):
+        return ChangeSettings((_parse_flag(word, " ".join(words[1:]).casefold(), prefix),))
+    kind: TextKind = "call"
+    if word in ("call", "calls", "meeting", "meetings", *CALL_TYPE_KINDS):
+        kind = _text_kind(word)
         found, words = found[1:], words[1:]
         word = words[0].casefold() if words else ""
-        if word not in ("text", "emoji"):
-            raise _Refusal(f"Say `settings {kind} text …` or `settings {kind} emoji :name:`.")
+        if word not in ("text", "emoji") or (word == "emoji" and kind in CALL_TYPE_KINDS):
+            if kind in CALL_TYPE_KINDS:
+                raise _Refusal(f"Say `{prefix} {kind} text …` (or `… text default`).")
+            raise _Refusal(f"Say `{prefix} {kind} text …` or `{prefix} {kind} emoji :name:`.")
     if word in ("respect", "replace"):
         _expect_nothing(words[1:], f"settings {word}")
         return ChangeSettings((SetPolicy(StatusPolicy(word)),))
@@ -415,8 +492,17 @@ def _parse_settings(text: str, found: Sequence[re.Match[str]]) -> Command:
         # Everything after the keyword, as typed: a status is words, not tokens.
         return ChangeSettings((SetStatusText(kind, _status_text(text[found[0].end() :])),))
     if word == "emoji":
-        return ChangeSettings((SetStatusEmoji(kind, _status_emoji(words[1:])),))
+        emoji_kind: Literal["call", "meeting"] = "meeting" if kind == "meeting" else "call"
+        return ChangeSettings((SetStatusEmoji(emoji_kind, _status_emoji(words[1:])),))
     raise _Refusal(f"I don't know the setting {_quote(words[0])}; {_HELP_EXAMPLES['settings']}.")
+
+
+def _text_kind(word: str) -> TextKind:
+    if word.startswith("meeting"):
+        return "meeting"
+    if word in CALL_TYPE_KINDS:
+        return word  # type: ignore[return-value]
+    return "call"
 
 
 def _status_text(raw: str) -> str | None:
@@ -537,6 +623,7 @@ __all__ = [
     "MAX_TEXT_LENGTH",
     "MAX_WATCH_DURATION",
     "MIN_WATCH_DURATION",
+    "AdminDefaults",
     "Cancel",
     "ChangeSettings",
     "Command",
@@ -550,6 +637,7 @@ __all__ = [
     "Notify",
     "Pause",
     "Resume",
+    "SetFlag",
     "SetPolicy",
     "SetShare",
     "SetStatusEmoji",

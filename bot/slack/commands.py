@@ -6,7 +6,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
@@ -16,12 +16,15 @@ from bot.slack import blocks, payload
 from bot.slack.blocks import Message, NotifyRefusal, PersonView
 from bot.slack.boards import BoardRefresher
 from bot.slack.command_text import (
+    CALL_TYPE_KINDS,
     MAX_ACTIVE_WATCHES,
     MAX_STARRED,
+    AdminDefaults,
     Cancel,
     ChangeSettings,
     Command,
     Connect,
+    DefaultChange,
     EmailTarget,
     ExtensionTarget,
     Help,
@@ -31,6 +34,7 @@ from bot.slack.command_text import (
     Notify,
     Pause,
     Resume,
+    SetFlag,
     SetPolicy,
     SetShare,
     SetStatusEmoji,
@@ -50,8 +54,9 @@ from bot.slack.link_messages import (
     LINK_MOVE_ACTION,
 )
 from bot.slack.linking import LinkDesk
-from bot.slack.preferences import effective_preferences
+from bot.slack.preferences import combine, effective_preferences
 from bot.store import Store
+from bot.store.records import Preferences
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +78,7 @@ class StatusSync(Protocol):
     """The status writer, told when someone's choices change."""
 
     async def preferences_changed(self, user_id: str) -> None: ...
+    async def defaults_changed(self) -> None: ...
 
 
 class SharingChanges(Protocol):
@@ -190,6 +196,23 @@ class RcStatusHandlers:
             blocks.POLICY_REPLACE_ACTION,
         ):
             app.action(action_id)(preference_click)
+
+        async def flag_click(ack: AsyncAck, body: dict[str, Any]) -> None:
+            await ack()
+            user_id = payload.slack_id(body, "user", "id")
+            action = payload.text(payload.first_action(body), "action_id")
+            flags = {action_id: flag for flag, action_id in blocks.FLAG_ACTIONS.items()}
+            value = _value(body)
+            if user_id is None or action not in flags or value not in ("on", "off"):
+                payload.ignored("switch click", "a user id, a known switch and on or off")
+                return
+            changes: dict[str, Any] = {flags[action]: value == "on"}
+            await self._store.update_preferences(self._team_id, user_id, **changes)
+            await self._status_sync.preferences_changed(user_id)
+            await self._boards.show(user_id)
+
+        for action_id in blocks.FLAG_ACTIONS.values():
+            app.action(action_id)(flag_click)
 
         @app.action(blocks.STAR_ACTION)
         async def star(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -309,6 +332,8 @@ class RcStatusHandlers:
                 return await self._pause(user_id, paused=False)
             case ChangeSettings(changes=changes):
                 return await self.settings(user_id, changes)
+            case AdminDefaults(changes=changes):
+                return await self.admin_defaults(user_id, changes)
             case Connect():
                 connected = await self._is_connected(user_id)
                 return blocks.connect_reply(self._install_url, connected=connected)
@@ -420,10 +445,8 @@ class RcStatusHandlers:
             update: dict[str, Any] = {}
             if isinstance(change, SetPolicy):
                 update["policy"] = change.policy
-            elif isinstance(change, SetStatusText):
-                update[f"{change.kind}_text"] = change.text
-            elif isinstance(change, SetStatusEmoji):
-                update[f"{change.kind}_emoji"] = change.emoji
+            elif isinstance(change, SetStatusText | SetStatusEmoji | SetFlag):
+                update.update(_default_columns(change))
             elif isinstance(change, SetSync):
                 update["sync_enabled"] = change.enabled
             elif isinstance(change, SetShare):
@@ -435,15 +458,53 @@ class RcStatusHandlers:
         if changes:
             await self._status_sync.preferences_changed(user_id)
         stored = await self._store.preferences(self._team_id, user_id)
+        preferences = await self._preferences(user_id)
+        reconnect = None
+        if preferences.snooze and not await self._may_snooze(user_id):
+            reconnect = self._install_url
         return blocks.settings_reply(
-            await self._preferences(user_id),
+            preferences,
             connected=await self._is_connected(user_id),
             saved=saved,
             share=stored.share,
+            reconnect_for_snooze=reconnect,
         )
+
+    async def _may_snooze(self, user_id: str) -> bool:
+        """Whether the person's Slack connection carries the scopes a snooze needs (people who
+        connected before they were asked for have to connect again)."""
+        scopes = await self._connections.user_scopes(user_id)
+        return scopes is None or scopes >= SNOOZE_SCOPES
 
     async def _preferences(self, user_id: str) -> StatusPreferences:
         return await effective_preferences(self._store, self._team_id, user_id)
+
+    async def admin_defaults(self, user_id: str, changes: tuple[DefaultChange, ...]) -> Message:
+        """Workspace admins see and change what everyone without a choice of their own gets."""
+        if changes and not await self._linking.is_admin(user_id):
+            return blocks.admin_refusal()
+        saved = None
+        for change in changes:
+            await self._store.update_workspace_defaults(self._team_id, **_default_columns(change))
+            saved = change
+        if changes:
+            await self._status_sync.defaults_changed()
+        defaults = await self._store.workspace_defaults(self._team_id)
+        return blocks.admin_defaults_reply(combine(Preferences(self._team_id, ""), defaults), saved)
+
+
+SNOOZE_SCOPES: Final = frozenset({"dnd:read", "dnd:write"})
+
+
+def _default_columns(change: DefaultChange) -> dict[str, Any]:
+    """The preference (or workspace default) column a change sets, and to what."""
+    if isinstance(change, SetFlag):
+        return {change.flag: change.enabled}
+    if isinstance(change, SetStatusEmoji):
+        return {f"{change.kind}_emoji": change.emoji}
+    if change.kind in CALL_TYPE_KINDS:
+        return {f"{change.kind}_call_text": change.text}
+    return {f"{change.kind}_text": change.text}
 
 
 def _click(body: dict[str, Any], kind: str) -> tuple[str, str] | None:

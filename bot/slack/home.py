@@ -32,6 +32,7 @@ class Connections(Protocol):
     """Whether a person has connected their status (a user token is known)."""
 
     async def user_token(self, user_id: str) -> str | None: ...
+    async def user_scopes(self, user_id: str) -> frozenset[str] | None: ...
 
 
 def person_view(presences: Presences, user_id: str) -> PersonView:

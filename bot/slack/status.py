@@ -20,6 +20,7 @@ from typing import Protocol
 
 from bot.policy import (
     EMPTY_STATUS,
+    CallType,
     Claim,
     Decision,
     Drop,
@@ -192,6 +193,11 @@ class StatusWriter:
         person.prefs = await effective_preferences(self._store, self.team_id, user_id)
         await self._evaluate(person)
 
+    async def defaults_changed(self) -> None:
+        """The workspace's defaults changed: everyone known takes them in again."""
+        for user_id in list(self._people):
+            await self.preferences_changed(user_id)
+
     async def token_revoked(self, user_id: str) -> None:
         person = await self._person(user_id)
         self._profiles.forget(user_id)
@@ -222,6 +228,7 @@ class StatusWriter:
             availability, began = Availability.AVAILABLE, None
         else:
             availability, began = presence.availability, busy_since(presence).timestamp()
+        call = None if presence is None else CallType(presence.call_direction, presence.call_party)
         declined = began is not None and person.declined_busy_since == began
         decision = decide(
             availability,
@@ -230,6 +237,7 @@ class StatusWriter:
             person.claim,
             self._wall(),
             declined=declined,
+            call=call,
         )
         return decision, began
 

@@ -351,6 +351,26 @@ def _v10_rc_session(conn: Connection) -> None:
     frozen.create_all(conn)
 
 
+_V11_FLAGS: Final = ("sync_meetings", "snooze", "huddle_busy", "call_types")
+_V11_TEXTS: Final = (
+    "external_call_text",
+    "internal_call_text",
+    "inbound_call_text",
+    "outbound_call_text",
+)
+
+
+def _v11_controls(conn: Connection) -> None:
+    # Nullable on both tables: a person's NULL means "the workspace's choice", the workspace's
+    # NULL means "the built-in one", so an admin's later default reaches everyone who never chose.
+    for table in ("rcstatus_preferences", "rcstatus_workspace_defaults"):
+        for flag in _V11_FLAGS:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {flag} BOOLEAN")
+        for name in _V11_TEXTS:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} VARCHAR({STATUS_TEXT})")
+    conn.exec_driver_sql("ALTER TABLE rcstatus_presence ADD COLUMN call_party VARCHAR(16)")
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -365,6 +385,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(8, "availability changes for the API's stream and webhooks", _v8_api_events),
     Migration(9, "webhook endpoints and their deliveries", _v9_webhooks),
     Migration(10, "RingCentral's session, encrypted, kept across restarts", _v10_rc_session),
+    Migration(
+        11,
+        "snooze, huddle and meeting switches, per-call-type wording, and each call's party",
+        _v11_controls,
+    ),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version
 

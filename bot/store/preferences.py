@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final, Unpack
 
-from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy import Row, and_, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.policy import StatusPolicy
@@ -19,8 +19,20 @@ from bot.store.records import (
     WorkspaceDefaults,
 )
 
+CONTROL_COLUMNS: Final = (
+    "sync_meetings",
+    "snooze",
+    "huddle_busy",
+    "call_types",
+    "external_call_text",
+    "internal_call_text",
+    "inbound_call_text",
+    "outbound_call_text",
+)
+"""Switches and wording a person and their workspace both have; None defers to the next."""
 _PREFERENCE_COLUMNS: Final = frozenset(
     {
+        *CONTROL_COLUMNS,
         "sync_enabled",
         "paused",
         "policy",
@@ -34,7 +46,9 @@ _PREFERENCE_COLUMNS: Final = frozenset(
 )
 STARS_LOCK_CLASS: Final = 0x72637373
 """First key of the per-person advisory lock that makes the star limit atomic on PostgreSQL."""
-_DEFAULT_COLUMNS: Final = frozenset({"call_text", "call_emoji", "meeting_text", "meeting_emoji"})
+_DEFAULT_COLUMNS: Final = frozenset(
+    {"call_text", "call_emoji", "meeting_text", "meeting_emoji", *CONTROL_COLUMNS}
+)
 
 
 class PreferenceRepository(StoreBase):
@@ -146,42 +160,14 @@ class PreferenceRepository(StoreBase):
         )
         if row is None:
             return Preferences(team_id, user_id, starred=starred)
-        return Preferences(
-            team_id=team_id,
-            user_id=user_id,
-            sync_enabled=bool(row.sync_enabled),
-            paused=bool(row.paused),
-            policy=StatusPolicy(row.policy),
-            call_text=row.call_text,
-            call_emoji=row.call_emoji,
-            meeting_text=row.meeting_text,
-            meeting_emoji=row.meeting_emoji,
-            starred=starred,
-            disconnected_notified_at=row.disconnected_notified_at,
-            share=bool(row.share),
-        )
+        return _row_preferences(team_id, row, starred)
 
     async def everyone_preferences(self, team_id: str) -> list[Preferences]:
         """Every stored person's preferences in one read, without their stars (for loading)."""
         table = schema.preferences
         async with self._transaction("reading everyone's preferences") as conn:
             rows = await conn.execute(select(table).where(table.c.team_id == team_id))
-            return [
-                Preferences(
-                    team_id=team_id,
-                    user_id=row.user_id,
-                    sync_enabled=bool(row.sync_enabled),
-                    paused=bool(row.paused),
-                    policy=StatusPolicy(row.policy),
-                    call_text=row.call_text,
-                    call_emoji=row.call_emoji,
-                    meeting_text=row.meeting_text,
-                    meeting_emoji=row.meeting_emoji,
-                    disconnected_notified_at=row.disconnected_notified_at,
-                    share=bool(row.share),
-                )
-                for row in rows
-            ]
+            return [_row_preferences(team_id, row, ()) for row in rows]
 
     async def people_not_sharing(self, team_id: str) -> set[str]:
         """Who turned sharing with other systems off: hidden in the API, stream and webhooks."""
@@ -200,7 +186,12 @@ class PreferenceRepository(StoreBase):
         if row is None:
             return WorkspaceDefaults(team_id)
         return WorkspaceDefaults(
-            team_id, row.call_text, row.call_emoji, row.meeting_text, row.meeting_emoji
+            team_id,
+            row.call_text,
+            row.call_emoji,
+            row.meeting_text,
+            row.meeting_emoji,
+            **_controls(row),
         )
 
     async def update_workspace_defaults(
@@ -220,3 +211,25 @@ class PreferenceRepository(StoreBase):
                 )
             )
         return await self.workspace_defaults(team_id)
+
+
+def _controls(row: Any) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in CONTROL_COLUMNS}
+
+
+def _row_preferences(team_id: str, row: Row[Any], starred: tuple[str, ...]) -> Preferences:
+    return Preferences(
+        team_id=team_id,
+        user_id=row.user_id,
+        sync_enabled=bool(row.sync_enabled),
+        paused=bool(row.paused),
+        policy=StatusPolicy(row.policy),
+        call_text=row.call_text,
+        call_emoji=row.call_emoji,
+        meeting_text=row.meeting_text,
+        meeting_emoji=row.meeting_emoji,
+        starred=starred,
+        disconnected_notified_at=row.disconnected_notified_at,
+        share=bool(row.share),
+        **_controls(row),
+    )

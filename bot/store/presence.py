@@ -10,6 +10,7 @@ from sqlalchemy import Row, delete, select
 
 from bot.presence import (
     CallDirection,
+    CallParty,
     DndStatus,
     MeetingStatus,
     Presence,
@@ -30,6 +31,7 @@ _PRESENCE_ENUMS: Final[Mapping[str, Callable[[str], object]]] = {
     "dnd_status_personal": DndStatus,
     "meeting_status": MeetingStatus,
     "call_direction": CallDirection,
+    "call_party": CallParty,
 }
 _PRESENCE_PLAIN: Final = (
     "extension_id",

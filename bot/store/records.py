@@ -171,6 +171,18 @@ class Preferences:
     """When we told them their Slack token stopped working, so the DM goes out once."""
     share: bool = True
     """Whether other systems (the API, its stream, webhooks) may see their availability."""
+    sync_meetings: bool | None = None
+    """Whether meetings show as a status; None means the workspace's choice."""
+    snooze: bool | None = None
+    """Snooze Slack notifications during calls; None means the workspace's choice."""
+    huddle_busy: bool | None = None
+    """Show RingCentral Busy during Slack huddles; None means the workspace's choice."""
+    call_types: bool | None = None
+    """Word the call status by call type; None means the workspace's choice."""
+    external_call_text: str | None = None
+    internal_call_text: str | None = None
+    inbound_call_text: str | None = None
+    outbound_call_text: str | None = None
 
 
 class PreferenceChanges(TypedDict, total=False):
@@ -186,6 +198,14 @@ class PreferenceChanges(TypedDict, total=False):
     starred: Sequence[str]
     disconnected_notified_at: datetime | None
     share: bool
+    sync_meetings: bool | None
+    snooze: bool | None
+    huddle_busy: bool | None
+    call_types: bool | None
+    external_call_text: str | None
+    internal_call_text: str | None
+    inbound_call_text: str | None
+    outbound_call_text: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +217,18 @@ class WorkspaceDefaults:
     call_emoji: str | None = None
     meeting_text: str | None = None
     meeting_emoji: str | None = None
+    sync_meetings: bool | None = None
+    """Whether meetings show as a status; None means the workspace's choice."""
+    snooze: bool | None = None
+    """Snooze Slack notifications during calls; None means the workspace's choice."""
+    huddle_busy: bool | None = None
+    """Show RingCentral Busy during Slack huddles; None means the workspace's choice."""
+    call_types: bool | None = None
+    """Word the call status by call type; None means the workspace's choice."""
+    external_call_text: str | None = None
+    internal_call_text: str | None = None
+    inbound_call_text: str | None = None
+    outbound_call_text: str | None = None
 
 
 class WorkspaceDefaultChanges(TypedDict, total=False):
@@ -206,6 +238,14 @@ class WorkspaceDefaultChanges(TypedDict, total=False):
     call_emoji: str | None
     meeting_text: str | None
     meeting_emoji: str | None
+    sync_meetings: bool | None
+    snooze: bool | None
+    huddle_busy: bool | None
+    call_types: bool | None
+    external_call_text: str | None
+    internal_call_text: str | None
+    inbound_call_text: str | None
+    outbound_call_text: str | None
 
 
 @dataclass(frozen=True, slots=True)

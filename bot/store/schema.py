@@ -234,6 +234,14 @@ preferences = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("disconnected_notified_at", UTCDateTime),
     Column("share", Boolean, nullable=False, server_default=text("true")),
+    Column("sync_meetings", Boolean),
+    Column("snooze", Boolean),
+    Column("huddle_busy", Boolean),
+    Column("call_types", Boolean),
+    Column("external_call_text", String(STATUS_TEXT)),
+    Column("internal_call_text", String(STATUS_TEXT)),
+    Column("inbound_call_text", String(STATUS_TEXT)),
+    Column("outbound_call_text", String(STATUS_TEXT)),
 )
 
 stars = Table(
@@ -254,6 +262,14 @@ workspace_defaults = Table(
     Column("meeting_text", String(STATUS_TEXT)),
     Column("meeting_emoji", String(EMOJI)),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("sync_meetings", Boolean),
+    Column("snooze", Boolean),
+    Column("huddle_busy", Boolean),
+    Column("call_types", Boolean),
+    Column("external_call_text", String(STATUS_TEXT)),
+    Column("internal_call_text", String(STATUS_TEXT)),
+    Column("inbound_call_text", String(STATUS_TEXT)),
+    Column("outbound_call_text", String(STATUS_TEXT)),
 )
 
 claims = Table(
@@ -290,6 +306,7 @@ presence = Table(
     Column("active_calls", Integer),
     Column("call_direction", String(16)),
     Column("on_call_since", UTCDateTime),
+    Column("call_party", String(16)),
 )
 
 watches = Table(

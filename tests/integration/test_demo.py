@@ -147,6 +147,10 @@ def test_ctrl_c_on_the_live_view_prints_the_summary_and_exits_0(tmp_path: Path) 
     assert "mismatches at end" in summary
     assert "stuck statuses" in summary
     assert "CALL_DEBOUNCE_SECONDS" in summary
+    # The opening act: wording by call type on an external inbound and an internal outbound call.
+    flat = " ".join(summary.split())
+    assert "On an incoming external call" in flat, summary
+    assert "On an outgoing internal call" in flat, summary
     # The demo's receiver got the call as a signed webhook, in the live view and the summary.
     assert "webhook ✓ signed" in text
     assert re.search(r"webhooks delivered\s+[1-9]", summary), summary

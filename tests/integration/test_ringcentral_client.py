@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Collection
 import pytest
 
 from bot.config import Secret
+from bot.presence import PresenceStatus
 from bot.ringcentral.client import (
     ClientCredentialsRefused,
     JwtRefused,
@@ -26,6 +27,7 @@ from bot.ringcentral.permissions import (
     READ_PRESENCE,
     WEBSOCKET_SUBSCRIPTIONS,
 )
+from bot.ringcentral.user_status import UserStatusWriter
 from bot.sim.company import build_company
 from bot.sim.limits import TimeScale
 from bot.sim.ringcentral import RingCentralSimulator
@@ -281,3 +283,41 @@ async def test_logout_is_not_sent_into_a_closed_auth_group() -> None:
         revokes = revoke_requests(sim)
 
     assert revokes == 0
+
+
+async def test_presence_update_needs_edit_presence_and_reaches_subscribers_as_a_change() -> None:
+    # Reference docs/controls.md: PUT .../extension/{id}/presence, Medium group, EditPresence.
+    without = tuple(p for p in APP_PERMISSIONS if p != "EditPresence")
+    async with simulator(app_permissions=without) as sim:
+        client = client_for(sim)
+        await client.login()
+        person = next(p for p in build_company(6, seed=11).people if p.extension_id is not None)
+        assert person.extension_id is not None
+        with pytest.raises(RingCentralPermissionError):
+            await UserStatusWriter(client).set_user_status(
+                str(person.extension_id), PresenceStatus.BUSY
+            )
+        assert sim.presence(person.extension_id)["userStatus"] == "Available"
+        await client.logout()
+
+    async with simulator() as sim:
+        client = client_for(sim)
+        await client.login()
+        person = next(
+            p
+            for p in build_company(6, seed=11).people
+            if p.extension_id is not None
+            and sim.presence(p.extension_id).get("userStatus") == "Available"
+        )
+        assert person.extension_id is not None
+        before = len(sim.events(extension_id=person.extension_id))
+        answered = await UserStatusWriter(client).set_user_status(
+            str(person.extension_id), PresenceStatus.BUSY
+        )
+        assert answered is PresenceStatus.BUSY
+        assert sim.presence(person.extension_id)["userStatus"] == "Busy"
+        assert sim.presence(person.extension_id)["presenceStatus"] == "Busy"
+        events = sim.events(extension_id=person.extension_id)
+        assert len(events) == before + 1
+        assert events[-1]["fields"]["userStatus"] == "Busy"
+        await client.logout()

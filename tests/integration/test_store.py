@@ -18,6 +18,7 @@ from sqlalchemy import Connection, insert, inspect, make_url, select, text
 from bot.coordinator import PresenceMemory
 from bot.presence import (
     CallDirection,
+    CallParty,
     DndStatus,
     MeetingStatus,
     Presence,
@@ -695,6 +696,7 @@ async def test_every_presence_field_round_trips(store: Store) -> None:
         allow_see_my_presence=False,
         active_calls=2,
         call_direction=CallDirection.OUTBOUND,
+        call_party=CallParty.INTERNAL,
         on_call_since=T0 - timedelta(minutes=3),
     )
     assert all(getattr(full, f.name) is not None for f in dataclasses.fields(Presence))

@@ -12,6 +12,7 @@ from bot.policy import StatusPolicy
 from bot.slack.command_text import (
     DEFAULT_WATCH_DURATION,
     MAX_LOOKUP_TARGETS,
+    AdminDefaults,
     Cancel,
     ChangeSettings,
     Command,
@@ -25,6 +26,7 @@ from bot.slack.command_text import (
     Notify,
     Pause,
     Resume,
+    SetFlag,
     SetPolicy,
     SetStatusEmoji,
     SetStatusText,
@@ -289,3 +291,46 @@ def test_any_mix_of_command_words_gives_a_command(text: str) -> None:
 def test_huge_text_gives_a_command(text: str) -> None:
     _assert_well_formed(text, parse_command(text))
     _assert_well_formed(text, parse_command("settings text " + text))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("settings snooze on", ChangeSettings((SetFlag("snooze", True),))),
+        ("settings snooze off", ChangeSettings((SetFlag("snooze", False),))),
+        ("settings huddle busy", ChangeSettings((SetFlag("huddle_busy", True),))),
+        ("settings huddle off", ChangeSettings((SetFlag("huddle_busy", False),))),
+        ("settings meetings off", ChangeSettings((SetFlag("sync_meetings", False),))),
+        ("settings calltypes default", ChangeSettings((SetFlag("call_types", None),))),
+        (
+            "settings meetings text Presenting",
+            ChangeSettings((SetStatusText("meeting", "Presenting"),)),
+        ),
+        (
+            "settings external text With a customer",
+            ChangeSettings((SetStatusText("external", "With a customer"),)),
+        ),
+        ("admin defaults", AdminDefaults()),
+        ("admin defaults snooze on", AdminDefaults((SetFlag("snooze", True),))),
+        ("admin defaults emoji :phone:", AdminDefaults((SetStatusEmoji("call", ":phone:"),))),
+    ],
+)
+def test_controls_and_admin_defaults_parse(text: str, expected: Command) -> None:
+    assert parse_command(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("settings huddle maybe", "settings huddle busy"),
+        ("admin defaults policy replace", "each person's own"),
+        ("admin defaults share off", "each person's own"),
+        ("admin", "admin defaults"),
+        ("settings inbound emoji :x:", "settings inbound text"),
+    ],
+)
+def test_controls_refusals_say_what_would_work(text: str, words: str) -> None:
+    parsed = parse_command(text)
+    assert isinstance(parsed, Help)
+    assert parsed.reason is not None
+    assert words in parsed.reason

@@ -12,6 +12,7 @@ import pytest
 from bot.presence import (
     Availability,
     CallDirection,
+    CallParty,
     CallSummary,
     DndStatus,
     MeetingStatus,
@@ -539,3 +540,25 @@ def test_a_page_of_records_feeds_a_book() -> None:
     presence = book.get("248111004")
     assert presence is not None
     assert presence.availability is Availability.AVAILABLE
+
+
+def test_the_other_party_says_internal_or_external_and_is_not_kept() -> None:
+    # The sample's connected call is inbound from +18775380038: its `from` is the other party.
+    colleague = {"+18775380038"}
+    internal = parse_notification(
+        DETAILED_PRESENCE_EVENT, received_at=RECEIVED, internal_number=colleague.__contains__
+    )
+    external = parse_notification(
+        DETAILED_PRESENCE_EVENT, received_at=RECEIVED, internal_number=set().__contains__
+    )
+    assert isinstance(internal, PresenceUpdate)
+    assert isinstance(external, PresenceUpdate)
+    assert internal.calls is not None
+    assert external.calls is not None
+    assert internal.calls.party is CallParty.INTERNAL
+    assert external.calls.party is CallParty.EXTERNAL
+    assert "8775380038" not in repr(internal)
+    # Without a way to tell, nothing is claimed.
+    unknown = parse_update(DETAILED_PRESENCE_EVENT).calls
+    assert unknown is not None
+    assert unknown.party is None

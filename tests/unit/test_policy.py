@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from bot.policy import (
     EMPTY_STATUS,
     STATUS_TEXT_LIMIT,
+    CallType,
     Claim,
     Decision,
     Drop,
@@ -18,10 +19,11 @@ from bot.policy import (
     SlackStatus,
     StatusPolicy,
     StatusPreferences,
+    call_status,
     decide,
     fit_status_text,
 )
-from bot.presence import Availability
+from bot.presence import Availability, CallDirection, CallParty
 
 NOW = 1_767_225_600.0
 CALL = SlackStatus("On a call", ":telephone_receiver:")
@@ -281,3 +283,26 @@ def test_show_is_idempotent(
     # own status must never become the "saved" one.
     again = decide(availability, prefs, written, Claim(saved, written), NOW)
     assert again == Show(first.kind, first.status, None)
+
+
+def test_wording_by_call_type_is_off_by_default_and_names_what_is_known_when_on() -> None:
+    external_in = CallType(CallDirection.INBOUND, CallParty.EXTERNAL)
+    internal_out = CallType(CallDirection.OUTBOUND, CallParty.INTERNAL)
+    assert call_status(DEFAULT, external_in) == CALL
+    on = StatusPreferences(call_types=True)
+    assert call_status(on, external_in).text == "On an incoming external call"
+    assert call_status(on, internal_out).text == "On an outgoing internal call"
+    assert call_status(on, CallType(CallDirection.INBOUND)).text == "On an incoming call"
+    assert call_status(on, CallType()).text == "On a call"
+    # Set texts: the party's first, then the direction's; the emoji stays the call's.
+    mine = StatusPreferences(
+        call_types=True, external_call_text="With a customer", inbound_call_text="Picked up"
+    )
+    assert call_status(mine, external_in) == SlackStatus("With a customer", CALL.emoji)
+    assert call_status(mine, CallType(CallDirection.INBOUND, CallParty.INTERNAL)).text == (
+        "Picked up"
+    )
+    decision = decide(Availability.ON_CALL, on, EMPTY_STATUS, None, NOW, call=internal_out)
+    assert decision == Show(
+        "call", SlackStatus("On an outgoing internal call", CALL.emoji), EMPTY_STATUS
+    )

@@ -17,7 +17,13 @@ from bot.sim.ringcentral.switches import Switches
 from bot.sim.ringcentral.wire import reported_seconds
 
 # The permissions ticked on the simulated app; the token's `scope` lists exactly these.
-APP_PERMISSIONS: Final = ("ReadAccounts", "ReadPresence", "SubscriptionWebSocket")
+APP_PERMISSIONS: Final = (
+    "ReadAccounts",
+    "ReadPresence",
+    "SubscriptionWebSocket",
+    # PUT presence, for huddle → Busy (docs/controls.md).
+    "EditPresence",
+)
 JWT_GRANT: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # DG: tokens die when "the application reached the limit (usually five) of parallel active sessions
 # for the same user"; which session goes is unconfirmed, so the oldest one does.

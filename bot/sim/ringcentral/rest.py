@@ -16,7 +16,9 @@ from bot.sim.ringcentral.directory import (
     EXTENSION_STATUSES,
     EXTENSION_TYPES,
     Directory,
+    DirectoryError,
     Extension,
+    PresenceChange,
 )
 from bot.sim.ringcentral.wire import (
     FaultBook,
@@ -33,6 +35,18 @@ from bot.sim.ringcentral.wire import (
 MAX_PER_PAGE: Final = 1000
 DEFAULT_PER_PAGE: Final = 100
 MAX_BULK_PRESENCE: Final = 30
+# PresenceInfoRequest (ringcentral-extensible definitions): what PUT presence may change.
+USER_SETTABLE_PRESENCE: Final = frozenset(
+    {
+        "userStatus",
+        "dndStatus",
+        "dndStatusPersonal",
+        "message",
+        "allowSeeMyPresence",
+        "ringOnMonitoredCall",
+        "pickUpCallsOnHold",
+    }
+)
 _PAGING_KEYS: Final = frozenset({"page", "perPage"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -98,7 +112,9 @@ class RestApi:
         faults: FaultBook,
         stats: Stats,
         ws_path: str,
+        publish: Callable[[PresenceChange], None] | None = None,
     ) -> None:
+        self._publish = publish
         self._directory = directory
         self._auth = auth
         self._limiter = limiter
@@ -115,6 +131,9 @@ class RestApi:
             web.get(f"{account}/extension", self._wrap(self.list_extensions)),
             web.get(f"{account}/extension/{{extension}}", self._wrap(self.get_extension)),
             web.get(f"{account}/extension/{{extension}}/presence", self._wrap(self.get_presence)),
+            web.put(
+                f"{account}/extension/{{extension}}/presence", self._wrap(self.update_presence)
+            ),
             web.get(f"{account}/presence", self._wrap(self.account_presence)),
         ]
 
@@ -298,6 +317,44 @@ class RestApi:
         if extension is None:
             raise _not_found("extensionId")
         text = self._directory.presence_json(extension, detailed=detailed)
+        return json_response(text.replace(BASE, self._origin(request)), headers=headers)
+
+    async def update_presence(self, request: web.Request) -> web.StreamResponse:
+        """PUT presence (reference: docs/controls.md): Medium group, EditPresence; the fields a
+        user sets by hand, answered with the presence after the change."""
+        self._bearer(request)
+        self._require("EditPresence")
+        self._account(request)
+        headers = self._admit("medium")
+        extension = self._directory.get(self._extension_id(request.match_info["extension"]))
+        if extension is None:
+            raise _not_found("extensionId")
+        if not extension.has_presence:
+            raise RestError(
+                400,
+                error_body("CMN-101", "Presence can be set for User extensions only"),
+                headers,
+            )
+        try:
+            body = await request.json()
+        except ValueError:
+            raise RestError(400, error_body("CMN-101", "Request body is not valid JSON")) from None
+        if not isinstance(body, dict):
+            raise RestError(400, error_body("CMN-101", "Request body is not a JSON object"))
+        fields: dict[str, Any] = {}
+        for name, value in body.items():
+            if name == "activeCalls":
+                continue  # in the request schema, but calls are the phone's to report
+            if name not in USER_SETTABLE_PRESENCE:
+                raise _invalid_parameter(name)
+            fields[name] = value
+        try:
+            change = self._directory.set_presence(extension.extension_id, fields)
+        except DirectoryError:
+            raise _invalid_parameter(next(iter(fields), "body")) from None
+        if change is not None and self._publish is not None:
+            self._publish(change)
+        text = self._directory.presence_json(extension, detailed=False)
         return json_response(text.replace(BASE, self._origin(request)), headers=headers)
 
     def _bulk_presence(

@@ -115,6 +115,8 @@ class RingCentralSimulator:
             faults=self._faults,
             stats=self._stats,
             ws_path=WS_PATH,
+            # Set through the API, a change reaches subscribers like any other presence change.
+            publish=lambda change: self._gateway.publish_presence(change),
         )
         self._control = ControlApi(self)
         self._runner: web.AppRunner | None = None

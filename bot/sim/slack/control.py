@@ -39,6 +39,9 @@ class ControlApi:
             ("GET", "/_sim/users", self.users),
             ("GET", "/_sim/users/{id}", self.user),
             ("POST", "/_sim/users/{id}/status", self.status),
+            ("POST", "/_sim/users/{id}/huddle", self.huddle),
+            ("POST", "/_sim/users/{id}/dnd", self.dnd),
+            ("GET", "/_sim/snoozes", self.snoozes),
             ("POST", "/_sim/users/{id}/authorize", self.authorize),
             ("POST", "/_sim/users/{id}/token", self.token),
             ("POST", "/_sim/users/{id}/revoke", self.revoke),
@@ -74,6 +77,30 @@ class ControlApi:
             int(body.get("status_expiration") or 0),
         )
         return {"ok": True, "user": user}
+
+    async def huddle(self, request: web.Request, body: dict[str, Any]) -> Any:
+        in_huddle = body.get("in_huddle")
+        if not isinstance(in_huddle, bool):
+            raise ControlError(400, "in_huddle must be true or false")
+        return {"ok": True, "user": self._sim.set_huddle(request.match_info["id"], in_huddle)}
+
+    async def dnd(self, request: web.Request, body: dict[str, Any]) -> Any:
+        minutes = _optional_int(body.get("snooze_minutes"))
+        schedule = body.get("schedule")
+        window: tuple[int, int] | None = None
+        if schedule is not None:
+            if (
+                not isinstance(schedule, list)
+                or len(schedule) != 2
+                or not all(isinstance(x, int) for x in schedule)
+            ):
+                raise ControlError(400, "schedule must be [start, end] in unix seconds")
+            window = (schedule[0], schedule[1])
+        user = self._sim.set_dnd(request.match_info["id"], snooze_minutes=minutes, schedule=window)
+        return {"ok": True, "user": user}
+
+    async def snoozes(self, request: web.Request, body: dict[str, Any]) -> Any:
+        return {"ok": True, "calls": self._sim.snooze_calls()}
 
     async def authorize(self, request: web.Request, body: dict[str, Any]) -> Any:
         outcome = await self._sim.authorize(request.match_info["id"])

@@ -146,6 +146,16 @@ def user_status_changed(user_json: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def user_huddle_changed(user_json: dict[str, Any]) -> dict[str, Any]:
+    """docs.slack.dev/reference/events/user_huddle_changed: a user_change-shaped event."""
+    return {
+        "type": "user_huddle_changed",
+        "user": user_json,
+        "cache_ts": int(time.time()),
+        "event_ts": event_ts(),
+    }
+
+
 def app_home_opened(user_id: str, channel: str, view: dict[str, Any] | None) -> dict[str, Any]:
     event: dict[str, Any] = {
         "type": "app_home_opened",

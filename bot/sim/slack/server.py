@@ -70,6 +70,7 @@ class SlackSimulator:
         # An app installed with fewer scopes than the manifest asks for, for doctor tests.
         self._workspace = Workspace(company, identity, bot_scopes=bot_scopes)
         self._oauth = OAuth(self._workspace, time_scale)
+        self._huddles = 0
         self._link = AppLink(
             self._workspace, time_scale, app_url=app_url, event_subscriptions=event_subscriptions
         )
@@ -162,7 +163,8 @@ class SlackSimulator:
     # -- people and statuses ----------------------------------------------------------------
 
     def _user_summary(self, user: SimUser) -> dict[str, Any]:
-        full = self._workspace.user_json(user, with_email=True, now=time.time())
+        now = time.time()
+        full = self._workspace.user_json(user, with_email=True, now=now)
         profile = full["profile"]
         return {
             "id": user.id,
@@ -175,6 +177,10 @@ class SlackSimulator:
             "status_emoji": profile["status_emoji"],
             "status_expiration": profile["status_expiration"],
             "authorized": self._workspace.live_user_token(user.id) is not None,
+            "snooze_enabled": user.snoozed(now),
+            "snooze_endtime": user.snooze_endtime if user.snoozed(now) else 0,
+            "dnd_schedule": [user.dnd_start, user.dnd_end] if user.dnd_end else None,
+            "in_huddle": user.huddle_state != "default_unset",
         }
 
     def _human(self, user_id: str) -> SimUser:
@@ -207,6 +213,45 @@ class SlackSimulator:
         if user.status(now) != before:
             self._status_changed(user)
         return self._user_summary(user)
+
+    def set_huddle(self, user_id: str, in_huddle: bool) -> dict[str, Any]:
+        """The person joins or leaves a huddle: Slack sends `user_huddle_changed` (same shape as
+        `user_change`, with `huddle_state` in the profile) to apps subscribed to it."""
+        user = self._human(user_id)
+        now = time.time()
+        state = "in_a_huddle" if in_huddle else "default_unset"
+        if state != user.huddle_state:
+            self._huddles += 1
+            user.huddle_state = state
+            user.huddle_call_id = f"R{self._huddles:010d}" if in_huddle else ""
+            # Slack sets an expected end while in a huddle and clears it when they leave.
+            user.huddle_expiration = int(now) + 3600 if in_huddle else 0
+            user.updated = int(now)
+            user_json = self._workspace.user_json(user, with_email=True, now=now)
+            self._link.emit_event(payloads.user_huddle_changed(user_json))
+        return self._user_summary(user)
+
+    def set_dnd(
+        self,
+        user_id: str,
+        *,
+        snooze_minutes: int | None = None,
+        schedule: tuple[int, int] | None = None,
+    ) -> dict[str, Any]:
+        """The person snoozes notifications (0 ends it) or sets a DND schedule themselves."""
+        user = self._human(user_id)
+        now = time.time()
+        if snooze_minutes is not None:
+            if snooze_minutes < 0:
+                raise ControlError(400, "snooze_minutes must not be negative")
+            user.snooze_endtime = int(now) + snooze_minutes * 60 if snooze_minutes else 0
+        if schedule is not None:
+            user.dnd_start, user.dnd_end = schedule
+        return self._user_summary(user)
+
+    def snooze_calls(self) -> list[dict[str, Any]]:
+        """Every dnd.setSnooze and dnd.endSnooze that succeeded, oldest first."""
+        return list(self._workspace.snooze_calls)
 
     def _status_changed(self, user: SimUser) -> None:
         user_json = self._workspace.user_json(user, with_email=True, now=time.time())

@@ -22,9 +22,15 @@ ROLE_RANK: dict[SlackRole, int] = {"member": 0, "admin": 1, "owner": 2, "primary
 DEFAULT_BOT_SCOPES = frozenset({"commands", "chat:write", "users:read", "users:read.email"})
 # What a user token issued without the browser flow holds (benchmarks with many users): the
 # manifest's user scopes.
-DEFAULT_USER_SCOPES = ("users.profile:write",)
+DEFAULT_USER_SCOPES = ("users.profile:write", "dnd:read", "dnd:write")
 DEFAULT_EVENT_SUBSCRIPTIONS = frozenset(
-    {"app_home_opened", "user_status_changed", "tokens_revoked", "app_uninstalled"}
+    {
+        "app_home_opened",
+        "user_status_changed",
+        "user_huddle_changed",
+        "tokens_revoked",
+        "app_uninstalled",
+    }
 )
 STATUS_TEXT_LIMIT = 100
 # How many issued codes, URLs and tickets the simulator remembers for log-leak tests.
@@ -133,6 +139,36 @@ class SimUser:
     status_emoji: str = ""
     status_expiration: int = 0
     updated: int = field(default_factory=lambda: int(time.time()))
+    snooze_endtime: int = 0
+    """When their notification snooze ends (unix seconds); 0 or past: not snoozed."""
+    dnd_start: int = 0
+    dnd_end: int = 0
+    """Their Do Not Disturb schedule's next stretch (unix seconds); 0: no schedule."""
+    huddle_state: str = "default_unset"
+    huddle_call_id: str = ""
+    huddle_expiration: int = 0
+
+    def snoozed(self, now: float) -> bool:
+        return self.snooze_endtime > now
+
+    def in_dnd(self, now: float) -> bool:
+        """Notifications held: a snooze, or inside the DND schedule."""
+        return self.snoozed(now) or (self.dnd_start <= now < self.dnd_end)
+
+    def dnd_json(self, now: float, *, own: bool) -> dict[str, Any]:
+        """dnd.info's answer; the snooze_* fields only for the user asking about themselves."""
+        found: dict[str, Any] = {
+            "dnd_enabled": bool(self.dnd_end),
+            "next_dnd_start_ts": self.dnd_start or 1,
+            "next_dnd_end_ts": self.dnd_end or 1,
+        }
+        if own:
+            found["snooze_enabled"] = self.snoozed(now)
+            if self.snoozed(now):
+                found["snooze_endtime"] = self.snooze_endtime
+                found["snooze_remaining"] = max(0, int(self.snooze_endtime - now))
+                found["snooze_is_indefinite"] = False
+        return found
 
     def expire_status(self, now: float) -> None:
         """Slack shows an expired status as no status at all."""
@@ -285,6 +321,7 @@ class Workspace:
         self.messages: deque[Message] = deque(maxlen=log_limit)
         self._recent_by_user: dict[str, deque[Message]] = {}
         self.profile_writes: deque[dict[str, Any]] = deque(maxlen=log_limit)
+        self.snooze_calls: deque[dict[str, Any]] = deque(maxlen=log_limit)
         self.stats = Stats()
         self._last_ts = 0.0
 
@@ -424,6 +461,8 @@ class Workspace:
             "status_emoji_display_info": [],
             "status_expiration": expiration,
             "avatar_hash": "g" + user.id[-11:].lower(),
+            "huddle_state": user.huddle_state,
+            "huddle_state_expiration_ts": user.huddle_expiration,
             "first_name": user.first_name,
             "last_name": user.last_name,
             "image_24": f"https://secure.gravatar.com/avatar/{user.id}.jpg?s=24",
@@ -431,6 +470,8 @@ class Workspace:
             "image_72": f"https://secure.gravatar.com/avatar/{user.id}.jpg?s=72",
             "team": self.identity.team_id,
         }
+        if user.huddle_call_id:
+            profile["huddle_state_call_id"] = user.huddle_call_id
         if user.is_bot:
             profile["bot_id"] = user.bot_id
             profile["api_app_id"] = self.identity.app_id

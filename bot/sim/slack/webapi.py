@@ -35,6 +35,9 @@ STATUS_FIELDS = ("status_text", "status_emoji", "status_expiration")
 USERS_LIST_MAX_PAGE = 1000
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
+# Slack documents `too_long` for a num_minutes "too large" without the bound; a day is the
+# strictest reading that still allows the bot's renewals.
+SNOOZE_MAX_MINUTES = 1440
 
 Handler = Callable[["ApiCall", "Token | None"], dict[str, Any]]
 
@@ -167,7 +170,9 @@ class WebApi:
         *,
         on_status_changed: Callable[[SimUser], None],
         socket_url: Callable[[], str],
+        on_dnd_changed: Callable[[SimUser], None] | None = None,
     ) -> None:
+        self._on_dnd_changed = on_dnd_changed
         self._workspace = workspace
         self._identity = workspace.identity
         self._oauth = oauth
@@ -200,6 +205,15 @@ class WebApi:
                 ("im:write", "mpim:write", "channels:manage", "groups:write"),
             ),
             "views.publish": MethodSpec(self._views_publish, 4, frozenset({"bot"})),
+            # reference/slack.md §3.4 and §5.1: dnd.info takes bot or user tokens (Tier 3);
+            # setSnooze and endSnooze act on the token's own user, so user tokens only (Tier 2).
+            "dnd.info": MethodSpec(self._dnd_info, 3, bot_user, ("dnd:read",)),
+            "dnd.setSnooze": MethodSpec(
+                self._dnd_set_snooze, 2, frozenset({"user"}), ("dnd:write",)
+            ),
+            "dnd.endSnooze": MethodSpec(
+                self._dnd_end_snooze, 2, frozenset({"user"}), ("dnd:write",)
+            ),
             "oauth.v2.access": MethodSpec(self._oauth_v2_access, 4, frozenset()),
             "apps.connections.open": MethodSpec(
                 self._apps_connections_open,
@@ -423,6 +437,61 @@ class WebApi:
             "username": target.name,
             "profile": self._workspace.profile_json(target, with_email=True, now=now),
         }
+
+    def _dnd_info(self, call: ApiCall, token: Token | None) -> dict[str, Any]:
+        assert token is not None
+        assert token.user_id is not None
+        user = self._user_arg(call) if call.args.get("user") else None
+        if user is None:
+            user = self._workspace.users[token.user_id]
+        own = token.kind == "user" and token.user_id == user.id
+        return user.dnd_json(time.time(), own=own)
+
+    def _dnd_set_snooze(self, call: ApiCall, token: Token | None) -> dict[str, Any]:
+        assert token is not None
+        assert token.user_id is not None
+        user = self._workspace.users[token.user_id]
+        raw = call.args.get("num_minutes")
+        if raw is None or str(raw).strip() == "":
+            raise ApiError("missing_duration")
+        try:
+            minutes = int(str(raw))
+        except ValueError as exc:
+            raise ApiError("invalid_arguments") from exc
+        if minutes < 1:
+            raise ApiError("invalid_arguments")
+        if minutes > SNOOZE_MAX_MINUTES:
+            raise ApiError("too_long")
+        now = time.time()
+        user.snooze_endtime = int(now) + minutes * 60
+        self._workspace.snooze_calls.append(
+            {"user": user.id, "method": "dnd.setSnooze", "minutes": minutes, "at": now}
+        )
+        if self._on_dnd_changed is not None:
+            self._on_dnd_changed(user)
+        return {
+            "snooze_enabled": True,
+            "snooze_endtime": user.snooze_endtime,
+            "snooze_remaining": minutes * 60,
+            "snooze_is_indefinite": False,
+        }
+
+    def _dnd_end_snooze(self, call: ApiCall, token: Token | None) -> dict[str, Any]:
+        assert token is not None
+        assert token.user_id is not None
+        user = self._workspace.users[token.user_id]
+        now = time.time()
+        if not user.snoozed(now):
+            raise ApiError("snooze_not_active")
+        user.snooze_endtime = 0
+        self._workspace.snooze_calls.append({"user": user.id, "method": "dnd.endSnooze", "at": now})
+        if self._on_dnd_changed is not None:
+            self._on_dnd_changed(user)
+        found = user.dnd_json(now, own=True)
+        found.pop("snooze_endtime", None)
+        found.pop("snooze_remaining", None)
+        found.pop("snooze_is_indefinite", None)
+        return found
 
     def _chat_post_message(self, call: ApiCall, token: Token | None) -> dict[str, Any]:
         channel = str(call.args.get("channel") or "")
