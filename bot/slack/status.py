@@ -194,9 +194,13 @@ class StatusWriter:
         await self._evaluate(person)
 
     async def defaults_changed(self) -> None:
-        """The workspace's defaults changed: everyone known takes them in again."""
-        for user_id in list(self._people):
-            await self.preferences_changed(user_id)
+        """The workspace's defaults changed: everyone takes them in again, from two reads."""
+        self._stored_prefs, self._defaults = await everyone_effective(self._store, self.team_id)
+        for person in list(self._people.values()):
+            loaded = self._loaded_preferences(person.user_id)
+            if loaded is not None:
+                person.prefs = loaded
+            await self._evaluate(person)
 
     async def token_revoked(self, user_id: str) -> None:
         person = await self._person(user_id)
