@@ -842,6 +842,8 @@ class Bot:
             },
             extensions_known=s.presence.roster.extensions_known,
             people_linked=s.presence.roster.people_linked,
+            intake_backlog=s.presence.intake.backlog,
+            intake_folded=s.presence.intake.stats.folded,
             ready=self._health.started and link.state is LinkState.CONNECTED,
         )
 

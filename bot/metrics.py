@@ -64,6 +64,10 @@ class Reading:
     extensions_known: int
     people_linked: int
     ready: bool
+    intake_backlog: int = 0
+    """Presence events read off the socket, waiting for the hub."""
+    intake_folded: int = 0
+    """Events folded into a later one of the same extension while the hub was behind."""
 
 
 def _counter(name: str, doc: str, value: int) -> CounterMetricFamily:
@@ -184,6 +188,16 @@ class _StateCollector(Collector):
             "rcstatus_extensions_known", "RingCentral extensions known", r.extensions_known
         )
         yield _gauge("rcstatus_people_linked", "People linked to an extension", r.people_linked)
+        yield _gauge(
+            "rcstatus_presence_intake_backlog",
+            "Presence events read off the WebSocket and waiting for the hub",
+            r.intake_backlog,
+        )
+        yield _counter(
+            "rcstatus_presence_events_folded",
+            "Presence events folded into a later one of the same extension (intake behind)",
+            r.intake_folded,
+        )
         yield _gauge(
             "rcstatus_ready",
             "1 once started with RingCentral's WebSocket connected (/readyz also checks Slack and "
