@@ -13,7 +13,7 @@ import time
 
 from bench.common import RESULTS_DIR, progress
 
-BENCHMARKS = ("bootstrap", "latency", "burst", "fidelity", "memory", "webhooks")
+BENCHMARKS = ("bootstrap", "latency", "intake", "burst", "fidelity", "memory", "webhooks")
 
 
 def main() -> int:

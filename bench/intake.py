@@ -140,7 +140,8 @@ class Mix:
     Scenarios, drawn by weight: a queue call ringing 5-25 free agents at once, one answering
     after 1-3 s and the others' ringing stopping; a direct inbound call ringing 1-3 s, then
     answered; an outbound call; a third of answered calls go on hold and back; Do Not Disturb
-    for 3-10 s; a meeting for 5-15 s. Every step is one presence change of one extension, and
+    and meetings a little longer than calls (3-10 s and 5-16 s with calls of 2-8 s). Every
+    step is one presence change of one extension, and
     the pacing counts each. When nobody is free, the oldest pending step happens early.
     """
 
@@ -249,10 +250,18 @@ class Mix:
             return self._count("outbound_connect")
         if kind == "dnd":
             self._rc.set_presence(extension, dndStatus="DoNotAcceptAnyCalls")
-            self._later(self._rng.uniform(3, 10), lambda: self._presence_back(extension, "dnd"))
+            low, high = self._plan.call_seconds
+            self._later(
+                self._rng.uniform(1.5 * low, 1.25 * high),
+                lambda: self._presence_back(extension, "dnd"),
+            )
             return self._count("dnd_on")
         self._rc.set_presence(extension, meetingStatus="Connected")
-        self._later(self._rng.uniform(5, 15), lambda: self._presence_back(extension, "meeting"))
+        low, high = self._plan.call_seconds
+        self._later(
+            self._rng.uniform(2.5 * low, 2 * high),
+            lambda: self._presence_back(extension, "meeting"),
+        )
         return self._count("meeting_start")
 
     def _queue_call(self, agents: int) -> int:
@@ -497,7 +506,7 @@ def _ms(prefix: str, samples: list[float]) -> dict[str, float | None]:
         f"{prefix}p50_ms": value(0.50),
         f"{prefix}p95_ms": value(0.95),
         f"{prefix}p99_ms": value(0.99),
-        f"{prefix}max_ms": round(max(samples) * 1000, 1) if samples else None,
+        f"{prefix}max_ms": round(max(samples) * 1000, 2) if samples else None,
     }
 
 
@@ -516,6 +525,7 @@ async def company_run(
     baseline_rate: float,
     call_seconds: tuple[float, float],
     restart: bool,
+    restart_calls: int = 20,
     profiler: Any = None,
 ) -> dict[str, Any]:
     """One company: set up, a baseline phase, then each rate; optionally the restart figure."""
@@ -552,16 +562,16 @@ async def company_run(
         finally:
             await bot.stop()
         if restart:
-            result["restart"] = await restart_figure(settings, sims)
+            result["restart"] = await restart_figure(settings, sims, restart_calls)
     return result
 
 
-async def restart_figure(settings: Settings, sims: Child) -> dict[str, Any]:
-    """With the bot down, 20 people start calls; the time from the bot's start to the first
+async def restart_figure(settings: Settings, sims: Child, calls: int) -> dict[str, Any]:
+    """With the bot down, `calls` people start calls; the time from the bot's start to the first
     (and the last) of them shown on a call in Slack, with everyone's tokens in the store. The
     presence snapshot that finds them is paged at 1,000 extensions a request in RingCentral's
     Heavy group (10 a minute): beyond 10,000 extensions its last page waits for the window."""
-    users: list[str] = await sims.ask(("calls_now", 20), "calls_now", within=60)
+    users: list[str] = await sims.ask(("calls_now", calls), "calls_now", within=60)
     began = time.monotonic()
     bot = await Bot.create(settings)
     first = last = ready = None
@@ -602,6 +612,7 @@ async def run(args: argparse.Namespace, profiler: Any = None) -> dict[str, Any]:
         baseline_rate=args.baseline,
         call_seconds=call_seconds,
         restart=True,
+        restart_calls=args.restart_calls,
         profiler=profiler,
     )
     sizes = []
@@ -651,7 +662,7 @@ def summarise(result: dict[str, Any]) -> str:
     return joined(parts)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None, *, directory: Path = RESULTS_DIR) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.intake", description=__doc__)
     parser.add_argument("--people", type=int, default=10_000)
     parser.add_argument("--rates", type=float, nargs="*", default=[500.0, 2000.0, 5000.0])
@@ -664,6 +675,9 @@ def main() -> None:
     parser.add_argument("--call-max", type=float, default=8.0)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument(
+        "--restart-calls", type=int, default=20, help="people on calls while the bot restarts"
+    )
+    parser.add_argument(
         "--profile", type=Path, help="write a cProfile of the bot's loaded phases here"
     )
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results")
@@ -673,7 +687,7 @@ def main() -> None:
         metavar="SECONDS",
         help="asyncio debug mode: log every step of the loop that runs longer than this",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     profiler = None
     if args.profile:
         import cProfile
@@ -684,7 +698,8 @@ def main() -> None:
     if profiler is not None:
         profiler.dump_stats(args.profile)
     if not args.no_save:
-        write_result("intake", result, summary=summarise(result), directory=RESULTS_DIR)
+        write_result("intake", result, summary=summarise(result), directory=directory)
+    return result
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import bootstrap, burst, fidelity, latency, memory, webhooks
+from bench import bootstrap, burst, fidelity, intake, latency, memory, webhooks
 from bench.common import TABLE_START, percentile, refresh_table, write_result
 from bench.fidelity_model import (
     CONNECTED,
@@ -279,3 +279,27 @@ def test_webhooks_times_every_delivery_with_and_without_dead_receivers(tmp_path:
     record = json.loads((tmp_path / "webhooks.json").read_text())
     assert "with 2 dead p50/p95/p99" in record["summary"]
     assert "whsec_" not in (tmp_path / "webhooks.json").read_text()
+
+
+def test_intake_times_every_event_from_frame_to_decision_and_a_restart(tmp_path: Path) -> None:
+    tiny = (
+        "--people 80 --rates 60 --baseline 20 --seconds 2 --sizes --call-min 0.5 --call-max 1 "
+        "--restart-calls 3"
+    )
+    result = intake.main(tiny.split(), directory=tmp_path)
+    main = result["main"]
+    for phase in (main["baseline"], *main["loads"]):
+        # The bot read every event the simulator sent, and timed each one it fed the hub.
+        assert phase["events_read_by_bot"] == phase["events_sent"] > 0
+        assert phase["intake_lag_samples"] + phase["events_folded_by_bot"] == phase["events_sent"]
+        figures = [phase[f"intake_lag_{p}_ms"] for p in ("p50", "p95", "p99")]
+        assert 0 <= figures[0] <= figures[1] <= figures[2] <= phase["intake_lag_max_ms"]
+        assert phase["slack_429s"] == {}
+        assert phase["bot_cpu_us_per_event"] > 0
+    kinds = main["loads"][0]["events_by_kind"]
+    assert kinds.get("ring", 0) + kinds.get("queue_ring", 0) > 0
+    restart = main["restart"]
+    assert restart["first_correct_status_after_seconds"] is not None
+    assert restart["all_correct_after_seconds"] is not None
+    record = json.loads((tmp_path / "intake.json").read_text())
+    assert "lag p99" in record["summary"]
