@@ -44,6 +44,7 @@ The scheduler learns each ended call once, when its show is replaced by anything
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import math
 import random
@@ -64,6 +65,10 @@ RateScope = Literal["method", "profile"]
 _WriteKind = Literal["show", "extend", "release"]
 _NEVER: Final = math.inf
 _MIN_WAIT: Final = 0.001
+_LOOKAHEAD: Final = 8
+"""Ranked people assessed afresh to choose each write."""
+_REFRESH_PER_DISPATCH: Final = 32
+"""Queued people assessed again at each dispatch besides those that changed (round-robin)."""
 _WINDOW_MARGIN: Final = 1.02
 _WINDOW_SLACK_SECONDS: Final = 0.25
 """Our windows run a little longer than Slack's, so network jitter never tips a write over."""
@@ -345,6 +350,18 @@ class StatusScheduler:
             refilled_at=clock(),
         )
         self._people: dict[str, _Person] = {}
+        # Who needs looking at again, and when: a dispatch assesses only these, not everyone.
+        self._dirty: dict[str, None] = {}
+        """A dict for its order: ties go to whoever changed first."""
+        self._timers: list[tuple[float, int, str, int]] = []
+        """(when to look again, order, key, version): people not ready before then."""
+        self._ranked: list[tuple[float, int, str, int]] = []
+        """(-value, order, key, version): people ready to be written, best first."""
+        self._versions: dict[str, int] = {}
+        """Each key's latest assessment: heap entries of an older one are skipped."""
+        self._order = 0
+        self._refresh: deque[str] = deque()
+        """Ready people whose values are brought up to date a few per dispatch, round-robin."""
         self._profile_sends: dict[str, deque[float]] = {}
         self._recent_profiles: OrderedDict[str, float] = OrderedDict()
         self._contended_at = -_NEVER
@@ -371,11 +388,13 @@ class StatusScheduler:
             self._want_release(person, old, desire, now, wall)
         else:
             self._want_show(person, old, desire, now, wall)
+        self._dirty.setdefault(desire.key, None)
         self._wake.set()
 
     def cancel(self, key: str) -> None:
         """Forget the person's queued work; their call, if any, goes on (a manual change)."""
         self._people.pop(key, None)
+        self._dirty.setdefault(key, None)
         self._wake.set()
 
     def end(self, key: str) -> None:
@@ -384,6 +403,7 @@ class StatusScheduler:
         person = self._people.pop(key, None)
         if person is not None and person.want is not None and person.want.action == "show":
             self._learn(person, person.want, None, self._wall())
+        self._dirty.setdefault(key, None)
         self._wake.set()
 
     def model(self, kind: StatusKind = "call") -> CallLengthModel:
@@ -465,49 +485,129 @@ class StatusScheduler:
             await asyncio.gather(sleeper, waker, return_exceptions=True)
 
     def _dispatch(self) -> float:
-        """Start what may be sent now; return seconds until something may change by itself."""
+        """Start what may be sent now; return seconds until something may change by itself.
+
+        Only the people whose desire or write changed since the last dispatch, and those whose
+        time to be looked at again has come, are assessed, so its cost does not grow with the
+        queue. The ready are kept best first by the value they had when last assessed; the best
+        and the few behind it are assessed again before one is written, the best of them now
+        (values drift slowly with a call's age, and a few more are refreshed at each dispatch).
+        """
         now, wall = self._clock(), self._wall()
-        next_at = _NEVER
+        while self._timers and self._timers[0][0] <= now:
+            _, _, key, version = heapq.heappop(self._timers)
+            if self._versions.get(key) == version:
+                self._dirty.setdefault(key, None)
+        dirty, self._dirty = self._dirty, {}
+        for key in dirty:
+            self._reassess(key, now, wall)
         budget_left = self._budget.capacity(now)
         slots = min(budget_left, self._max_in_flight - len(self._tasks))
         if slots <= 0:
             # Nothing can be sent before the budget frees or a write finishes (which wakes
             # the loop): choosing now would be wasted work.
-            if budget_left <= 0 and any(p.want is not None for p in self._people.values()):
+            if budget_left <= 0 and (self._ranked or self._timers):
                 self._contended_at = now
-                return max(_MIN_WAIT, self._budget.free_at(now) - now)
-            return _NEVER
-        candidates: list[_Candidate] = []
-        for person in list(self._people.values()):
-            candidate, ready_at = self._assess(person, now, wall)
-            next_at = min(next_at, ready_at)
-            if candidate is not None:
-                candidates.append(candidate)
-            elif person.key not in self._writing and person.want is None:
-                # Nothing to do: nothing worth remembering.
-                del self._people[person.key]
-                self._forget_old_sends(person.key, now)
-        candidates.sort(key=lambda c: c.value, reverse=True)
-        starved = False
-        for candidate in candidates:
-            if slots <= 0:
-                starved = True
+                return max(_MIN_WAIT, min(self._budget.free_at(now), self._next_timer()) - now)
+            return self._wait_for(self._next_timer(), now)
+        self._refresh_some(now, wall)
+        next_at = _NEVER
+        while slots > 0:
+            # The best few by the value they had when ranked, each assessed now; the best of
+            # them goes, the others are ranked again by what they are worth now.
+            picks: list[_Candidate] = []
+            while len(picks) < _LOOKAHEAD and (ranked := self._pop_ranked()) is not None:
+                person = self._people[ranked]
+                candidate, ready_at = self._assess(person, now, wall)
+                if candidate is None:
+                    self._file(ranked, person, None, ready_at, now)
+                else:
+                    picks.append(candidate)
+            if not picks:
                 break
-            wait_until = self._distinct_free_at(candidate.person.key, now)
+            picks.sort(key=lambda c: c.value, reverse=True)
+            best = picks[0]
+            for other in picks[1:]:
+                self._file(other.person.key, other.person, other, _NEVER, now)
+            key = best.person.key
+            wait_until = self._distinct_free_at(key, now)
             if wait_until > now:
-                next_at = min(next_at, wait_until)
+                self._file(key, best.person, None, wait_until, now)
                 continue
-            self._start(candidate, now, wall)
+            self._versions[key] = self._versions.get(key, 0) + 1
+            self._start(best, now, wall)
             slots -= 1
-        if starved and self._budget.capacity(now) == 0:
+        if slots <= 0 and self._peek_ranked() is not None and self._budget.capacity(now) == 0:
             # Otherwise a finishing write or the distinct-profiles window wakes the loop.
-            next_at = min(next_at, self._budget.free_at(now))
+            next_at = self._budget.free_at(now)
             self._contended_at = now
-        if next_at == _NEVER:
+        return self._wait_for(min(next_at, self._next_timer()), now)
+
+    def _reassess(self, key: str, now: float, wall: float) -> None:
+        person = self._people.get(key)
+        if person is None:
+            self._versions.pop(key, None)
+            return
+        candidate, ready_at = self._assess(person, now, wall)
+        self._file(key, person, candidate, ready_at, now)
+
+    def _file(
+        self,
+        key: str,
+        person: _Person,
+        candidate: _Candidate | None,
+        ready_at: float,
+        now: float,
+    ) -> None:
+        """Put a person where their assessment says: ranked, timed, or forgotten."""
+        version = self._versions[key] = self._versions.get(key, 0) + 1
+        self._order += 1
+        if candidate is not None:
+            heapq.heappush(self._ranked, (-candidate.value, self._order, key, version))
+        elif ready_at < _NEVER:
+            heapq.heappush(self._timers, (ready_at, self._order, key, version))
+        elif key not in self._writing and person.want is None:
+            # Nothing to do: nothing worth remembering.
+            del self._people[key]
+            del self._versions[key]
+            self._forget_old_sends(key, now)
+
+    def _pop_ranked(self) -> str | None:
+        while self._ranked:
+            _, _, key, version = heapq.heappop(self._ranked)
+            if self._versions.get(key) == version and key in self._people:
+                return key
+        return None
+
+    def _peek_ranked(self) -> float | None:
+        """The best ranked value still current (stale entries are dropped on the way)."""
+        while self._ranked:
+            value, _, key, version = self._ranked[0]
+            if self._versions.get(key) == version and key in self._people:
+                return -value
+            heapq.heappop(self._ranked)
+        return None
+
+    def _refresh_some(self, now: float, wall: float) -> None:
+        """Bring a few ranked values up to date, so that none drifts for long."""
+        if not self._refresh:
+            self._refresh.extend(self._people)
+        for _ in range(min(_REFRESH_PER_DISPATCH, len(self._refresh))):
+            key = self._refresh.popleft()
+            person = self._people.get(key)
+            if person is not None and key not in self._writing:
+                self._reassess(key, now, wall)
+
+    def _next_timer(self) -> float:
+        return self._timers[0][0] if self._timers else _NEVER
+
+    @staticmethod
+    def _wait_for(at: float, now: float) -> float:
+        if at == _NEVER:
             return _NEVER
         # Wall-clock seconds near 1.7e9 resolve to about 0.2 µs; a shorter wait could wake to
         # an unchanged clock and spin.
-        return max(_MIN_WAIT, next_at - now)
+        return max(_MIN_WAIT, at - now)
 
     def _current_price(self) -> float:
         # The price moves with arrival rates and the model: recomputing it once a second is
@@ -641,6 +741,7 @@ class StatusScheduler:
         finally:
             self._writing.discard(person.key)
         self._settle(person, desire, write, expiration, outcome)
+        self._dirty.setdefault(person.key, None)
         self._wake.set()
 
     def _settle(
