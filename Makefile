@@ -29,7 +29,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix bot tests bench
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 # requirements.lock pins every runtime dependency (and theirs) that pyproject.toml allows; Heroku
 # and the Dockerfile install it through requirements.txt. Pins stay where they are unless
