@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import random
 import tempfile
@@ -50,11 +51,12 @@ from bench.common import (
 from bot.app import Bot
 from bot.cli import simulator_env
 from bot.config import Settings
-from bot.policy import DEFAULT_PREFERENCES, call_status
+from bot.policy import DEFAULT_PREFERENCES, SlackStatus, call_status
 from bot.sim.company import build_company
 from bot.sim.limits import TimeScale
 from bot.sim.ringcentral import RingCentralSimulator
 from bot.sim.slack import SlackSimulator
+from bot.slack.scheduler import Desire, SendOutcome, StatusScheduler
 
 SETUP_TIMEOUT: Final = 1800.0
 SAMPLE_EVERY: Final = 0.25
@@ -629,13 +631,88 @@ async def run(args: argparse.Namespace, profiler: Any = None) -> dict[str, Any]:
                 restart=False,
             )
         )
-    return {"main": main, "sizes": sizes, "previous_latency_benchmark": PREVIOUS_LATENCY}
+    progress("intake: the scheduler alone, per write, as the queue grows")
+    scheduler = await scheduler_cost(args.scheduler_sizes)
+    return {
+        "main": main,
+        "sizes": sizes,
+        "scheduler": scheduler,
+        "previous_latency_benchmark": PREVIOUS_LATENCY,
+    }
 
 
 async def _run_with(args: argparse.Namespace, profiler: Any) -> dict[str, Any]:
     if args.slow_callbacks is not None:
         asyncio.get_running_loop().slow_callback_duration = args.slow_callbacks
     return await run(args, profiler)
+
+
+async def scheduler_cost(sizes: list[int], writes: int = 100) -> list[dict[str, Any]]:
+    """The scheduler alone, in virtual time, with `size` calls queued to be shown and Slack's
+    budget binding: its CPU time per write chosen and made (the writes themselves answer at
+    once), the whole run loop included, so that its growth with the queue shows."""
+    results = []
+    for size in sizes:
+        clock = _VirtualClock()
+        scheduler = StatusScheduler(clock=clock, wall_clock=clock, sleep=clock.sleep)
+        sender = _InstantSender(scheduler, first=1, last=writes + 1)
+        call = SlackStatus("On a call", ":telephone_receiver:", 0)
+        for person in range(size):
+            busy_since = clock.now - 10 - person % 600
+            scheduler.submit(Desire(f"U{person}", "show", call, busy_since=busy_since))
+        running = asyncio.create_task(scheduler.run(sender))
+        try:
+            await asyncio.wait_for(sender.done.wait(), 600.0)
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+        results.append(
+            {
+                "queued": size,
+                "writes_timed": writes,
+                "cpu_ms_per_write": round(1000 * sender.cpu / writes, 3),
+            }
+        )
+        progress(f"intake: scheduler with {size:,} queued: {results[-1]}")
+    return results
+
+
+class _VirtualClock:
+    """Monotonic and wall time at once, moved on by the scheduler's own sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+class _InstantSender:
+    """Every write succeeds at once, and the profile then shows it (as the writer reports);
+    the process CPU time from write `first` to write `last` is kept."""
+
+    def __init__(self, scheduler: StatusScheduler, *, first: int, last: int) -> None:
+        self._scheduler = scheduler
+        self._first, self._last = first, last
+        self._started = 0.0
+        self.sent = 0
+        self.cpu = 0.0
+        self.done = asyncio.Event()
+
+    async def send(self, desire: Desire, expiration: int) -> SendOutcome:
+        self.sent += 1
+        if self.sent == self._first:
+            self._started = time.process_time()
+        elif self.sent == self._last:
+            self.cpu = time.process_time() - self._started
+            self.done.set()
+        shown = dataclasses.replace(desire.status, expiration=expiration)
+        self._scheduler.submit(dataclasses.replace(desire, shown=shown))
+        return SendOutcome.OK
 
 
 def summarise(result: dict[str, Any]) -> str:
@@ -670,6 +747,7 @@ def main(argv: list[str] | None = None, *, directory: Path = RESULTS_DIR) -> dic
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--sizes", type=int, nargs="*", default=[1_000, 10_000, 50_000])
     parser.add_argument("--size-rate", type=float, default=400.0)
+    parser.add_argument("--scheduler-sizes", type=int, nargs="*", default=[1_000, 10_000, 50_000])
     parser.add_argument("--size-seconds", type=float, default=30.0)
     parser.add_argument("--call-min", type=float, default=2.0)
     parser.add_argument("--call-max", type=float, default=8.0)

@@ -15,6 +15,8 @@ from bot.roster import PersonChange, Roster
 
 log = logging.getLogger(__name__)
 
+SAFETY_NET_PACE: Final = 15.0
+"""Seconds between the pages of a periodic snapshot: 4 of the Heavy group's 10 a minute."""
 SNAPSHOT_STEP: Final = 200
 """Snapshot records merged between two turns of the loop."""
 FLUSH_SLICE: Final = 250
@@ -188,12 +190,18 @@ class Coordinator:
 
     # ----------------------------------------------------------------------------- snapshot
 
-    async def snapshot(self) -> int:
-        """Merge everyone's presence as RingCentral reports it now; returns how many applied."""
+    async def snapshot(self, *, pace: float = 0.0) -> int:
+        """Merge everyone's presence as RingCentral reports it now; returns how many applied.
+
+        `pace` seconds pass between pages (the next is asked for only then)."""
         async with self._snapshot_lock:
             started = self._clock()
             applied = 0
+            first = True
             async for page in self._snapshots.pages():
+                if pace > 0 and not first:
+                    await asyncio.sleep(pace)
+                first = False
                 for update in page:
                     last_event = self._last_event_at.get(update.extension_id)
                     if last_event is not None and last_event >= started:
@@ -217,12 +225,21 @@ class Coordinator:
     # ----------------------------------------------------------------------------- tasks
 
     async def run_snapshots(self) -> None:
-        """Snapshot when asked (start, reconnects) and every `snapshot_interval` as a safety net."""
+        """Snapshot when asked (start, reconnects) and every `snapshot_interval` as a safety net.
+
+        Pages of presence are RingCentral's Heavy group, 10 a minute, and a company beyond
+        10,000 extensions needs more than that for one snapshot. The safety net is in no hurry:
+        it asks for at most one page every SAFETY_NET_PACE seconds, so that a restart (or a
+        reconnect) just after it still finds most of the minute's requests left.
+        """
         while True:
-            with contextlib.suppress(TimeoutError):
+            asked = True
+            try:
                 await asyncio.wait_for(self._snapshot_wanted.wait(), self._snapshot_interval)
+            except TimeoutError:
+                asked = False
             self._snapshot_wanted.clear()
-            await self.snapshot()
+            await self.snapshot(pace=0.0 if asked else SAFETY_NET_PACE)
 
     async def run_persistence(self) -> None:
         """Write changed presences to the store in batches, one write per interval."""

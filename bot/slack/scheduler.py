@@ -67,8 +67,11 @@ _NEVER: Final = math.inf
 _MIN_WAIT: Final = 0.001
 _LOOKAHEAD: Final = 8
 """Ranked people assessed afresh to choose each write."""
-_REFRESH_PER_DISPATCH: Final = 32
-"""Queued people assessed again at each dispatch besides those that changed (round-robin)."""
+_COMPACT_SLACK: Final = 1024
+"""Stale heap entries tolerated beyond four per queued person before the heaps are rebuilt."""
+_REFRESH_BATCH: Final = 256
+"""Ranked people assessed again each second (round-robin) while writes wait for the budget:
+10,000 waiting are all brought up to date within 40 s."""
 _WINDOW_MARGIN: Final = 1.02
 _WINDOW_SLACK_SECONDS: Final = 0.25
 """Our windows run a little longer than Slack's, so network jitter never tips a write over."""
@@ -361,6 +364,7 @@ class StatusScheduler:
         """Each key's latest assessment: heap entries of an older one are skipped."""
         self._order = 0
         self._refresh: deque[str] = deque()
+        self._refreshed_at = -_NEVER
         """Ready people whose values are brought up to date a few per dispatch, round-robin."""
         self._profile_sends: dict[str, deque[float]] = {}
         self._recent_profiles: OrderedDict[str, float] = OrderedDict()
@@ -562,6 +566,8 @@ class StatusScheduler:
         """Put a person where their assessment says: ranked, timed, or forgotten."""
         version = self._versions[key] = self._versions.get(key, 0) + 1
         self._order += 1
+        if len(self._ranked) + len(self._timers) > 4 * len(self._people) + _COMPACT_SLACK:
+            self._compact()
         if candidate is not None:
             heapq.heappush(self._ranked, (-candidate.value, self._order, key, version))
         elif ready_at < _NEVER:
@@ -571,6 +577,17 @@ class StatusScheduler:
             del self._people[key]
             del self._versions[key]
             self._forget_old_sends(key, now)
+
+    def _compact(self) -> None:
+        """Drop the entries of older assessments, which otherwise leave only from the top."""
+
+        def live(entry: tuple[float, int, str, int]) -> bool:
+            return self._versions.get(entry[2]) == entry[3] and entry[2] in self._people
+
+        self._ranked = [entry for entry in self._ranked if live(entry)]
+        self._timers = [entry for entry in self._timers if live(entry)]
+        heapq.heapify(self._ranked)
+        heapq.heapify(self._timers)
 
     def _pop_ranked(self) -> str | None:
         while self._ranked:
@@ -589,10 +606,14 @@ class StatusScheduler:
         return None
 
     def _refresh_some(self, now: float, wall: float) -> None:
-        """Bring a few ranked values up to date, so that none drifts for long."""
+        """Bring a few ranked values up to date, so that none drifts for long; only when more
+        are ranked than can be written now, and at most once a second."""
+        if len(self._ranked) <= 1 or now - self._refreshed_at < 1.0:
+            return
+        self._refreshed_at = now
         if not self._refresh:
-            self._refresh.extend(self._people)
-        for _ in range(min(_REFRESH_PER_DISPATCH, len(self._refresh))):
+            self._refresh.extend(key for _, _, key, _ in self._ranked)
+        for _ in range(min(_REFRESH_BATCH, len(self._refresh))):
             key = self._refresh.popleft()
             person = self._people.get(key)
             if person is not None and key not in self._writing:
