@@ -620,17 +620,21 @@ async def run(args: argparse.Namespace, profiler: Any = None) -> dict[str, Any]:
     sizes = []
     for people in args.sizes:
         progress(f"intake: cost at {people:,} people, {args.size_rate:g}/s")
-        sizes.append(
-            await company_run(
-                people,
-                seed=args.seed,
-                rates=[args.size_rate],
-                seconds=args.size_seconds,
-                baseline_rate=args.baseline,
-                call_seconds=call_seconds,
-                restart=False,
+        try:
+            sizes.append(
+                await company_run(
+                    people,
+                    seed=args.seed,
+                    rates=[args.size_rate],
+                    seconds=args.size_seconds,
+                    baseline_rate=args.baseline,
+                    call_seconds=call_seconds,
+                    restart=False,
+                )
             )
-        )
+        except Exception as exc:  # one size failing must not cost the others their figures
+            progress(f"intake: {people:,} people failed: {exc!r}")
+            sizes.append({"people": people, "error": repr(exc)[:500]})
     progress("intake: the scheduler alone, per write, as the queue grows")
     scheduler = await scheduler_cost(args.scheduler_sizes)
     return {
@@ -727,6 +731,8 @@ def summarise(result: dict[str, Any]) -> str:
     costs = [
         f"{size['people']:,}: {fmt(size['loads'][0]['bot_cpu_us_per_event'], 0)} us/event, "
         f"RSS {fmt(size['loads'][0]['bot_rss_mib'], 0)} MiB"
+        if "loads" in size
+        else f"{size['people']:,}: FAILED"
         for size in result["sizes"]
     ]
     if costs:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -14,6 +15,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.policy import SlackStatus
 
 log = logging.getLogger(__name__)
+
+MAX_LIST_WAITS: Final = 60
+"""Rate-limit waits one directory read sits out before it gives up (an hour at the most)."""
+
+
+def _retry_after(headers: Any) -> float:
+    try:
+        return min(60.0, max(1.0, float(headers.get("Retry-After", 30))))
+    except (TypeError, ValueError):
+        return 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +83,23 @@ class SlackPeople:
     async def refresh(self) -> int:
         people: dict[str, SlackPerson] = {}
         cursor: str | None = None
+        waits = 0
         while True:
             try:
                 response = await self._client.users_list(limit=1000, cursor=cursor)
             except SlackApiError as exc:
+                # users.list is Tier 2 (about 20 a minute): a workspace of 50,000 needs 50 pages,
+                # so a big directory is read at Slack's pace rather than given up on.
+                if exc.response.status_code == 429 and waits < MAX_LIST_WAITS:
+                    waits += 1
+                    delay = _retry_after(exc.response.headers)
+                    log.info(
+                        "Slack's users.list is rate limited after %d people; waiting %.0f s",
+                        len(people),
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
                 log.warning("users.list failed: %s", exc.response.get("error"))
                 raise
             for member in response.get("members") or []:
