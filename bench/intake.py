@@ -358,6 +358,8 @@ class Watch:
         """(unix time, events waiting for the hub, events read off the socket so far)."""
         self.rss_peak = 0
         self.lost_lags = 0
+        self.cpu: list[tuple[float, float]] = []
+        """(unix time, the process's CPU seconds so far) at each sample."""
 
     async def run(self) -> None:
         while True:
@@ -376,6 +378,8 @@ class Watch:
             (time.time(), stats.received - stats.folded - stats.applied, stats.received)
         )
         self.rss_peak = max(self.rss_peak, self._process.memory_info().rss)
+        times = self._process.cpu_times()
+        self.cpu.append((time.time(), times.user + times.system))
 
 
 async def measure(
@@ -433,6 +437,7 @@ async def measure(
         "unread_events_max": max((u for _, u in unread), default=0),
         "unread_events_max_by_10_s": _by_window(unread, wall_began, lambda s: s[1]),
         "bot_cpu_percent_of_one_core": round(100 * cpu / phase_seconds, 1),
+        "bot_cpu_percent_while_sending": _cpu_between(watch.cpu, wall_began, window_end),
         "bot_cpu_us_per_event": round(1e6 * cpu / max(1, received), 1),
         "bot_rss_mib": round(process.memory_info().rss / 2**20, 1),
         "bot_rss_peak_mib": round(watch.rss_peak / 2**20, 1),
@@ -451,6 +456,7 @@ async def measure(
         f"{result['intake_lag_max_ms']} ms, backlog max {result['backlog_events_max']}, "
         f"unread max {result['unread_events_max']}, folded {result['events_folded_by_bot']}, "
         f"CPU {result['bot_cpu_percent_of_one_core']}% "
+        f"({result['bot_cpu_percent_while_sending']}% while sending) "
         f"({result['bot_cpu_us_per_event']} us/event), 429s {sum(limited.values())}"
     )
     return result
@@ -483,6 +489,16 @@ def _unread(
         sent = max((n for t, n in timeline if t <= at), default=0)
         out.append((at, max(0, sent - (read - read_before))))
     return out
+
+
+def _cpu_between(samples: list[tuple[float, float]], began: float, ended: float) -> float | None:
+    """The process's CPU over [began, ended] (percent of one core), from the nearest samples
+    inside it: the sending window alone, without the tail where calls only end."""
+    inside = [sample for sample in samples if began <= sample[0] <= ended]
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+        return None
+    (first_at, first_cpu), (last_at, last_cpu) = inside[0], inside[-1]
+    return round(100 * (last_cpu - first_cpu) / (last_at - first_at), 1)
 
 
 def _by_window(samples: list[Any], began: float, value: Callable[[Any], int]) -> list[int]:
@@ -725,7 +741,7 @@ def summarise(result: dict[str, Any]) -> str:
     for load in [main["baseline"], *main["loads"]]:
         parts.append(
             f"{load['target_rate_per_second']:g}/s: lag p99 {fmt(load['intake_lag_p99_ms'])} ms, "
-            f"CPU {fmt(load['bot_cpu_percent_of_one_core'], 0)}%, backlog max "
+            f"CPU {fmt(load['bot_cpu_percent_while_sending'] or 0, 0)}% while sending, backlog max "
             f"{load['backlog_events_max']}, {sum(load['slack_429s'].values())} 429s"
         )
     costs = [
