@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import (
     Boolean,
@@ -219,6 +219,22 @@ webhook_deliveries = Table(
     Index("rcstatus_webhook_deliveries_finished", "state", "finished_at"),
 )
 
+
+def _control_columns() -> list[Column[Any]]:
+    """The per-call-type wording and the switches a person sets and a workspace defaults
+    (None: the next one's choice); new Column objects for each table, which cannot share them."""
+    return [
+        Column("sync_meetings", Boolean),
+        Column("snooze", Boolean),
+        Column("huddle_busy", Boolean),
+        Column("call_types", Boolean),
+        Column("external_call_text", String(STATUS_TEXT)),
+        Column("internal_call_text", String(STATUS_TEXT)),
+        Column("inbound_call_text", String(STATUS_TEXT)),
+        Column("outbound_call_text", String(STATUS_TEXT)),
+    ]
+
+
 preferences = Table(
     "rcstatus_preferences",
     metadata,
@@ -234,14 +250,7 @@ preferences = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("disconnected_notified_at", UTCDateTime),
     Column("share", Boolean, nullable=False, server_default=text("true")),
-    Column("sync_meetings", Boolean),
-    Column("snooze", Boolean),
-    Column("huddle_busy", Boolean),
-    Column("call_types", Boolean),
-    Column("external_call_text", String(STATUS_TEXT)),
-    Column("internal_call_text", String(STATUS_TEXT)),
-    Column("inbound_call_text", String(STATUS_TEXT)),
-    Column("outbound_call_text", String(STATUS_TEXT)),
+    *_control_columns(),
 )
 
 stars = Table(
@@ -262,14 +271,7 @@ workspace_defaults = Table(
     Column("meeting_text", String(STATUS_TEXT)),
     Column("meeting_emoji", String(EMOJI)),
     Column("updated_at", UTCDateTime, nullable=False),
-    Column("sync_meetings", Boolean),
-    Column("snooze", Boolean),
-    Column("huddle_busy", Boolean),
-    Column("call_types", Boolean),
-    Column("external_call_text", String(STATUS_TEXT)),
-    Column("internal_call_text", String(STATUS_TEXT)),
-    Column("inbound_call_text", String(STATUS_TEXT)),
-    Column("outbound_call_text", String(STATUS_TEXT)),
+    *_control_columns(),
 )
 
 claims = Table(
