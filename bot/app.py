@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Unpack
+from datetime import UTC, datetime
+from typing import Any, Final, Unpack
 
 import aiohttp
 from aiohttp import web
@@ -42,6 +42,8 @@ from bot.errors import BotError, ConfigError
 from bot.health import Health
 from bot.huddle import HuddleBusy, HuddleStats
 from bot.intake import IntakeStats, IntakeTimer, PresenceIntake
+from bot.leader import LeadershipLost, Lease, default_replica_id, fenced
+from bot.leader_inbox import LeaderInbox, Relay
 from bot.mapping import link_by_email
 from bot.metrics import Metrics, Reading
 from bot.ports import ensure_port_free, port_problem
@@ -55,12 +57,13 @@ from bot.ringcentral.client import (
     SessionKeeper,
     rate_group,
 )
-from bot.ringcentral.directory import Directory
+from bot.ringcentral.directory import Directory, Extension
 from bot.ringcentral.feed import FeedStats, PresenceFeed, PresenceSnapshots
 from bot.ringcentral.subscriber import LinkState, Subscriber
 from bot.ringcentral.user_status import UserStatusWriter
 from bot.ringcentral.vault import SessionVault
 from bot.roster import Roster, availability_of, busy_since
+from bot.single import single_process_lock
 from bot.slack.app import BotIdentity, SlackApp, UserTokens
 from bot.slack.boards import BoardRefresher
 from bot.slack.call_model import CallLengthModel
@@ -80,13 +83,18 @@ from bot.slack.scheduler import SchedulerStats, StatusScheduler
 from bot.slack.snooze import SnoozeKeeper, SnoozeStats
 from bot.slack.status import StatusWriter, WriterStats
 from bot.store import PreferenceChanges, Store
+from bot.store.extensions import StoredExtension
+from bot.store.webhooks import WebhookEndpoint
 from bot.supervisor import Supervisor
 from bot.webhooks.api import WebhookApi
 from bot.webhooks.dispatcher import WebhookDispatcher, WebhookStats
 from bot.webhooks.retry import RetryPolicy
-from bot.webhooks.sender import WebhookSender
+from bot.webhooks.sender import AttemptResult, WebhookSender
 
 log = logging.getLogger(__name__)
+
+FOLLOWER_REFRESH: Final = 5.0
+"""Seconds between a follower's re-reads of what the leader stored."""
 
 
 # --------------------------------------------------------------------------------- RingCentral
@@ -268,6 +276,36 @@ class _Lookups:
         return extension.email if extension else None
 
 
+class _QueuedDms:
+    """DMs queued by any replica (link requests), sent at once by whichever replica leads."""
+
+    def __init__(self, outbox: DmOutbox, inbox: LeaderInbox) -> None:
+        self._outbox = outbox
+        self._inbox = inbox
+
+    async def direct_message(
+        self, user_id: str, text: str, blocks: list[Any] | None = None
+    ) -> bool:
+        queued = await self._outbox.direct_message(user_id, text, blocks)
+        if queued:
+            self._inbox.kick()
+        return queued
+
+
+class _EndpointChanges:
+    """The webhook API's view of the dispatcher: changes reach the leader's, pings go out here."""
+
+    def __init__(self, dispatcher: WebhookDispatcher, inbox: LeaderInbox) -> None:
+        self._dispatcher = dispatcher
+        self._inbox = inbox
+
+    def endpoints_changed(self) -> None:
+        self._inbox.endpoints_changed()
+
+    async def ping(self, endpoint: WebhookEndpoint) -> tuple[str, AttemptResult]:
+        return await self._dispatcher.ping(endpoint)
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """Every part of one running bot, built once by `Bot.create`; nothing is attached later."""
@@ -296,7 +334,13 @@ class Services:
     commands: RcStatusHandlers
     snooze: SnoozeKeeper
     huddles: HuddleBusy
+    inbox: LeaderInbox
+    lease: Lease | None
+    """The leader lease when replicas share PostgreSQL; None leads alone (SQLite)."""
     supervisor: Supervisor
+    """Tasks every replica runs (and, leading alone, everything)."""
+    leader_tasks: Supervisor
+    """Tasks only the leader runs, stopped the moment it is no longer sure it leads."""
 
 
 def wire(
@@ -306,6 +350,8 @@ def wire(
     identity: BotIdentity,
     http: aiohttp.ClientSession,
     consumers: Sequence[PersonConsumer] = (),
+    lease: Lease | None = None,
+    relay: Relay | None = None,
 ) -> Services:
     """Build every part, each given its collaborators through its constructor."""
     team_id = identity.team_id
@@ -343,7 +389,18 @@ def wire(
         expiry_interval=settings.rate_window_seconds,
     )
     rc_client = ringcentral_client(settings, session=session_vault(settings, store))
-    directory = Directory(rc_client, max_age=settings.directory_refresh_seconds)
+
+    async def share_listing(extensions: list[Extension]) -> None:
+        await store.replace_extensions(
+            [StoredExtension(e.id, e.number, e.name, e.email) for e in extensions]
+        )
+
+    directory = Directory(
+        rc_client,
+        max_age=settings.directory_refresh_seconds,
+        # Replicas that never talk to RingCentral resolve numbers and emails from this copy.
+        on_listing=share_listing if lease is not None else None,
+    )
 
     async def wants_snooze(user_id: str) -> bool:
         return (await effective_preferences(store, team_id, user_id)).snooze
@@ -401,22 +458,32 @@ def wire(
         directory=directory,
         intake_timer=metrics.intake,
     )
+    inbox = LeaderInbox(
+        leading=(lambda: lease is None or lease.valid()),
+        writer=writer,
+        watches=notifier,
+        links=presence.coordinator,
+        huddles=huddles,
+        outbox=outbox,
+        endpoints=webhooks,
+        relay=relay,
+    )
     commands = RcStatusHandlers(
         store=store,
         team_id=team_id,
         presences=lookups,
         connections=tokens,
-        status_sync=writer,
+        status_sync=inbox,
         sharing=sharing,
         linking=LinkDesk(
             store=store,
             team_id=team_id,
             extensions=lookups,
             members=people,
-            messenger=outbox,
-            links=presence.coordinator,
+            messenger=_QueuedDms(outbox, inbox),
+            links=inbox,
         ),
-        watches=notifier,
+        watches=inbox,
         home=home,
         boards=boards,
         install_url=settings.connect_url,
@@ -425,8 +492,8 @@ def wire(
     slack = SlackApp(
         identity=identity,
         client=client,
-        status_events=writer,
-        listeners=[commands, HuddleListener(huddles)],
+        status_events=inbox,
+        listeners=[commands, HuddleListener(inbox)],
         api_url=settings.slack_api_url,
         signing_secret=_reveal(settings.slack_signing_secret),
         client_id=settings.slack_client_id,
@@ -465,7 +532,7 @@ def wire(
             guard=guard,
             store=store,
             people=people_view,
-            dispatcher=webhooks,
+            dispatcher=_EndpointChanges(webhooks, inbox),
             team_id=team_id,
             allow_private=settings.webhook_allow_private_urls,
             recorded=feed.flush,
@@ -496,7 +563,10 @@ def wire(
         commands=commands,
         snooze=snooze,
         huddles=huddles,
+        inbox=inbox,
+        lease=lease,
         supervisor=Supervisor(),
+        leader_tasks=Supervisor(),
     )
 
 
@@ -540,8 +610,10 @@ class Bot:
         self._services = services
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
-        self._health = Health(self.health)
+        self._health = Health(self.health, identity=self.role)
         self.http_port: int | None = None
+        self.deposed = asyncio.Event()
+        """Set when this replica stopped leading: `run_bot` rebuilds it as a follower."""
         services.metrics.watch(self._reading)
 
     @classmethod
@@ -570,8 +642,22 @@ class Bot:
                 ) from None
             if settings.slack_app_token is not None:
                 await _check_app_token(lookup, settings.slack_app_token)
+            lease = None
+            if store.engine.dialect.name == "postgresql":
+                lease = Lease(
+                    store.engine,
+                    settings.replica_id or default_replica_id(),
+                    duration=settings.leader_lease_seconds,
+                )
             return cls(
-                wire(settings, store=store, identity=identity, http=http, consumers=consumers)
+                wire(
+                    settings,
+                    store=store,
+                    identity=identity,
+                    http=http,
+                    consumers=consumers,
+                    lease=lease,
+                )
             )
         except BaseException:
             await http.close()
@@ -584,10 +670,32 @@ class Bot:
         """Start in the order that loses nothing: state first, then the feeds, then the doors.
 
         The port is taken first, so a busy one fails before anything logs in, and the probes
-        answer while the rest starts (every other path says 503 until then)."""
+        answer while the rest starts (every other path says 503 until then). Alone (SQLite) the
+        bot leads at once; among replicas it serves as a follower from the start and competes
+        for the lease in the background."""
         s = self._services
         health = self._health
         await self._serve()
+        if s.lease is None:
+            await self._lead()
+        else:
+            health.phase = "reading Slack's directory and the stored state"
+            await s.people.refresh()
+            await s.sharing.load()
+            await self._follow_once()
+            s.supervisor.start("replica-view", self._follow)
+            s.supervisor.start("leader-election", self._compete)
+        health.phase = "connecting to Slack"
+        await self._connect_socket()
+        health.phase = "started"
+        health.started = True
+        log.info("rcstatus is running for workspace %s", self.team_id)
+
+    async def _lead(self) -> None:
+        """Everything the leader alone does, started in the order that loses nothing."""
+        s = self._services
+        health = self._health
+        tasks = s.leader_tasks
         health.phase = "logging in to RingCentral and reading its directory"
         await s.presence.prepare()
         health.phase = "reading Slack's directory and the stored state"
@@ -599,40 +707,96 @@ class Bot:
         await s.writer.load()
         await s.sharing.load()
         await self._refresh_links()
-        s.supervisor.start("status-writer", s.writer.run)
-        s.supervisor.start("free-notifier", s.notifier.run)
-        s.supervisor.start("dm-outbox", s.outbox.run, stop=s.outbox.stop)
-        s.supervisor.start("home-boards", s.boards.run)
-        s.supervisor.start("api-event-writer", s.feed.run_writer)
-        s.supervisor.start("api-event-pruner", s.feed.run_pruner)
-        s.supervisor.start("webhooks", s.webhooks.run, stop=s.webhooks.stop)
-        s.supervisor.start("status-upkeep", self._upkeep)
-        s.supervisor.start("notification-snooze", s.snooze.run)
-        s.presence.start_tasks(s.supervisor)
-        health.phase = "connecting to Slack"
-        await self._connect_socket()
-        health.phase = "started"
-        health.started = True
-        log.info("rcstatus is running for workspace %s", self.team_id)
+        tasks.start("status-writer", s.writer.run)
+        tasks.start("free-notifier", s.notifier.run)
+        tasks.start("dm-outbox", s.outbox.run, stop=s.outbox.stop)
+        tasks.start("home-boards", s.boards.run)
+        tasks.start("api-event-writer", s.feed.run_writer)
+        tasks.start("api-event-pruner", s.feed.run_pruner)
+        tasks.start("webhooks", s.webhooks.run, stop=s.webhooks.stop)
+        tasks.start("status-upkeep", self._upkeep)
+        tasks.start("notification-snooze", s.snooze.run)
+        s.presence.start_tasks(tasks)
+
+    async def _compete(self) -> None:
+        """Wait for the lease, lead while it is held, and step down the moment it is not.
+
+        A replica that stepped down is rebuilt from scratch as a follower (`deposed`): what the
+        leader's parts held in memory belongs to a term that is over."""
+        s = self._services
+        lease = s.lease
+        assert lease is not None
+        term = await lease.acquire()
+        log.info("leading as epoch %d (replica %s)", term.epoch, lease.replica_id)
+        why = "stopping"
+        with fenced(term, lease):
+            keeper = asyncio.create_task(lease.keep(), name="leader-lease")
+            # The roster's links came from the store as a follower; told afresh, every person
+            # reaches the leader's consumers as on a first start.
+            s.presence.roster.set_links({}, at=datetime.now(UTC))
+            taking_over = asyncio.create_task(self._lead(), name="taking-over")
+            try:
+                await asyncio.wait({keeper, taking_over}, return_when=asyncio.FIRST_COMPLETED)
+                if taking_over.done() and taking_over.exception() is not None:
+                    error = taking_over.exception()
+                    why = f"taking over failed: {type(error).__name__}: {error}"
+                    if not isinstance(error, LeadershipLost):
+                        log.error("could not take over as leader: %s", error)
+                else:
+                    log.info("leader of epoch %d is running", term.epoch)
+                    why = await keeper
+            finally:
+                for task in (keeper, taking_over):
+                    task.cancel()
+                await asyncio.gather(keeper, taking_over, return_exceptions=True)
+                await s.leader_tasks.stop(grace=1.0)
+                if lease.term is not None:
+                    await lease.release()
+                log.warning("stepped down from epoch %d: %s", term.epoch, why)
+                self.deposed.set()
+
+    async def _follow_once(self) -> None:
+        """A follower's view, read from what the leader stored: extensions, links, presence."""
+        s = self._services
+        await s.presence.directory.adopt(await s.store.stored_extensions())
+        roster = s.presence.roster
+        links = {link.user_id: link.extension_id for link in await s.store.links(self.team_id)}
+        roster.set_links(links, at=datetime.now(UTC))
+        roster.restore(await s.store.load_presence())
+
+    async def _follow(self) -> None:
+        """Keep the follower's view fresh until this replica leads."""
+        s = self._services
+        assert s.lease is not None
+        while True:
+            await asyncio.sleep(FOLLOWER_REFRESH)
+            if s.lease.term is None:
+                await self._follow_once()
 
     async def stop(self) -> None:
         """Everything stopped and awaited within a few seconds (SIGTERM)."""
+        s = self._services
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
-        with contextlib.suppress(TimeoutError):
-            # Changes already taken in are recorded, so webhooks and the stream lose none.
-            await asyncio.wait_for(self._services.feed.flush(), timeout=2.0)
-        with contextlib.suppress(TimeoutError):
-            # Nobody is left Busy in RingCentral for a huddle this process can no longer end.
-            await asyncio.wait_for(self._services.huddles.release_all(), timeout=2.0)
-        with contextlib.suppress(TimeoutError):
-            # The same for snoozes; any left end by themselves within the hour they were set for.
-            await asyncio.wait_for(self._services.snooze.release_all(), timeout=2.0)
-        await self._services.supervisor.stop(grace=3.0)
+        if s.lease is None or s.lease.valid():
+            with contextlib.suppress(TimeoutError):
+                # Changes already taken in are recorded, so webhooks and the stream lose none.
+                await asyncio.wait_for(s.feed.flush(), timeout=2.0)
+            with contextlib.suppress(TimeoutError):
+                # Nobody is left Busy in RingCentral for a huddle this process can no longer end.
+                await asyncio.wait_for(s.huddles.release_all(), timeout=2.0)
+            with contextlib.suppress(TimeoutError):
+                # The same for snoozes; any left end by themselves within the hour they were set.
+                await asyncio.wait_for(s.snooze.release_all(), timeout=2.0)
+        await s.leader_tasks.stop(grace=3.0)
+        if s.lease is not None:
+            # Given back rather than left to expire: a follower leads within a second or two.
+            await s.lease.release()
+        await s.supervisor.stop(grace=3.0)
         if self._runner is not None:
             await self._runner.cleanup()
-        await self._services.http.close()
-        await self._services.store.close()
+        await s.http.close()
+        await s.store.close()
 
     async def _refresh_links(self) -> None:
         s = self._services
@@ -685,6 +849,20 @@ class Bot:
             self._socket = AsyncSocketModeHandler(s.slack.app, app_token)
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
 
+    def role(self) -> dict[str, Any]:
+        """Which part this replica plays, for both probes and `doctor`."""
+        lease = self._services.lease
+        if lease is None:
+            return {"role": "leader", "epoch": None, "leader_since": None, "replica_id": None}
+        term = lease.term
+        leading = term is not None and lease.valid()
+        return {
+            "role": "leader" if leading else "follower",
+            "epoch": term.epoch if term is not None else None,
+            "leader_since": term.since.isoformat() if leading and term is not None else None,
+            "replica_id": lease.replica_id,
+        }
+
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """Readiness (/readyz): started, connected to both platforms, the database answering;
         when not, `reason` says what is missing."""
@@ -694,7 +872,13 @@ class Bot:
         slack_ok = self._health.started or not s.settings.socket_mode
         if self._socket is not None:
             slack_ok = bool(await self._socket.client.is_connected())
-        tasks = {name: h.running for name, h in s.supervisor.health().items()}
+        tasks = {
+            name: h.running
+            for supervisor in (s.supervisor, s.leader_tasks)
+            for name, h in supervisor.health().items()
+        }
+        role = self.role()
+        leading = role["role"] == "leader"
         store_problem = await s.store.health()
         store: dict[str, Any] = {"ok": store_problem is None}
         if store_problem is not None:
@@ -703,7 +887,7 @@ class Bot:
         if not self._health.started:
             reasons.append(f"starting: {self._health.phase}")
         else:
-            if not ringcentral_ok:
+            if leading and not ringcentral_ok:
                 reasons.append(f"RingCentral's WebSocket is {subscriber.state.value}")
             if not slack_ok:
                 reasons.append("Slack's Socket Mode connection is down")
@@ -713,6 +897,7 @@ class Bot:
         return ready, {
             "ready": ready,
             **({} if ready else {"reason": "; ".join(reasons)}),
+            **role,
             "ringcentral": subscriber.as_dict(),
             "slack": {"socket_mode": self._socket is not None, "connected": slack_ok},
             "store": store,
@@ -896,23 +1081,39 @@ def _reveal(secret: Secret | None) -> str | None:
 
 
 async def run_bot(settings: Settings, stop: asyncio.Event) -> None:
-    """`rcstatus-bot run`: start, serve until `stop` is set (SIGTERM/SIGINT), stop cleanly."""
+    """`rcstatus-bot run`: start, serve until `stop` is set (SIGTERM/SIGINT), stop cleanly.
+
+    A replica that stops leading is stopped and started again as a follower, in the same process.
+    """
     problems = settings.missing_for_run()
     if problems:
         raise ConfigError(problems)  # settings first: fixing them never needs the port
     ensure_port_free(settings.host, settings.port)
-    bot = await Bot.create(settings)
+    with single_process_lock(settings.database_url):
+        while not stop.is_set():
+            bot = await Bot.create(settings)
+            try:
+                try:
+                    await bot.start()
+                except RingCentralAuthError as exc:
+                    what, fix = login_advice(exc, settings.rc_server_url)
+                    raise ConfigError([f"{what}; {fix}."]) from None
+                except RingCentralUnavailable as exc:
+                    # Not a configuration error: the network may come back, so a supervisor
+                    # retries.
+                    what, fix = login_advice(exc, settings.rc_server_url)
+                    raise BotError(f"{what}; {fix}") from None
+                await _first(stop.wait(), bot.deposed.wait())
+                log.info("stopping" if stop.is_set() else "starting again as a follower")
+            finally:
+                await bot.stop()
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
     try:
-        try:
-            await bot.start()
-        except RingCentralAuthError as exc:
-            what, fix = login_advice(exc, settings.rc_server_url)
-            raise ConfigError([f"{what}; {fix}."]) from None
-        except RingCentralUnavailable as exc:
-            # Not a configuration error: the network may come back, so a supervisor retries.
-            what, fix = login_advice(exc, settings.rc_server_url)
-            raise BotError(f"{what}; {fix}") from None
-        await stop.wait()
-        log.info("stopping")
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        await bot.stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -421,6 +421,18 @@ class Settings:
         _bool,
         default=False,
     )
+    leader_lease_seconds: float = _env(
+        "LEADER_LEASE_SECONDS",
+        "with several replicas on PostgreSQL: how long the leader's lease lasts unless renewed, "
+        "so how soon a replica takes over from a leader that died or hung (renewed every third "
+        "of it)",
+        _positive_float,
+        default=10.0,
+    )
+    replica_id: str | None = _env(
+        "REPLICA_ID",
+        "a name for this replica in logs and /readyz (default: host name and process id)",
+    )
     public_url: str | None = _env(
         "PUBLIC_URL",
         "the address people's browsers reach the bot at, for the Connect link "

@@ -26,8 +26,14 @@ class Health:
     process that is doing the right thing. If the loop is wedged, the probe is not answered.
     """
 
-    def __init__(self, readiness: Readiness, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        readiness: Readiness,
+        clock: Callable[[], float] = time.monotonic,
+        identity: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self._readiness = readiness
+        self._identity = identity
         self._clock = clock
         self._born = clock()
         self.phase = "starting"
@@ -58,6 +64,8 @@ class Health:
                 "started": self.started,
                 "phase": self.phase,
                 "uptime_seconds": round(self._clock() - self._born, 1),
+                # Which part this replica plays (leader or follower), and since when.
+                **(self._identity() if self._identity is not None else {}),
             }
         )
 

@@ -10,6 +10,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from bot.store.fence import LeadershipLost
+
 log = logging.getLogger(__name__)
 
 TaskFactory = Callable[[], Awaitable[None]]
@@ -81,6 +83,11 @@ class Supervisor:
             except asyncio.CancelledError:
                 entry.health.running = False
                 raise
+            except LeadershipLost as exc:
+                # Not a crash: the replica is stepping down, and this task must not run again.
+                entry.health.running = False
+                log.info("task %s stopped: %s", entry.name, exc)
+                return
             except Exception as exc:
                 entry.health.running = False
                 entry.health.restarts += 1

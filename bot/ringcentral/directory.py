@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -62,6 +62,23 @@ class PagedSource(Protocol):
     ) -> AsyncIterator[list[dict[str, Any]]]: ...
 
 
+class StoredExtension(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def number(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+
+
+class StoredListing(Protocol):
+    """Where the leader keeps the listing for replicas that do not talk to RingCentral."""
+
+    async def stored_extensions(self) -> Sequence[StoredExtension]: ...
+
+
 class _Listing:
     """One complete listing with its indexes, replaced whole so readers never see half of one."""
 
@@ -85,8 +102,10 @@ class Directory:
         *,
         max_age: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
+        on_listing: Callable[[list[Extension]], Awaitable[None]] | None = None,
     ) -> None:
         self._source = source
+        self._on_listing = on_listing
         self._cache: TTLCache[str, _Listing] = TTLCache(maxsize=1, ttl=max_age, timer=clock)
         self._current = _Listing([])
         self._lock = asyncio.Lock()
@@ -117,6 +136,16 @@ class Directory:
                 extension = Extension.from_record(record)
                 if extension is not None:
                     extensions.append(extension)
+        return await self._replace(extensions)
+
+    async def adopt(self, stored: Sequence[StoredExtension]) -> DirectoryChange:
+        """Take the listing the leader stored (a replica that does not talk to RingCentral)."""
+        async with self._lock:
+            return await self._replace(
+                [Extension(e.id, e.number, e.name, e.email) for e in stored], share=False
+            )
+
+    async def _replace(self, extensions: list[Extension], *, share: bool = True) -> DirectoryChange:
         listing = _Listing(extensions)
         previous = self._current
         change = DirectoryChange(
@@ -131,6 +160,12 @@ class Directory:
         self._current = listing
         self._cache["listing"] = listing
         self.refreshes += 1
+        if share and self._on_listing is not None and (change or self.refreshes == 1):
+            try:
+                await self._on_listing(extensions)
+            except Exception:
+                # The listing is ours whatever happens to a copy of it elsewhere.
+                log.exception("could not share the extension listing; continuing")
         if change:
             log.info(
                 "RingCentral directory: %d users (%d added, %d removed, %d changed)",

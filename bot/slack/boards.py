@@ -10,6 +10,7 @@ from collections.abc import Callable, Collection
 from typing import Protocol
 
 from bot.roster import PersonChange
+from bot.store.fence import ensure_leading
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class BoardRefresher:
 
     async def show(self, viewer: str) -> None:
         """Publish `viewer`'s board now (they opened it or pressed a button on it)."""
+        ensure_leading()
         self._remember(viewer, await self._home.publish(viewer))
 
     def _remember(self, viewer: str, shown: Collection[str]) -> None:

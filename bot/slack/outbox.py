@@ -14,6 +14,7 @@ from typing import Any, Final, Protocol
 
 from bot.slack.messages import DmOutcome, DmResult
 from bot.store import Store
+from bot.store.fence import ensure_leading
 from bot.store.outbox import PendingDm
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,7 @@ class DmOutbox:
         claimed = await self._store.claim_dm(dm.id, self._at(now), self._at(now + self._lease))
         if claimed is None:
             return  # another sender holds it
+        ensure_leading()
         try:
             result = await self._sender.send(claimed.user_id, claimed.text, claimed.blocks)
         except asyncio.CancelledError:

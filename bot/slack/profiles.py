@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.policy import SlackStatus
 from bot.slack.scheduler import SendOutcome
+from bot.store.fence import ensure_leading
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class SlackProfiles:
         }
         # An admin token names whose profile it sets; a person's own token sets their own.
         extra = {"user": user_id} if self._admin_token else {}
+        ensure_leading()
         try:
             await self._client.users_profile_set(token=token, profile=profile, **extra)
         except SlackApiError as exc:

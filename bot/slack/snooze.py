@@ -25,6 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.presence import Availability
 from bot.roster import PersonChange, RosterView
+from bot.store.fence import ensure_leading
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +228,7 @@ class SnoozeKeeper:
                 return  # an early or stale renewal: the one due is still queued
             renewing = True
         await self._writes.take()
+        ensure_leading()
         answer = await self._client.dnd_setSnooze(num_minutes=self._snooze_minutes, token=token)
         endtime = answer.data.get("snooze_endtime") if isinstance(answer.data, dict) else None
         person.ours_until = int(endtime) if isinstance(endtime, int | float) else None
@@ -266,6 +268,7 @@ class SnoozeKeeper:
             self.stats.kept_theirs += 1
             return
         await self._writes.take()
+        ensure_leading()
         await self._client.dnd_endSnooze(token=token)
         self.stats.ended += 1
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.store import migrations, schema
 from bot.store.engine import FAILURES, build_engine, describe, failure, parse_url
+from bot.store.fence import LeadershipLost, check_fence
 from bot.store.oauth_states import DEFAULT_MAX_LIVE_STATES, BoundedOAuthStateStore
 from bot.store.records import StoreError
 
@@ -194,7 +195,10 @@ class StoreBase:
     async def _transaction(self, doing: str) -> AsyncIterator[AsyncConnection]:
         try:
             async with self.engine.begin() as conn:
+                await check_fence(conn)
                 yield conn
+        except LeadershipLost:
+            raise
         except IntegrityError as exc:
             raise ConcurrentChange(f"{doing} collided with another change") from exc
         except DBAPIError as exc:

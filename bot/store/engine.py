@@ -19,6 +19,9 @@ SUPPORTED: Final = "sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://
 CONNECT_TIMEOUT: Final = 10.0
 """Seconds to wait for PostgreSQL to accept a connection before reporting it unreachable."""
 SQLITE_BUSY_TIMEOUT_MS: Final = 5000
+IDLE_IN_TRANSACTION_MS: Final = "5000"
+"""No transaction of ours waits on its client for seconds; one that does belongs to a paused
+process, whose locks must not outlive the leader lease they would otherwise block."""
 
 FAILURES: Final = (SQLAlchemyError, OSError, TimeoutError)
 """What a database call can raise besides our own errors: wrapped DBAPI errors, raw socket errors
@@ -128,8 +131,15 @@ def build_engine(url: URL, *, echo: bool) -> AsyncEngine:
         options.update(poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0)
     else:
         options.update(pool_pre_ping=True)
+        connect_args: dict[str, Any] = {
+            # A replica paused mid-transaction (SIGSTOP, a frozen VM) would hold its locks, the
+            # leader lease's share lock among them, for as long as it stays paused: the server
+            # ends such a session instead, so a successor can take over.
+            "server_settings": {"idle_in_transaction_session_timeout": IDLE_IN_TRANSACTION_MS},
+        }
         if "timeout" not in url.query:
-            options["connect_args"] = {"timeout": CONNECT_TIMEOUT}
+            connect_args["timeout"] = CONNECT_TIMEOUT
+        options["connect_args"] = connect_args
     try:
         engine = create_async_engine(url, **options)
     except (SQLAlchemyError, ImportError) as exc:

@@ -17,6 +17,7 @@ from typing import Final
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Connection,
@@ -371,6 +372,35 @@ def _v11_controls(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE rcstatus_presence ADD COLUMN call_party VARCHAR(16)")
 
 
+def _v12_leader_lease(conn: Connection) -> None:
+    frozen = MetaData()
+    lease = Table(
+        "rcstatus_leader_lease",
+        frozen,
+        Column("name", String(32), primary_key=True),
+        Column("holder", String(128)),
+        Column("epoch", BigInteger, nullable=False),
+        Column("acquired_at", UTCDateTime),
+        Column("expires_at", UTCDateTime, nullable=False),
+    )
+    Table(
+        "rcstatus_extensions",
+        frozen,
+        Column("id", String(SLACK_ID), primary_key=True),
+        Column("number", String(SLACK_ID), nullable=False),
+        Column("name", String(STATUS_TEXT), nullable=False),
+        Column("email", String(STATUS_TEXT)),
+    )
+    frozen.create_all(conn)
+    # One row from the start: taking the lease is then always an UPDATE, which PostgreSQL
+    # serialises on the row, where two replicas racing to INSERT it would need a retry.
+    conn.execute(
+        insert(lease).values(
+            name="leader", holder=None, epoch=0, expires_at=datetime(1970, 1, 1, tzinfo=UTC)
+        )
+    )
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
         1,
@@ -389,6 +419,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         11,
         "snooze, huddle and meeting switches, per-call-type wording, and each call's party",
         _v11_controls,
+    ),
+    Migration(
+        12,
+        "the leader's lease and epoch, and the extension listing it shares with the replicas",
+        _v12_leader_lease,
     ),
 )
 LATEST_VERSION: Final = MIGRATIONS[-1].version

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -162,6 +163,31 @@ rc_sessions = Table(
     # Encrypted by bot/ringcentral/vault.py: the store never sees a token in the clear.
     Column("data", Text, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+leader_lease = Table(
+    "rcstatus_leader_lease",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    # Which replica holds it (REPLICA_ID or host-pid), for /readyz and logs.
+    Column("holder", String(128)),
+    # Bumped by every takeover; the leader's writes carry it and a stale one is refused.
+    Column("epoch", BigInteger, nullable=False),
+    Column("acquired_at", UTCDateTime),
+    # On the database's clock, the one clock every replica shares.
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+extensions = Table(
+    "rcstatus_extensions",
+    metadata,
+    # RingCentral's enabled User extensions as the leader last listed them, so replicas that
+    # never talk to RingCentral can resolve a number or an email. Extension numbers are short
+    # internal numbers, not phone numbers; phone numbers are never kept.
+    Column("id", String(SLACK_ID), primary_key=True),
+    Column("number", String(SLACK_ID), nullable=False),
+    Column("name", String(STATUS_TEXT), nullable=False),
+    Column("email", String(STATUS_TEXT)),
 )
 
 webhooks = Table(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.store.api_keys import ApiKeyRepository
 from bot.store.claims import ClaimRepository
 from bot.store.events import EventRepository
+from bot.store.extensions import ExtensionRepository
 from bot.store.links import LinkRepository
 from bot.store.outbox import OutboxRepository
 from bot.store.preferences import PreferenceRepository
@@ -25,6 +26,7 @@ class Store(
     EventRepository,
     WebhookRepository,
     RcSessionRepository,
+    ExtensionRepository,
 ):
     """Links, preferences, saved statuses, watches, DMs to send, last known presence and Slack
     installations.

@@ -26,9 +26,9 @@ from bot.api.keys import Scope
 from bot.api.people import REF_LIMIT, ApiAvailability, rfc3339
 from bot.store import Store
 from bot.store.webhooks import WebhookDelivery, WebhookEndpoint
-from bot.webhooks.dispatcher import MAX_ENDPOINTS, WebhookDispatcher, message_id
+from bot.webhooks.dispatcher import MAX_ENDPOINTS, message_id
 from bot.webhooks.safety import Resolve, UnsafeUrl, check_resolves, check_url, system_resolve
-from bot.webhooks.sender import new_secret
+from bot.webhooks.sender import AttemptResult, new_secret
 
 BODY_LIMIT: Final = 16_384
 PEOPLE_LIMIT: Final = 1000
@@ -45,6 +45,13 @@ _CREATE_FIELDS: Final = frozenset({"url", "people", "availability", "description
 _UPDATE_FIELDS: Final = _CREATE_FIELDS | {"enabled"}
 
 
+class Dispatcher(Protocol):
+    """The dispatcher as the API uses it: told of endpoint changes, asked to ping one."""
+
+    def endpoints_changed(self) -> None: ...
+    async def ping(self, endpoint: WebhookEndpoint) -> tuple[str, AttemptResult]: ...
+
+
 class References(Protocol):
     def resolve(self, ref: str) -> str | None: ...
 
@@ -58,7 +65,7 @@ class WebhookApi:
         guard: ApiGuard,
         store: Store,
         people: References,
-        dispatcher: WebhookDispatcher,
+        dispatcher: Dispatcher,
         team_id: str,
         allow_private: bool,
         recorded: Callable[[], Awaitable[None]],

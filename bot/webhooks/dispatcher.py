@@ -29,6 +29,7 @@ from bot.api.events import AvailabilityEvent
 from bot.api.people import rfc3339
 from bot.store import Store
 from bot.store.events import StoredEvent
+from bot.store.fence import ensure_leading
 from bot.store.webhooks import (
     AttemptOutcome,
     DeliveryState,
@@ -406,6 +407,7 @@ class WebhookDispatcher:
         self, endpoint: WebhookEndpoint, delivery: WebhookDelivery
     ) -> AttemptOutcome:
         """One attempt of a claimed delivery (its `attempts` already counts this one)."""
+        ensure_leading()
         result = await self._sender.send(
             endpoint.url, endpoint.secret, message_id(delivery.event_id), delivery.payload
         )
