@@ -82,7 +82,7 @@ from bot.slack.profiles import SlackProfiles
 from bot.slack.scheduler import SchedulerStats, StatusScheduler
 from bot.slack.snooze import SnoozeKeeper, SnoozeStats
 from bot.slack.status import StatusWriter, WriterStats
-from bot.store import PreferenceChanges, Store
+from bot.store import PreferenceChanges, Store, StoreError
 from bot.store.extensions import StoredExtension
 from bot.store.webhooks import WebhookEndpoint
 from bot.supervisor import Supervisor
@@ -765,13 +765,32 @@ class Bot:
         roster.restore(await s.store.load_presence())
 
     async def _follow(self) -> None:
-        """Keep the follower's view fresh until this replica leads."""
+        """Keep the follower's view fresh until this replica leads; through a database outage
+        it answers from what it last read."""
         s = self._services
         assert s.lease is not None
+        failing = False
         while True:
             await asyncio.sleep(FOLLOWER_REFRESH)
-            if s.lease.term is None:
+            if s.lease.term is not None:
+                continue
+            try:
                 await self._follow_once()
+            except StoreError as exc:
+                if not failing:
+                    log.warning("serving the last known state: %s", exc)
+                failing = True
+                continue
+            if failing:
+                log.info("the database answers again; the view is current")
+            failing = False
+
+    async def wait_for_database(self, stop: asyncio.Event) -> None:
+        """Return once the database answers (or `stop` is set): a replica is rebuilt only then,
+        and serves what it knows meanwhile."""
+        while not stop.is_set() and await self._services.store.health() is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), FOLLOWER_REFRESH / 5)
 
     async def stop(self) -> None:
         """Everything stopped and awaited within a few seconds (SIGTERM)."""
@@ -1104,6 +1123,7 @@ async def run_bot(settings: Settings, stop: asyncio.Event) -> None:
                     what, fix = login_advice(exc, settings.rc_server_url)
                     raise BotError(f"{what}; {fix}") from None
                 await _first(stop.wait(), bot.deposed.wait())
+                await bot.wait_for_database(stop)
                 log.info("stopping" if stop.is_set() else "starting again as a follower")
             finally:
                 await bot.stop()
