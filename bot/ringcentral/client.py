@@ -34,6 +34,11 @@ REVOKE_PATH: Final = "/restapi/oauth/revoke"
 WSTOKEN_PATH: Final = "/restapi/oauth/wstoken"
 # Refresh once this share of the access token's life has passed, well before it dies.
 REFRESH_AT_SHARE_OF_LIFETIME: Final = 0.8
+# A WebSocket token is offered again only within this share of its life, as RingCentral's own
+# WebSocket library does (reference §5.2); whether the gateway takes it twice is UNCONFIRMED.
+REUSE_WS_TOKEN_SHARE_OF_LIFETIME: Final = 0.8
+# Where the last WebSocket token rides in the saved session, beside the SDK's own fields.
+_KEPT_WS_TOKEN: Final = "rcstatus_ws_token"  # noqa: S105 - a key name, not a secret
 
 _ACCOUNT_PRESENCE = re.compile(r"/restapi/v1\.0/account/[^/]+/presence$")
 _EXTENSION_LIST = re.compile(r"/restapi/v1\.0/account/[^/]+/extension$")
@@ -110,6 +115,41 @@ class WsToken:
     uri: str
     token: Secret
     expires_in: float
+
+
+@dataclass(frozen=True, slots=True)
+class _KeptWsToken:
+    """The last WebSocket token issued, with when (on our monotonic clock) it expires."""
+
+    ws: WsToken
+    expires_at: float
+
+    def as_data(self, now: float) -> dict[str, Any]:
+        # Saved with a wall-clock expiry: the next process's monotonic clock starts elsewhere.
+        return {
+            "uri": self.ws.uri,
+            "token": self.ws.token.reveal(),
+            "expires_in": self.ws.expires_in,
+            "expires_at": time.time() + (self.expires_at - now),
+        }
+
+    @classmethod
+    def from_data(cls, data: object, now: float) -> _KeptWsToken | None:
+        if not isinstance(data, dict):
+            return None
+        uri, token = data.get("uri"), data.get("token")
+        expires_in, expires_at = data.get("expires_in"), data.get("expires_at")
+        if not (isinstance(uri, str) and isinstance(token, str)):
+            return None
+        if not (isinstance(expires_in, int | float) and isinstance(expires_at, int | float)):
+            return None
+        ws = WsToken(uri=uri, token=Secret(token), expires_in=float(expires_in))
+        return cls(ws, now + (float(expires_at) - time.time()))
+
+    def reusable(self, now: float) -> bool:
+        """True while less than 80 % of its life has passed; never past that."""
+        unused_share = 1 - REUSE_WS_TOKEN_SHARE_OF_LIFETIME
+        return self.ws.expires_in > 0 and self.expires_at - now > self.ws.expires_in * unused_share
 
 
 class SessionKeeper(Protocol):
@@ -199,6 +239,7 @@ class RingCentralClient:
         self._logged_in = False
         self._token_expires_at = 0.0
         self._token_lifetime = 0.0
+        self._kept_ws_token: _KeptWsToken | None = None
         self.stats = ClientStats()
 
     # ----------------------------------------------------------------------------- auth
@@ -223,6 +264,8 @@ class RingCentralClient:
         data = await self._session.load() if self._session is not None else None
         if not data:
             return False
+        data = dict(data)
+        self._kept_ws_token = _KeptWsToken.from_data(data.pop(_KEPT_WS_TOKEN, None), self._clock())
         try:
             self._platform.auth().set_data(data)
         except (AttributeError, TypeError):
@@ -261,6 +304,7 @@ class RingCentralClient:
                     "POST", REVOKE_PATH, self._platform.logout, skip_gate=True, attempts=1
                 )
                 self._logged_in = False
+                self._kept_ws_token = None
                 if self._session is not None:
                     await self._session.forget()
                 log.info("RingCentral session ended")
@@ -325,6 +369,8 @@ class RingCentralClient:
                 raise _login_refusal(exc) from None
             self._logged_in = True
             self.stats.logins += 1
+            # A WebSocket token belongs to the session it was issued in, which has just ended.
+            self._kept_ws_token = None
             log.info("RingCentral login with JWT succeeded")
             await self._keep_session()
         finally:
@@ -335,9 +381,11 @@ class RingCentralClient:
         if self._session is None:
             return
         try:
-            data = self._platform.auth().data()
+            data = dict(self._platform.auth().data())
         except (AttributeError, TypeError):
             return
+        if self._kept_ws_token is not None:
+            data[_KEPT_WS_TOKEN] = self._kept_ws_token.as_data(self._clock())
         await self._session.save(data)
 
     def _has_live_refresh_token(self) -> bool:
@@ -419,13 +467,33 @@ class RingCentralClient:
             response = await self._get_path(self._relative(next_uri))
 
     async def ws_token(self) -> WsToken:
-        """A single-use token and URI for one WebSocket connection attempt (Auth group)."""
+        """A new token and URI for a WebSocket connection (Auth group), kept for `kept_ws_token`
+        and saved with the session."""
         response = await self.post(WSTOKEN_PATH)
         body = response.body if isinstance(response.body, dict) else {}
         token, uri = body.get("ws_access_token"), body.get("uri")
         if not isinstance(token, str) or not isinstance(uri, str):
             raise RingCentralError("RingCentral returned a WebSocket token without uri or token")
-        return WsToken(uri=uri, token=Secret(token), expires_in=float(body.get("expires_in") or 0))
+        expires_in = float(body.get("expires_in") or 0)
+        issued = WsToken(uri=uri, token=Secret(token), expires_in=expires_in)
+        self._kept_ws_token = _KeptWsToken(issued, self._clock() + issued.expires_in)
+        await self._keep_session()
+        return issued
+
+    async def kept_ws_token(self) -> WsToken | None:
+        """The last WebSocket token (this run's, or the saved session's) while less than 80 % of
+        its life has passed, else None. The gateway may refuse it (the guide calls a token
+        single-use): then `forget_ws_token` it and ask `ws_token` for a new one."""
+        await self.login()  # takes up the saved session, and the token saved with it
+        kept = self._kept_ws_token
+        if kept is None or not kept.reusable(self._clock()):
+            return None
+        return kept.ws
+
+    def forget_ws_token(self, token: WsToken) -> None:
+        """Never offer `token` again (the saved copy is replaced by the next one fetched)."""
+        if self._kept_ws_token is not None and self._kept_ws_token.ws == token:
+            self._kept_ws_token = None
 
     def _relative(self, uri: str) -> str:
         """Paging links are absolute; keep following them on the server we were configured with."""

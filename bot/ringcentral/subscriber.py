@@ -62,6 +62,8 @@ class SubscriberHealth:
     skipped_frames: int = 0
     heartbeats_sent: int = 0
     last_recovery_error: str | None = None
+    kept_tokens_offered: int = 0
+    kept_tokens_refused: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,11 +77,17 @@ class SubscriberHealth:
             "skipped_frames": self.skipped_frames,
             "heartbeats_sent": self.heartbeats_sent,
             "last_recovery_error": self.last_recovery_error,
+            "kept_tokens_offered": self.kept_tokens_offered,
+            "kept_tokens_refused": self.kept_tokens_refused,
         }
 
 
 class TokenSource(Protocol):
+    """WebSocket tokens: a new one (Auth group, 5 a minute), or the last one while it may last."""
+
     async def ws_token(self) -> WsToken: ...
+    async def kept_ws_token(self) -> WsToken | None: ...
+    def forget_ws_token(self, token: WsToken) -> None: ...
 
 
 class NotificationSink(Protocol):
@@ -91,6 +99,11 @@ class NotificationSink(Protocol):
 
 class GatewayError(BotError):
     """The gateway refused us or broke the protocol; the connection is retried."""
+
+
+class TokenRefused(GatewayError):
+    """The gateway turned the connection down before ConnectionDetails: an HTTP error on the
+    upgrade, or an Error frame first (the simulator's answer to a used token)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +141,7 @@ class Subscriber:
         self._sleep = sleep
         self._stopping = asyncio.Event()
         self._socket: ClientConnection | None = None
+        self._handshaken = False
         self._wsc: _Wsc | None = None
         self._dropped_at: float | None = None
         self._recovery_timeout = 180.0
@@ -212,20 +226,50 @@ class Subscriber:
             log.info("RingCentral WebSocket: recovery window passed; starting a new session")
             self._wsc = None
             self.subscription_id = None
-        token = await self._tokens.ws_token()
+        kept = await self._tokens.kept_ws_token()
+        if kept is not None:
+            self.health.kept_tokens_offered += 1
+            try:
+                await self._connection(kept, recover=recover)
+                return
+            except TokenRefused as exc:
+                # Costs no more than not trying: a new token is what this attempt would have
+                # fetched anyway. The guide calls tokens single-use; RingCentral's own library
+                # reuses them (reference §5.2), so a refusal here is expected on some gateways.
+                self._tokens.forget_ws_token(kept)
+                self.health.kept_tokens_refused += 1
+                log.info("RingCentral WebSocket: kept token refused (%s); fetching a new one", exc)
+            except BaseException:
+                if not self._handshaken:
+                    # A kept token gets one chance: an attempt that failed is not retried with it.
+                    self._tokens.forget_ws_token(kept)
+                raise
+        await self._connection(await self._tokens.ws_token(), recover=recover)
+
+    async def _connection(self, token: WsToken, *, recover: bool) -> None:
+        """One socket, from the upgrade until it closes; TokenRefused if turned down at once."""
+        self._handshaken = False
         url = f"{token.uri}?access_token={quote(token.token.reveal(), safe='')}"
         if recover and self._wsc is not None:
             url += f"&wsc={quote(self._wsc.token, safe='')}"
         self._set_state(LinkState.RECOVERING if recover else LinkState.CONNECTING, None)
-        async with websockets.connect(
-            url,
-            logger=self._ws_logger,
-            open_timeout=self._handshake_timeout,
-            max_size=8 * 1024 * 1024,
-        ) as socket:
+        try:
+            socket = await websockets.connect(
+                url,
+                logger=self._ws_logger,
+                open_timeout=self._handshake_timeout,
+                max_size=8 * 1024 * 1024,
+            )
+        except websockets.InvalidStatus as exc:
+            status = exc.response.status_code
+            if 400 <= status < 500:
+                raise TokenRefused(f"HTTP {status} on the WebSocket upgrade") from None
+            raise
+        async with socket:
             self._socket = socket
-            self.health.connections += 1
             start = await self._handshake(socket, recovering=recover)
+            self._handshaken = True
+            self.health.connections += 1
             self._dropped_at = None
             self._set_state(LinkState.CONNECTED, None)
             receiver = asyncio.create_task(self._receive(socket), name="rc-ws-receive")
@@ -257,7 +301,8 @@ class Subscriber:
                 # Our recovery token was refused outright: never offer it again.
                 self._wsc = None
                 self.subscription_id = None
-            raise GatewayError(f"gateway error {code or 'unknown'} on connect")
+                raise GatewayError(f"gateway error {code} on connect")
+            raise TokenRefused(f"gateway error {code or 'unknown'} on connect")
         if meta.get("type") != "ConnectionDetails" or not isinstance(body, dict):
             raise GatewayError("the gateway's first frame was not ConnectionDetails")
         self._remember_wsc(meta, fresh=True)

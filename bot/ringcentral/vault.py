@@ -23,7 +23,8 @@ class SessionStore(Protocol):
 
 
 class SessionVault:
-    """Saves and loads the SDK's token data, sealed with a key the database never holds.
+    """Saves and loads the SDK's token data (and the client's last WebSocket token), sealed with
+    a key the database never holds.
 
     The row is named by a digest of the server, the app and the JWT, so a session made with
     other credentials is never offered to these. Nothing here raises: a store that cannot be
