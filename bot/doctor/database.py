@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from sqlalchemy import URL, Connection, column, inspect, select, table
+from sqlalchemy import URL, Connection, column, func, inspect, select, table
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.config import Settings
@@ -24,6 +24,8 @@ class StoredState:
     """team → Slack user → extension id, for links made with /rcstatus link."""
     connected: dict[str, set[str]] = field(default_factory=dict)
     """team → Slack users with a stored user token."""
+    leader: str | None = None
+    """Who leads the replicas and since when (PostgreSQL), in words; None if nobody ever has."""
 
 
 @dataclass(slots=True)
@@ -95,6 +97,10 @@ async def check_database(settings: Settings) -> DatabaseFacts:
     else:
         upgrade = "" if version == LATEST_VERSION else f", upgraded to {LATEST_VERSION} at start"
         section.ok(f"{where} is readable (schema version {version}{upgrade})")
+    if url.get_backend_name() == "sqlite":
+        section.ok("one process leads alone on SQLite (role leader); for replicas, use PostgreSQL")
+    elif state.leader is not None:
+        section.ok(state.leader)
     facts.state = state
     return facts
 
@@ -153,4 +159,31 @@ def _read_state_sync(conn: Connection, client_id: str | None) -> StoredState:
         for team_id, user_id in conn.execute(query):
             if team_id and user_id:
                 state.connected.setdefault(team_id, set()).add(user_id)
+    if schema.leader_lease.name in tables and conn.dialect.name == "postgresql":
+        state.leader = _leader(conn)
     return state
+
+
+def _leader(conn: Connection) -> str | None:
+    lease = schema.leader_lease
+    row = conn.execute(
+        select(
+            lease.c.holder,
+            lease.c.epoch,
+            lease.c.acquired_at,
+            (lease.c.expires_at - func.clock_timestamp()).label("left"),
+        )
+    ).first()
+    if row is None or row.holder is None:
+        return "no replica has led yet (role leader goes to the first `run` to start)"
+    left = row.left.total_seconds()
+    since = row.acquired_at.isoformat(timespec="seconds") if row.acquired_at else "?"
+    if left <= 0:
+        return (
+            f"no replica leads now: the lease of {row.holder} (epoch {row.epoch}) expired "
+            f"{-left:.0f} s ago; a running replica takes over within a second or two"
+        )
+    return (
+        f"role leader: replica {row.holder}, epoch {row.epoch}, leader_since {since} "
+        f"(lease renewed, {left:.0f} s left); every other replica is a follower"
+    )

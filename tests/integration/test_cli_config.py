@@ -107,3 +107,30 @@ async def test_a_refused_credential_ends_the_start_in_one_line(
     line = one_line(result)
     assert line.startswith(f"rcstatus cannot start: {says}")
     assert value not in line
+
+
+@pytest.mark.slow
+async def test_a_second_run_on_the_same_sqlite_file_is_refused_naming_postgresql(
+    tmp_path: Path,
+) -> None:
+    """Two bots on one SQLite file would both subscribe and both write every status."""
+    async with bot_harness.simulators(users=4) as sims:
+        env_file = bot_harness.write_env(sims, tmp_path)
+        first = bot_harness.BotProcess(sims, env_file)
+        await first.start()
+        try:
+            second = tmp_path / "second"
+            second.mkdir()
+            database = tmp_path / "bot.db"
+            text = env_file.read_text(encoding="utf-8").replace(
+                f"PORT={sims.port}", f"PORT={bot_harness.free_port()}"
+            )
+            (second / "bot.env").write_text(text, encoding="utf-8")
+            result = await asyncio.to_thread(rcstatus_bot, second, "run", "--env-file", "bot.env")
+            line = one_line(result, status=2)
+        finally:
+            assert await first.terminate() == 0
+    assert f"already running on the SQLite file {database.resolve()}" in line
+    assert "point DATABASE_URL at PostgreSQL to run several replicas" in line
+    # The first went on leading: it was the only one RingCentral ever saw.
+    assert sims.rc.stats()["logins"] == 1
