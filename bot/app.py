@@ -466,6 +466,7 @@ def wire(
         huddles=huddles,
         outbox=outbox,
         endpoints=webhooks,
+        sharing=sharing,
         relay=relay,
     )
     commands = RcStatusHandlers(
@@ -474,7 +475,7 @@ def wire(
         presences=lookups,
         connections=tokens,
         status_sync=inbox,
-        sharing=sharing,
+        sharing=inbox,
         linking=LinkDesk(
             store=store,
             team_id=team_id,
@@ -758,11 +759,15 @@ class Bot:
     async def _follow_once(self) -> None:
         """A follower's view, read from what the leader stored: extensions, links, presence."""
         s = self._services
-        await s.presence.directory.adopt(await s.store.stored_extensions())
-        roster = s.presence.roster
+        extensions = await s.store.stored_extensions()
         links = {link.user_id: link.extension_id for link in await s.store.links(self.team_id)}
+        presences = await s.store.load_presence()
+        if s.lease is not None and s.lease.term is not None:
+            return  # led meanwhile: the roster is the coordinator's now
+        await s.presence.directory.adopt(extensions)
+        roster = s.presence.roster
         roster.set_links(links, at=datetime.now(UTC))
-        roster.restore(await s.store.load_presence())
+        roster.restore(presences)
 
     async def _follow(self) -> None:
         """Keep the follower's view fresh until this replica leads; through a database outage

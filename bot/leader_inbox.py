@@ -54,6 +54,10 @@ class EndpointSide(Protocol):
     def endpoints_changed(self) -> None: ...
 
 
+class SharingSide(Protocol):
+    def sharing_changed(self, user_id: str, share: bool) -> None: ...
+
+
 class LeaderInbox:
     """Implements what Slack's handlers and the API call on the leader's parts, wherever it runs."""
 
@@ -67,6 +71,7 @@ class LeaderInbox:
         huddles: HuddleSide,
         outbox: Kickable,
         endpoints: EndpointSide,
+        sharing: SharingSide,
         relay: Relay | None = None,
     ) -> None:
         self._leading = leading
@@ -76,6 +81,7 @@ class LeaderInbox:
         self._huddles = huddles
         self._outbox = outbox
         self._endpoints = endpoints
+        self._sharing = sharing
         self._relay = relay
 
     def _here(self) -> bool:
@@ -156,16 +162,25 @@ class LeaderInbox:
         else:
             self._send("endpoints_changed")
 
+    def sharing_changed(self, user_id: str, share: bool) -> None:
+        """Every replica hides a person who stopped sharing, the leader's webhooks first."""
+        self._sharing.sharing_changed(user_id, share)
+        if self._relay is not None:
+            self._send("sharing_changed", user=user_id, share=share)
+
     # ----------------------------------------------------------------------------- the leader
 
     async def receive(self, message: dict[str, Any]) -> None:
-        """A message from another replica; acted on only while this replica leads."""
-        if not self._leading():
-            return
+        """A message from another replica: news for every replica, or for the leader only."""
         do = message.get("do")
         user = message.get("user")
         if do in _PER_PERSON and not isinstance(user, str):
             log.warning("dropped a replica message %r without a user", do)
+            return
+        if do == "sharing_changed" and isinstance(user, str):
+            self._sharing.sharing_changed(user, bool(message.get("share")))
+            return
+        if not self._leading():
             return
         if do == "status_changed" and isinstance(user, str):
             status = SlackStatus(
@@ -197,7 +212,15 @@ class LeaderInbox:
 
 
 _PER_PERSON: Final = frozenset(
-    {"status_changed", "token_revoked", "connected", "huddle", "preferences_changed", "watch_added"}
+    {
+        "status_changed",
+        "token_revoked",
+        "connected",
+        "huddle",
+        "preferences_changed",
+        "watch_added",
+        "sharing_changed",
+    }
 )
 
 
