@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Coroutine, Sequence
+import time
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Unpack
@@ -276,6 +277,21 @@ class _Lookups:
         return extension.email if extension else None
 
 
+class ViewFreshness:
+    """How long this replica's view has gone without news from the leader (0 while leading)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._current_at = clock()
+        self.leading = False
+
+    def mark(self) -> None:
+        self._current_at = self._clock()
+
+    def staleness(self) -> float:
+        return 0.0 if self.leading else max(0.0, self._clock() - self._current_at)
+
+
 class _QueuedDms:
     """DMs queued by any replica (link requests), sent at once by whichever replica leads."""
 
@@ -335,6 +351,7 @@ class Services:
     snooze: SnoozeKeeper
     huddles: HuddleBusy
     inbox: LeaderInbox
+    freshness: ViewFreshness
     lease: Lease | None
     """The leader lease when replicas share PostgreSQL; None leads alone (SQLite)."""
     supervisor: Supervisor
@@ -523,8 +540,11 @@ def wire(
             per_key=settings.api_max_streams_per_key,
         ),
     )
+    freshness = ViewFreshness()
     api = AvailabilityApi(
         guard=guard,
+        staleness=freshness.staleness,
+        stale_after=settings.api_stale_after_seconds,
         people=people_view,
         gate=gate,
         not_sharing=sharing,
@@ -565,6 +585,7 @@ def wire(
         snooze=snooze,
         huddles=huddles,
         inbox=inbox,
+        freshness=freshness,
         lease=lease,
         supervisor=Supervisor(),
         leader_tasks=Supervisor(),
@@ -678,6 +699,7 @@ class Bot:
         health = self._health
         await self._serve()
         if s.lease is None:
+            s.freshness.leading = True
             await self._lead()
         else:
             health.phase = "reading Slack's directory and the stored state"
@@ -735,6 +757,7 @@ class Bot:
             # The roster's links came from the store as a follower; told afresh, every person
             # reaches the leader's consumers as on a first start.
             s.presence.roster.set_links({}, at=datetime.now(UTC))
+            s.freshness.leading = True
             taking_over = asyncio.create_task(self._lead(), name="taking-over")
             try:
                 await asyncio.wait({keeper, taking_over}, return_when=asyncio.FIRST_COMPLETED)
@@ -751,6 +774,7 @@ class Bot:
                     task.cancel()
                 await asyncio.gather(keeper, taking_over, return_exceptions=True)
                 await s.leader_tasks.stop(grace=1.0)
+                s.freshness.leading = False
                 if lease.term is not None:
                     await lease.release()
                 log.warning("stepped down from epoch %d: %s", term.epoch, why)
@@ -768,6 +792,7 @@ class Bot:
         roster = s.presence.roster
         roster.set_links(links, at=datetime.now(UTC))
         roster.restore(presences)
+        s.freshness.mark()
 
     async def _follow(self) -> None:
         """Keep the follower's view fresh until this replica leads; through a database outage

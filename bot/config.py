@@ -429,6 +429,13 @@ class Settings:
         _positive_float,
         default=10.0,
     )
+    api_stale_after_seconds: float = _env(
+        "API_STALE_AFTER_SECONDS",
+        "with several replicas: after how many seconds without news from the leader (the "
+        "database unreachable) a replica's API answers carry RCStatus-Stale-Seconds",
+        _positive_float,
+        default=10.0,
+    )
     replica_id: str | None = _env(
         "REPLICA_ID",
         "a name for this replica in logs and /readyz (default: host name and process id)",

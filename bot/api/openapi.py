@@ -26,6 +26,20 @@ def retry_after_header() -> dict[str, Any]:
     }
 
 
+def stale_header() -> dict[str, Any]:
+    return {
+        "RCStatus-Stale-Seconds": {
+            "description": (
+                "Present when the replica that answered has heard nothing from the leader (the "
+                "database is unreachable) for longer than API_STALE_AFTER_SECONDS: the answer "
+                "is what it last knew, this many seconds ago."
+            ),
+            "required": False,
+            "schema": {"type": "integer", "minimum": 0},
+        }
+    }
+
+
 def challenge_header() -> dict[str, Any]:
     return {
         "WWW-Authenticate": {
@@ -104,7 +118,9 @@ def openapi_document() -> dict[str, Any]:
                         },
                     ],
                     "responses": {
-                        "200": _json("The person, as they are now.", "Person"),
+                        "200": _with_headers(
+                            _json("The person, as they are now.", "Person"), stale_header()
+                        ),
                         **auth_errors(),
                         "404": _error("Nobody matches the reference."),
                         "503": _with_headers(
@@ -141,7 +157,12 @@ def openapi_document() -> dict[str, Any]:
                             "schema": {"type": "string"},
                         },
                     ],
-                    "responses": {"200": _json("A page of people.", "PeoplePage"), **auth_errors()},
+                    "responses": {
+                        "200": _with_headers(
+                            _json("A page of people.", "PeoplePage"), stale_header()
+                        ),
+                        **auth_errors(),
+                    },
                 }
             },
             "/openapi.json": {

@@ -28,6 +28,7 @@ DEFAULT_PAGE: Final = 100
 MAX_PAGE: Final = 500
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+STALE_HEADER: Final = "RCStatus-Stale-Seconds"
 
 
 class AvailabilityApi:
@@ -43,6 +44,8 @@ class AvailabilityApi:
         stream: EventStream,
         extra_routes: Sequence[web.RouteDef] = (),
         clock: Callable[[], float] = time.monotonic,
+        staleness: Callable[[], float] = lambda: 0.0,
+        stale_after: float = 10.0,
     ) -> None:
         self._guard = guard
         self._people = people
@@ -51,6 +54,8 @@ class AvailabilityApi:
         self._stream = stream
         self._extra_routes = extra_routes
         self._clock = clock
+        self._staleness = staleness
+        self._stale_after = stale_after
 
     def application(self) -> web.Application:
         """A sub-application to mount at API_PREFIX."""
@@ -89,7 +94,7 @@ class AvailabilityApi:
                     {"Retry-After": "1"},
                 ) from None
             state = self._people.state(user_id, self._not_sharing)
-        return web.json_response(state.as_json())
+        return web.json_response(state.as_json(), headers=self._freshness())
 
     async def list_people(self, request: web.Request) -> web.Response:
         await self._guard.authorize(request, Scope.AVAILABILITY_READ)
@@ -111,7 +116,16 @@ class AvailabilityApi:
                 break
             page.append(state.as_json())
         next_cursor = _encode_cursor(page[-1]["slack_user_id"]) if more and page else None
-        return web.json_response({"people": page, "next_cursor": next_cursor})
+        return web.json_response(
+            {"people": page, "next_cursor": next_cursor}, headers=self._freshness()
+        )
+
+    def _freshness(self) -> dict[str, str]:
+        """A replica cut off from the leader answers from memory, and says how old it is."""
+        stale = self._staleness()
+        if stale < self._stale_after:
+            return {}
+        return {STALE_HEADER: str(int(stale))}
 
     async def openapi(self, request: web.Request) -> web.Response:
         # The contract holds no one's data, but it is ours to give to callers we know.
