@@ -408,8 +408,8 @@ async def test_kill_9_of_the_leader_mid_calls_converges_loses_no_delivery_or_han
 ) -> None:
     async with replicas(sims, tmp_path, database, count=3) as group:
         old = await group.leader()
-        company = await set_up(sims, group, database, connected=6, receiver=receiver)
-        hand, *busy = company.people
+        company = await set_up(sims, group, database, connected=7, receiver=receiver)
+        hand, brief, *busy = company.people
         async with Store(database) as store:
             first_event = await store.latest_event_id(sims.slack.team_id)
         sims.call(hand, "connected")
@@ -419,8 +419,16 @@ async def test_kill_9_of_the_leader_mid_calls_converges_loses_no_delivery_or_han
         load.start()
         try:
             await load.until_steps(6)
+            # A call that starts just before the kill (its webhook delivered) and ends during
+            # the takeover, with nothing after it to make up for a change not recorded.
+            sims.call(brief, "connected")
+            await wait_until(
+                lambda: delivered(receiver.at(HOOK_PATH)).get(sid(brief), [])[-1:] == ["on_call"],
+                message="the delivery of a call just started",
+            )
             killed_at = time.time()
             await old.kill()
+            sims.call(brief, "ended")
             # While nobody leads: a status set by hand over "On a call", and that call ends.
             sims.slack.set_status(sid(hand), *BY_HAND)
             hand_set_at = time.time()
@@ -433,7 +441,7 @@ async def test_kill_9_of_the_leader_mid_calls_converges_loses_no_delivery_or_han
         finally:
             await load.stop()
 
-        truth = {**load.truth(), sid(hand): BY_HAND}
+        truth = {**load.truth(), sid(hand): BY_HAND, sid(brief): EMPTY}
         await statuses_reach(sims, truth, company.people, CONVERGE)
         await group.settled(new)
         # Settled, and still right: nobody stuck "On a call", nothing written over by hand.
@@ -451,7 +459,11 @@ async def test_kill_9_of_the_leader_mid_calls_converges_loses_no_delivery_or_han
                 f"{sid(person)}'s last delivered availability is {chains[sid(person)][-1]}, "
                 f"their phone says {want}"
             )
-        assert chains[sid(hand)][-1] == "available", chains[sid(hand)]
+        for person in (hand, brief):
+            assert chains[sid(person)][-1] == "available", (
+                f"{sid(person)}'s call ended during the takeover, but the last availability "
+                f"delivered for them is {chains[sid(person)][-1]} (all: {chains[sid(person)]})"
+            )
 
 
 @needs_wiring
@@ -708,3 +720,36 @@ async def test_one_process_restarted_under_load_misses_no_spaced_transition(
 ) -> None:
     async with replicas(sims, tmp_path, database, count=1) as group:
         await rolling_restart_under_load(sims, group, database, receiver, lead=False)
+
+
+@pytest.mark.xfail(
+    reason="known today: after a kill -9 the bot's baseline is the presence it persisted (up to "
+    "2 s old, bot/coordinator.py), so a change recorded just before the kill and undone while "
+    "it was down is never followed by the change back (bot/api/events.py)",
+    strict=False,
+)
+async def test_one_process_killed_just_after_a_call_started_records_its_end(
+    sims: Sims, tmp_path: Path, database: str, receiver: Receiver
+) -> None:
+    async with replicas(sims, tmp_path, database, count=1) as group:
+        [only] = group.members
+        company = await set_up(sims, group, database, connected=1, receiver=receiver)
+        [brief] = company.people
+
+        def last_delivered() -> list[str]:
+            return delivered(receiver.at(HOOK_PATH)).get(sid(brief), [])[-1:]
+
+        sims.call(brief, "connected")
+        await wait_until(lambda: last_delivered() == ["on_call"], message="on_call delivered")
+        await only.kill()
+        sims.call(brief, "ended")
+        await only.start()
+        await statuses_reach(sims, {sid(brief): EMPTY}, company.people, CONVERGE)
+        await group.settled(only)
+        try:
+            await wait_until(lambda: last_delivered() == ["available"], timeout=10)
+        except AssertionError:
+            raise AssertionError(
+                f"{sid(brief)}'s call ended while the bot was down; Slack shows it, but the last "
+                f"change delivered to webhooks still says {last_delivered()}"
+            ) from None
