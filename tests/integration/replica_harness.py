@@ -156,13 +156,6 @@ class Replicas:
     def running(self, excluding: Collection[Replica] = ()) -> list[Replica]:
         return [m for m in self.members if m.running and m not in excluding]
 
-    async def roles(self) -> dict[str, str | None]:
-        found = await asyncio.gather(*(m.role() for m in self.members))
-        return {
-            m.name: role if m.running else "(not running)"
-            for m, role in zip(self.members, found, strict=True)
-        }
-
     async def leader(
         self, *, excluding: Collection[Replica] = (), timeout: float = TAKEOVER_DEADLINE
     ) -> Replica:
@@ -217,6 +210,10 @@ class Replicas:
         found = logged()
         assert found is not None
         member, _, epoch = found
+        before = [e for _, e in old.leading()]
+        assert not before or epoch > max(before), (
+            f"{member.name} leads as epoch {epoch}, not past {old.name}'s {max(before)}"
+        )
         leader = await self.leader(excluding=[old], timeout=timeout)
         assert leader is member, (
             f"{member.name} logged 'leading as epoch {epoch}' but {leader.name} reports the role"
@@ -231,9 +228,6 @@ class Replicas:
             return answer is not None and answer[1].get("pending_writes") == 0
 
         await wait_until(idle, timeout=timeout, interval=0.05, message=f"{leader.name} idle")
-
-    def status_writes(self, since: float | None = None) -> dict[str, list[LogLine]]:
-        return {m.name: m.status_writes(since) for m in self.members}
 
     def tails(self) -> str:
         return "\n".join(m.tail() for m in self.members)
