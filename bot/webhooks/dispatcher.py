@@ -412,6 +412,15 @@ class WebhookDispatcher:
             endpoint.url, endpoint.secret, message_id(delivery.event_id), delivery.payload
         )
         done = self._clock()
+        # One line per attempt, so an operator (and the replica tests) can tell which process
+        # sent what and when; the URL is left out (its path or query may be a credential).
+        log.info(
+            "webhook %s: event %d attempt %d: %s",
+            endpoint.id,
+            delivery.event_id,
+            delivery.attempts,
+            f"delivered ({result.status})" if result.ok else result.error,
+        )
         if result.ok:
             self._counters.delivered += 1
             self._counters.latencies.append((done - delivery.event_at.timestamp()) * 1000.0)

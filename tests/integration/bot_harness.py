@@ -183,46 +183,94 @@ def write_env(sims: Sims, tmp_path: Path, **extra: str) -> Path:
 
 
 class BotProcess:
-    """`rcstatus-bot run` in its own process, so it can be killed as an operator would."""
+    """`rcstatus-bot run` in its own process, so it can be killed as an operator would.
 
-    def __init__(self, sims: Sims, env_file: Path) -> None:
+    `port` and `environ` are what an operator gives each of several replicas that share one
+    env file (the environment wins over the file); the defaults are the single bot's.
+    """
+
+    def __init__(
+        self,
+        sims: Sims,
+        env_file: Path,
+        *,
+        port: int | None = None,
+        name: str = "bot",
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.sims = sims
         self.env_file = env_file
+        self.port = sims.port if port is None else port
+        self.name = name
+        self.environ = {"PORT": str(self.port), **(environ or {})}
         self.process: asyncio.subprocess.Process | None = None
-        self.log = env_file.parent / "bot.log"
+        self.log = env_file.parent / f"{name}.log"
 
-    async def start(self) -> None:
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def start(self, *, ready: bool = True) -> None:
+        """Start the process; with `ready`, until its /readyz answers 200."""
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 *rcstatus_bot(), "run", "--env-file", str(self.env_file),
                 cwd=self.env_file.parent,
-                env=cli_env(),
+                env={**cli_env(), **self.environ},
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=log,
             )  # fmt: skip
+        if not ready:
+            return
         try:
-            await wait_until(self.healthy, timeout=30, message="the bot process to be healthy")
-        except AssertionError:
-            raise AssertionError(self.log.read_text()[-3000:]) from None
+            await wait_until(self.healthy, timeout=30, message=f"{self.name} to be ready")
+        except AssertionError as failed:
+            raise AssertionError(
+                f"{failed}; its log ends:\n{self.log.read_text()[-3000:]}"
+            ) from None
 
-    async def healthy(self) -> bool:
+    async def readiness(self) -> tuple[int, dict[str, Any]] | None:
+        """/readyz's status and JSON; None while nothing answers (stopped, paused, starting)."""
+        # A paused process still accepts connections (the kernel does), so never wait long.
+        timeout = aiohttp.ClientTimeout(total=2)
         try:
             async with (
-                aiohttp.ClientSession() as session,
-                session.get(self.sims.app_url + "/readyz") as response,
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(self.url + "/readyz") as response,
             ):
-                return response.status == 200
-        except aiohttp.ClientError:
-            return False
+                body = await response.json(content_type=None)
+                return response.status, body if isinstance(body, dict) else {}
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+
+    async def healthy(self) -> bool:
+        answer = await self.readiness()
+        return answer is not None and answer[0] == 200
 
     async def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         await self.process.wait()
 
+    def pause(self) -> None:
+        """SIGSTOP: the process hangs with every socket and database session left open."""
+        assert self.process is not None
+        assert self.process.returncode is None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     async def terminate(self) -> int:
         assert self.process is not None
         if self.process.returncode is None:
+            # A paused process would never see SIGTERM.
+            self.process.send_signal(signal.SIGCONT)
             self.process.send_signal(signal.SIGTERM)
             await asyncio.wait_for(self.process.wait(), timeout=15)
         return self.process.returncode or 0

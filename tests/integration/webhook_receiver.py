@@ -43,6 +43,8 @@ class Received:
     raw: bytes
     headers: dict[str, str]
     verified: bool
+    at: float = 0.0
+    """When it arrived (wall clock), to compare with the bot processes' logs."""
 
     @property
     def event_id(self) -> int:
@@ -115,6 +117,7 @@ class Receiver:
                 raw=raw,
                 headers=headers,
                 verified=secret is not None and verify(secret, headers, raw),
+                at=time.time(),
             )
         )
         status = self.answers.get(path, always(200))(count)

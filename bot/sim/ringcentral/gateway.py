@@ -223,6 +223,16 @@ class Gateway:
     def session_count(self) -> int:
         return len(self._sessions)
 
+    @property
+    def subscription_count(self) -> int:
+        """Subscriptions being delivered now: on a session with a socket open (a dropped
+        session's subscription waits for recovery and reaches nobody meanwhile)."""
+        return sum(
+            1
+            for session in self._sessions.values()
+            if session.subscription is not None and session.connection is not None
+        )
+
     # ---- the socket's life ---------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -592,6 +602,7 @@ class Gateway:
             filters=filters,
         )
         self._index(session)
+        self._stats.subscriptions_created += 1
         return 200, session.subscription.info()
 
     def _update(

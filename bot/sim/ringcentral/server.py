@@ -305,7 +305,9 @@ class RingCentralSimulator:
 
     def stats(self) -> dict[str, Any]:
         return self._stats.snapshot(
-            sockets=self._gateway.socket_count, ws_sessions=self._gateway.session_count
+            sockets=self._gateway.socket_count,
+            ws_sessions=self._gateway.session_count,
+            subscriptions=self._gateway.subscription_count,
         )
 
     def reset_stats(self) -> None:

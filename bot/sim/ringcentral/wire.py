@@ -294,6 +294,7 @@ class Stats:
     notifications_buffered: int = 0
     notifications_replayed: int = 0
     sockets_opened: int = 0
+    subscriptions_created: int = 0
 
     def count_request(self, method: str, path: str) -> None:
         self.requests[stats_key(method, path)] += 1
@@ -309,7 +310,7 @@ class Stats:
         for spec in fields(self):
             setattr(self, spec.name, getattr(fresh, spec.name))
 
-    def snapshot(self, *, sockets: int, ws_sessions: int) -> dict[str, Any]:
+    def snapshot(self, *, sockets: int, ws_sessions: int, subscriptions: int) -> dict[str, Any]:
         return {
             "requests": dict(self.requests),
             "groups": {group: self.groups.get(group, 0) for group in GROUPS},
@@ -328,4 +329,6 @@ class Stats:
             "sockets": sockets,
             "sockets_opened": self.sockets_opened,
             "ws_sessions": ws_sessions,
+            "subscriptions": subscriptions,
+            "subscriptions_created": self.subscriptions_created,
         }
