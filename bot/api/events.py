@@ -39,6 +39,7 @@ class EventLog(Protocol):
     ) -> list[int]: ...
     async def events_after(self, team_id: str, after_id: int, limit: int) -> list[StoredEvent]: ...
     async def prune_events(self, before: datetime, *, keep_at_most: int) -> int: ...
+    async def last_recorded(self, team_id: str) -> dict[str, str]: ...
 
 
 class EventListener(Protocol):
@@ -180,8 +181,31 @@ class AvailabilityFeed:
         await self._drained.wait()
 
     async def on_resync(self) -> None:
-        """A snapshot was merged: from now on, someone new to the bot is news."""
+        """A snapshot was merged: from now on, someone new to the bot is news.
+
+        The first one also squares the log with the present. The presence a restart (or a new
+        leader) starts from is saved every few seconds, the log within milliseconds: a call
+        recorded just before a crash and ended while no bot ran would otherwise stay "on a
+        call" for other systems until that person's next change."""
+        if self._started:
+            return
         self._started = True
+        try:
+            recorded = await self._log.last_recorded(self._team_id)
+        except Exception:
+            log.exception("could not compare the availability log with the present")
+            return
+        for _at, user_id, data in self._pending:  # taken in meanwhile, still to be recorded
+            recorded[user_id] = str(data["availability"])
+        for user_id, shown in recorded.items():
+            state = self._people.state(user_id, self._not_sharing)
+            if state.availability.value == shown or state.availability is ApiAvailability.UNKNOWN:
+                continue
+            at = datetime.fromtimestamp(self._clock(), UTC)
+            self._pending.append((at, user_id, {**state.as_json(), "previous": shown}))
+        if self._pending:
+            self._drained.clear()
+            self._queued.set()
 
     def _shown(self, user_id: str, availability: Availability | None) -> ApiAvailability:
         if availability is None:

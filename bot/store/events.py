@@ -77,6 +77,26 @@ class EventRepository(StoreBase):
             )
             return [StoredEvent(r.id, r.at, r.user_id, json.loads(r.data)) for r in rows]
 
+    async def last_recorded(self, team_id: str) -> dict[str, str]:
+        """Each person's availability as their latest recorded change shows it."""
+        events = schema.api_events
+        latest = (
+            select(func.max(events.c.id).label("id"))
+            .where(events.c.team_id == team_id)
+            .group_by(events.c.user_id)
+            .subquery()
+        )
+        async with self._transaction("reading the last recorded changes") as conn:
+            rows = await conn.execute(
+                select(events.c.user_id, events.c.data).join(latest, events.c.id == latest.c.id)
+            )
+            shown: dict[str, str] = {}
+            for user_id, data in rows:
+                availability = json.loads(data).get("availability")
+                if isinstance(availability, str):
+                    shown[user_id] = availability
+            return shown
+
     async def latest_event_id(self, team_id: str) -> int:
         events = schema.api_events
         async with self._transaction("reading the latest availability change") as conn:

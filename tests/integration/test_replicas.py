@@ -751,12 +751,6 @@ async def test_one_process_restarted_under_load_misses_no_spaced_transition(
         await rolling_restart_under_load(sims, group, database, receiver, lead=False)
 
 
-@pytest.mark.xfail(
-    reason="known today: after a kill -9 the bot's baseline is the presence it persisted (up to "
-    "2 s old, bot/coordinator.py), so a change recorded just before the kill and undone while "
-    "it was down is never followed by the change back (bot/api/events.py)",
-    strict=False,
-)
 async def test_one_process_killed_just_after_a_call_started_records_its_end(
     sims: Sims, tmp_path: Path, database: str, receiver: Receiver
 ) -> None:
