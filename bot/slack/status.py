@@ -416,6 +416,9 @@ class StatusWriter:
         before = person.claim
         person.in_flight = restore
         try:
+            # Not a write the store could refuse afterwards: a restore that lands while the
+            # database is away would leave a claim the next leader takes for a manual change.
+            await self._store.confirm_leading()
             result = await self._profiles.set_status(person.user_id, restore)
         except BaseException:
             person.in_flight = None

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.store import migrations, schema
 from bot.store.engine import FAILURES, build_engine, describe, failure, parse_url
-from bot.store.fence import LeadershipLost, check_fence
+from bot.store.fence import LeadershipLost, check_fence, current_term
 from bot.store.oauth_states import DEFAULT_MAX_LIVE_STATES, BoundedOAuthStateStore
 from bot.store.records import StoreError
 
@@ -210,6 +210,14 @@ class StoreBase:
             raise failure(self._url, doing, exc) from exc
         except FAILURES as exc:
             raise failure(self._url, doing, exc) from exc
+
+    async def confirm_leading(self) -> None:
+        """For a write the outside world cannot fence (a Slack status restored): raise unless the
+        database answers and this replica's epoch is current. Free outside the leader's tasks."""
+        if current_term() is None:
+            return
+        async with self._transaction("checking this replica still leads"):
+            pass
 
     async def user_tokens(self, team_id: str) -> dict[str, str]:
         """Every person's latest user token in this workspace, as Bolt's store would find each."""
