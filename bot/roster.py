@@ -87,6 +87,23 @@ class Roster:
         """Stored presence at start-up, without changes (see `PresenceBook.restore`)."""
         return self._book.restore(presences)
 
+    def adopt(self, presence: Presence) -> PersonChange | None:
+        """Take `presence` as its extension's state whatever came before (see
+        `PresenceBook.adopt`); a change when a linked person's availability moved."""
+        previous = self._book.adopt(presence)
+        old = _class(previous)
+        user_id = self._user_of.get(presence.extension_id)
+        if user_id is None or old is presence.availability:
+            return None
+        return PersonChange(
+            user_id,
+            presence.extension_id,
+            old,
+            presence.availability,
+            presence.availability_since,
+            presence,
+        )
+
     def remove(self, extension_id: str, *, at: datetime) -> PersonChange | None:
         """Forget a deleted extension; its person, if any, becomes unknown."""
         removed = self._book.remove(extension_id)
