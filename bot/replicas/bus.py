@@ -145,6 +145,7 @@ class ReplicaBus:
         self._on_connected: list[Callback] = []
         self._outbox: deque[tuple[int | None, str]] = deque()
         self._outbox_gap = False
+        self._sent_number = 0
         self._queued = asyncio.Event()
         self._inbox: deque[str | _Resync] = deque()
         self._received = asyncio.Event()
@@ -225,8 +226,11 @@ class ReplicaBus:
         taken: list[tuple[int | None, str]] = []
         while self._outbox and len(payloads) < BATCHES_PER_ROUND:
             epoch = self._outbox[0][0]
+            # The number makes every payload unique: PostgreSQL delivers identical payloads on
+            # one channel within one transaction once, which would drop a state that repeats.
+            self._sent_number += 1
             head = (
-                f'{{"v":{WIRE_VERSION},"s":{self._sender_json},'
+                f'{{"v":{WIRE_VERSION},"s":{self._sender_json},"n":{self._sent_number},'
                 f'"e":{"null" if epoch is None else epoch},'
                 f'"g":{1 if self._outbox_gap and not payloads else 0},"m":['
             )

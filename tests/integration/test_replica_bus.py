@@ -158,3 +158,20 @@ async def test_a_deposed_leaders_late_messages_are_ignored(pg_url: str) -> None:
         await wait_until(lambda: len(heard.messages) == 2, message="the next message")
     assert heard.bodies == ["the new leader's", "the new leader's again"]
     assert follower.newest_epoch == 5
+
+
+async def test_a_state_that_repeats_arrives_every_time(pg_url: str) -> None:
+    sender, receiver, heard = bus(pg_url, "leader"), bus(pg_url, "follower"), Heard()
+    receiver.subscribe("presence", heard)
+    # Ringing, answered, ringing again: in one round of sending, the first and the last
+    # batches would be the same text, which PostgreSQL would deliver once.
+    ringing, on_call = (
+        {"state": "ringing", "pad": "x" * 1000},
+        {"state": "on_call", "pad": "x" * 1000},
+    )
+    states = ([ringing] * 60 + [on_call] * 60) * 3
+    async with running(sender, receiver):
+        for state in states:
+            sender.publish("presence", state)
+        await wait_until(lambda: len(heard.messages) == len(states), message="every state")
+    assert heard.bodies == states
