@@ -27,7 +27,8 @@ class PersonChange:
 
 
 class RosterView(Protocol):
-    """What consumers read at the moment they act; only the coordinator changes a roster."""
+    """What consumers read at the moment they act; only the coordinator changes a roster (on a
+    follower replica, `bot.replicas.follower.FollowerPresence`)."""
 
     def presence_of(self, user_id: str) -> Presence | None: ...
     def extension_of(self, user_id: str) -> str | None: ...
