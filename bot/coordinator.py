@@ -60,6 +60,17 @@ class PresenceMemory(Protocol):
     async def forget_presence(self, extension_ids: Sequence[str]) -> None: ...
 
 
+class PresenceMirror(Protocol):
+    """Where the leader's merged presence goes for the other replicas (see bot/replicas).
+
+    Called on the presence path: it must only take note and queue, never wait.
+    """
+
+    def presence_changed(self, presence: Presence, previous: Presence | None) -> None: ...
+    def extensions_removed(self, extension_ids: Sequence[str]) -> None: ...
+    def links_changed(self) -> None: ...
+
+
 @dataclass(slots=True)
 class CoordinatorStats:
     transitions: int = 0
@@ -92,6 +103,7 @@ class Coordinator:
         links: LinkStore,
         consumers: Sequence[PersonConsumer] = (),
         memory: PresenceMemory | None = None,
+        mirror: PresenceMirror | None = None,
         snapshot_interval: float = 600.0,
         flush_interval: float = 2.0,
         clock: Callable[[], datetime] = _now,
@@ -102,6 +114,7 @@ class Coordinator:
         self._links = links
         self._consumers = tuple(consumers)
         self._memory = memory
+        self._mirror = mirror
         self._snapshot_interval = snapshot_interval
         self._flush_interval = flush_interval
         self._clock = clock
@@ -126,7 +139,10 @@ class Coordinator:
     async def reload_links(self) -> None:
         """Read the links again from the store (after a mapping refresh or a link command)."""
         links = {link.user_id: link.extension_id for link in await self._links.links(self._team_id)}
-        for change in self._roster.set_links(links, at=self._clock()):
+        changes = self._roster.set_links(links, at=self._clock())
+        if self._mirror is not None:
+            self._mirror.links_changed()
+        for change in changes:
             await self._publish(change)
 
     # ----------------------------------------------------------------------------- inputs
@@ -142,6 +158,8 @@ class Coordinator:
             change = self._roster.remove(extension_id, at=self._clock())
             if change is not None:
                 await self._publish(change)
+        if self._mirror is not None:
+            self._mirror.extensions_removed(extension_ids)
         if self._memory is not None:
             await self._memory.forget_presence(list(extension_ids))
 
@@ -151,10 +169,14 @@ class Coordinator:
         self._snapshot_wanted.set()
 
     async def _apply(self, update: PresenceUpdate) -> None:
+        mirror = self._mirror
+        previous = self._roster.presence(update.extension_id) if mirror is not None else None
         moved, change = self._roster.apply(update)
         current = self._roster.presence(update.extension_id)
         if current is not None:
             self._dirty[update.extension_id] = current
+            if mirror is not None and current is not previous:
+                mirror.presence_changed(current, previous)
         if moved:
             self.stats.transitions += 1
         if change is not None:

@@ -460,6 +460,14 @@ class PresenceBook:
                 restored += 1
         return restored
 
+    def adopt(self, presence: Presence) -> Presence | None:
+        """Take `presence` whatever came before (a follower taking its leader's word, which has
+        been through these rules already); returns the presence it replaces."""
+        self._sequences.pop(presence.extension_id, None)
+        previous = self._states.get(presence.extension_id)
+        self._states[presence.extension_id] = presence
+        return previous
+
     def remove(self, extension_id: str) -> Presence | None:
         """Forget an extension (disabled or deleted); returns its last known presence."""
         self._sequences.pop(extension_id, None)

@@ -27,7 +27,8 @@ class PersonChange:
 
 
 class RosterView(Protocol):
-    """What consumers read at the moment they act; only the coordinator changes a roster."""
+    """What consumers read at the moment they act; only the coordinator changes a roster (on a
+    follower replica, `bot.replicas.follower.FollowerPresence`)."""
 
     def presence_of(self, user_id: str) -> Presence | None: ...
     def extension_of(self, user_id: str) -> str | None: ...
@@ -86,6 +87,23 @@ class Roster:
     def restore(self, presences: Iterable[Presence]) -> int:
         """Stored presence at start-up, without changes (see `PresenceBook.restore`)."""
         return self._book.restore(presences)
+
+    def adopt(self, presence: Presence) -> PersonChange | None:
+        """Take `presence` as its extension's state whatever came before (see
+        `PresenceBook.adopt`); a change when a linked person's availability moved."""
+        previous = self._book.adopt(presence)
+        old = _class(previous)
+        user_id = self._user_of.get(presence.extension_id)
+        if user_id is None or old is presence.availability:
+            return None
+        return PersonChange(
+            user_id,
+            presence.extension_id,
+            old,
+            presence.availability,
+            presence.availability_since,
+            presence,
+        )
 
     def remove(self, extension_id: str, *, at: datetime) -> PersonChange | None:
         """Forget a deleted extension; its person, if any, becomes unknown."""

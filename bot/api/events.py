@@ -97,11 +97,14 @@ class AvailabilityFeed:
 
     A change that other systems cannot see (a hidden person staying hidden) makes no event.
     The hub is never held up by the database: a change is queued in memory and `run_writer`
-    records queued changes in batches, then offers them (with their ids) to live subscribers
-    and kicks the listeners (webhooks). Recording happens within milliseconds, long before
-    the coordinator persists the presence that caused it, so a crash in between loses no
-    change: after a restart the remembered presence is the old one, and the first snapshot
-    makes the same change again.
+    records queued changes in batches, then offers them (with their ids) to live subscribers,
+    kicks the listeners (webhooks) and tells `on_recorded` the newest id (the replica bus).
+    Recording happens within milliseconds, long before the coordinator persists the presence
+    that caused it, so a crash in between loses no change: after a restart the remembered
+    presence is the old one, and the first snapshot makes the same change again.
+
+    On a follower neither `on_person_change` nor `run_writer` runs: `bot.replicas.tail`'s
+    `EventTail` reads what the leader recorded and `offer`s it here.
     """
 
     def __init__(
@@ -112,6 +115,7 @@ class AvailabilityFeed:
         not_sharing: Container[str],
         log_store: EventLog,
         listeners: tuple[EventListener, ...] = (),
+        on_recorded: Callable[[int], None] | None = None,
         linger: float = WRITE_LINGER,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -121,6 +125,7 @@ class AvailabilityFeed:
         self._not_sharing = not_sharing
         self._log = log_store
         self._listeners = listeners
+        self._on_recorded = on_recorded
         self._clock = clock
         self._subscribers: set[Subscription] = set()
         self._started = False
@@ -169,11 +174,11 @@ class AvailabilityFeed:
                     self._pending.popleft()
                 self.recorded += len(ids)
                 for event_id, (at, user_id, data) in zip(ids, batch, strict=True):
-                    event = AvailabilityEvent(event_id, at, user_id, data)
-                    for subscription in self._subscribers:
-                        subscription.offer(event)
+                    self.offer(AvailabilityEvent(event_id, at, user_id, data))
                 for listener in self._listeners:
                     listener.kick()
+                if self._on_recorded is not None and ids:
+                    self._on_recorded(max(ids))
             self._drained.set()
 
     async def flush(self) -> None:
@@ -213,6 +218,11 @@ class AvailabilityFeed:
         if availability is Availability.HIDDEN or user_id in self._not_sharing:
             return ApiAvailability.HIDDEN
         return ApiAvailability(availability.value)
+
+    def offer(self, event: AvailabilityEvent) -> None:
+        """Hand a recorded event to every live subscriber (on a follower, the tail does)."""
+        for subscription in self._subscribers:
+            subscription.offer(event)
 
     def subscribe(self, maxsize: int = SUBSCRIBER_QUEUE) -> Subscription:
         subscription = Subscription(maxsize)

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from sqlalchemy import Row, delete, select
+from sqlalchemy import delete, select
 
 from bot.presence import (
     CallDirection,
@@ -41,6 +41,10 @@ _PRESENCE_PLAIN: Final = (
     "active_calls",
     "on_call_since",
 )
+PRESENCE_FIELDS: Final = (*_PRESENCE_PLAIN, *_PRESENCE_ENUMS)
+"""Every field of a presence row, in one order: the replicas' wire sends them by position."""
+PRESENCE_TIMES: Final = frozenset({"availability_since", "updated_at", "on_call_since"})
+"""The fields that hold datetimes (aware, UTC)."""
 SAVE_BATCH: Final = 5000
 
 
@@ -55,7 +59,7 @@ class PresenceRepository(StoreBase):
         loaded: list[Presence] = []
         for row in rows:
             try:
-                loaded.append(_presence(row))
+                loaded.append(presence_from_row(row._mapping))
             except ValueError:
                 # A value an older or newer rcstatus wrote; the first snapshot refills it.
                 log.warning("skipped stored presence of extension %s", row.extension_id)
@@ -66,7 +70,7 @@ class PresenceRepository(StoreBase):
         if not presences:
             return
         latest = {p.extension_id: p for p in presences}
-        rows = [_presence_row(p) for p in latest.values()]
+        rows = [presence_row(p) for p in latest.values()]
         table = schema.presence
         statement = self._insert(table)
         upsert = statement.on_conflict_do_update(
@@ -89,7 +93,8 @@ class PresenceRepository(StoreBase):
                 await conn.execute(delete(table).where(table.c.extension_id.in_(batch)))
 
 
-def _presence_row(presence: Presence) -> dict[str, Any]:
+def presence_row(presence: Presence) -> dict[str, Any]:
+    """A presence as plain values (enums by value), one per name in PRESENCE_FIELDS."""
     row: dict[str, Any] = {name: getattr(presence, name) for name in _PRESENCE_PLAIN}
     for name in _PRESENCE_ENUMS:
         value = getattr(presence, name)
@@ -97,8 +102,8 @@ def _presence_row(presence: Presence) -> dict[str, Any]:
     return row
 
 
-def _presence(row: Row[Any]) -> Presence:
-    values = row._mapping
+def presence_from_row(values: Mapping[Any, Any]) -> Presence:
+    """The inverse of `presence_row`; ValueError for a value no enum knows."""
     fields: dict[str, Any] = {name: values[name] for name in _PRESENCE_PLAIN}
     for name, kind in _PRESENCE_ENUMS.items():
         raw = values[name]
