@@ -11,8 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Unpack
@@ -44,11 +43,16 @@ from bot.health import Health
 from bot.huddle import HuddleBusy, HuddleStats
 from bot.intake import IntakeStats, IntakeTimer, PresenceIntake
 from bot.leader import LeadershipLost, Lease, default_replica_id, fenced
-from bot.leader_inbox import LeaderInbox, Relay
+from bot.leader_inbox import TOPIC as LEADER_TOPIC
+from bot.leader_inbox import LeaderInbox
 from bot.mapping import link_by_email
 from bot.metrics import Metrics, Reading
 from bot.ports import ensure_port_free, port_problem
 from bot.presence import Availability, Presence
+from bot.replicas.bus import Envelope, ReplicaBus
+from bot.replicas.follower import FollowerPresence
+from bot.replicas.mirror import LeaderMirror
+from bot.replicas.tail import EventTail
 from bot.ringcentral.advice import login_advice
 from bot.ringcentral.client import (
     DEFAULT_MAX_ATTEMPTS,
@@ -94,8 +98,8 @@ from bot.webhooks.sender import AttemptResult, WebhookSender
 
 log = logging.getLogger(__name__)
 
-FOLLOWER_REFRESH: Final = 5.0
-"""Seconds between a follower's re-reads of what the leader stored."""
+DATABASE_RETRY: Final = 1.0
+"""Seconds between looks at the database while a deposed replica waits to be rebuilt."""
 
 
 # --------------------------------------------------------------------------------- RingCentral
@@ -164,6 +168,7 @@ class PresencePipeline:
         client: RingCentralClient | None = None,
         directory: Directory | None = None,
         intake_timer: IntakeTimer | None = None,
+        mirror: LeaderMirror | None = None,
     ) -> PresencePipeline:
         if client is None:
             client = ringcentral_client(settings)
@@ -178,6 +183,7 @@ class PresencePipeline:
             consumers=consumers,
             memory=memory,
             snapshot_interval=settings.presence_snapshot_seconds,
+            mirror=mirror,
         )
         intake = PresenceIntake(coordinator, timer=intake_timer)
         listing = directory
@@ -277,19 +283,41 @@ class _Lookups:
         return extension.email if extension else None
 
 
-class ViewFreshness:
-    """How long this replica's view has gone without news from the leader (0 while leading)."""
+class _BusRelay:
+    """The leader inbox's messages, sent over the replica bus."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._current_at = clock()
-        self.leading = False
+    def __init__(self, bus: ReplicaBus) -> None:
+        self._bus = bus
 
-    def mark(self) -> None:
-        self._current_at = self._clock()
+    def send(self, message: dict[str, Any]) -> None:
+        self._bus.publish(LEADER_TOPIC, message)
 
-    def staleness(self) -> float:
-        return 0.0 if self.leading else max(0.0, self._clock() - self._current_at)
+
+@dataclass(frozen=True, slots=True)
+class Following:
+    """What a follower runs to keep its view: the leader's presence, and its recorded events."""
+
+    presence: FollowerPresence
+    events: EventTail
+
+
+def _following(
+    team_id: str,
+    store: Store,
+    bus: ReplicaBus | None,
+    roster: Roster,
+    gate: AvailabilityGate,
+    feed: AvailabilityFeed,
+) -> Following | None:
+    if bus is None:
+        return None
+    return Following(
+        # The gate only: the leader's consumers act on changes, a follower's only answer.
+        presence=FollowerPresence(
+            team_id=team_id, roster=roster, store=store, bus=bus, consumers=[gate]
+        ),
+        events=EventTail(team_id=team_id, feed=feed, store=store, bus=bus),
+    )
 
 
 class _QueuedDms:
@@ -351,13 +379,18 @@ class Services:
     snooze: SnoozeKeeper
     huddles: HuddleBusy
     inbox: LeaderInbox
-    freshness: ViewFreshness
     lease: Lease | None
     """The leader lease when replicas share PostgreSQL; None leads alone (SQLite)."""
     supervisor: Supervisor
     """Tasks every replica runs (and, leading alone, everything)."""
     leader_tasks: Supervisor
     """Tasks only the leader runs, stopped the moment it is no longer sure it leads."""
+    bus: ReplicaBus | None
+    """LISTEN/NOTIFY between replicas (PostgreSQL only)."""
+    following: Following | None
+    """A follower's view of the leader's presence and events (PostgreSQL only)."""
+    follower_tasks: Supervisor
+    """Tasks only a follower runs, stopped when it takes over."""
 
 
 def wire(
@@ -368,7 +401,7 @@ def wire(
     http: aiohttp.ClientSession,
     consumers: Sequence[PersonConsumer] = (),
     lease: Lease | None = None,
-    relay: Relay | None = None,
+    bus: ReplicaBus | None = None,
 ) -> Services:
     """Build every part, each given its collaborators through its constructor."""
     team_id = identity.team_id
@@ -457,12 +490,14 @@ def wire(
         messenger=outbox,
         admins=people.admins,
     )
+    mirror = LeaderMirror(bus) if bus is not None else None
     feed = AvailabilityFeed(
         team_id=team_id,
         people=people_view,
         not_sharing=sharing,
         log_store=store,
         listeners=(webhooks,),
+        on_recorded=mirror.events_recorded if mirror is not None else None,
     )
     presence = PresencePipeline.build(
         settings,
@@ -474,6 +509,7 @@ def wire(
         client=rc_client,
         directory=directory,
         intake_timer=metrics.intake,
+        mirror=mirror,
     )
     inbox = LeaderInbox(
         leading=(lambda: lease is None or lease.valid()),
@@ -484,7 +520,7 @@ def wire(
         outbox=outbox,
         endpoints=webhooks,
         sharing=sharing,
-        relay=relay,
+        relay=_BusRelay(bus) if bus is not None else None,
     )
     commands = RcStatusHandlers(
         store=store,
@@ -540,10 +576,16 @@ def wire(
             per_key=settings.api_max_streams_per_key,
         ),
     )
-    freshness = ViewFreshness()
+
+    def staleness() -> float:
+        """How long this replica has heard nothing from the leader; 0 while it leads."""
+        if bus is None or (lease is not None and lease.valid()):
+            return 0.0
+        return bus.stale_for()
+
     api = AvailabilityApi(
         guard=guard,
-        staleness=freshness.staleness,
+        staleness=staleness,
         stale_after=settings.api_stale_after_seconds,
         people=people_view,
         gate=gate,
@@ -585,10 +627,12 @@ def wire(
         snooze=snooze,
         huddles=huddles,
         inbox=inbox,
-        freshness=freshness,
         lease=lease,
+        bus=bus,
+        following=_following(team_id, store, bus, roster, gate, feed),
         supervisor=Supervisor(),
         leader_tasks=Supervisor(),
+        follower_tasks=Supervisor(),
     )
 
 
@@ -664,13 +708,18 @@ class Bot:
                 ) from None
             if settings.slack_app_token is not None:
                 await _check_app_token(lookup, settings.slack_app_token)
-            lease = None
+            lease = bus = None
             if store.engine.dialect.name == "postgresql":
-                lease = Lease(
-                    store.engine,
-                    settings.replica_id or default_replica_id(),
-                    duration=settings.leader_lease_seconds,
-                )
+                replica_id = settings.replica_id or default_replica_id()
+                lease = Lease(store.engine, replica_id, duration=settings.leader_lease_seconds)
+                held = lease
+
+                def epoch() -> int | None:
+                    # The term's epoch even once unsure of it: followers that saw a newer one
+                    # drop what a deposed leader sends before it notices.
+                    return held.term.epoch if held.term is not None else None
+
+                bus = ReplicaBus(settings.database_url, replica_id=replica_id, epoch=epoch)
             return cls(
                 wire(
                     settings,
@@ -679,6 +728,7 @@ class Bot:
                     http=http,
                     consumers=consumers,
                     lease=lease,
+                    bus=bus,
                 )
             )
         except BaseException:
@@ -698,21 +748,31 @@ class Bot:
         s = self._services
         health = self._health
         await self._serve()
-        if s.lease is None:
-            s.freshness.leading = True
+        if s.lease is None or s.bus is None or s.following is None:
             await self._lead()
         else:
             health.phase = "reading Slack's directory and the stored state"
+            s.bus.subscribe(LEADER_TOPIC, self._from_replica)
+            s.supervisor.start("replica-bus", s.bus.run, stop=s.bus.stop)
             await s.people.refresh()
             await s.sharing.load()
-            await self._follow_once()
-            s.supervisor.start("replica-view", self._follow)
+            await self._adopt_listing()
+            following = s.following
+            await following.presence.rebuild()
+            tasks = s.follower_tasks
+            tasks.start("follower-presence", following.presence.run)
+            tasks.start("follower-events", following.events.run)
+            tasks.start("follower-upkeep", self._follower_upkeep)
             s.supervisor.start("leader-election", self._compete)
         health.phase = "connecting to Slack"
         await self._connect_socket()
         health.phase = "started"
         health.started = True
         log.info("rcstatus is running for workspace %s", self.team_id)
+
+    async def _from_replica(self, message: Any, _envelope: Envelope) -> None:
+        if isinstance(message, dict):
+            await self._services.inbox.receive(message)
 
     async def _lead(self) -> None:
         """Everything the leader alone does, started in the order that loses nothing."""
@@ -754,10 +814,11 @@ class Bot:
         why = "stopping"
         with fenced(term, lease):
             keeper = asyncio.create_task(lease.keep(), name="leader-lease")
+            # What kept the follower's view stops first: from now on the roster is the hub's.
+            await s.follower_tasks.stop(grace=1.0)
             # The roster's links came from the store as a follower; told afresh, every person
             # reaches the leader's consumers as on a first start.
             s.presence.roster.set_links({}, at=datetime.now(UTC))
-            s.freshness.leading = True
             taking_over = asyncio.create_task(self._lead(), name="taking-over")
             try:
                 await asyncio.wait({keeper, taking_over}, return_when=asyncio.FIRST_COMPLETED)
@@ -774,53 +835,40 @@ class Bot:
                     task.cancel()
                 await asyncio.gather(keeper, taking_over, return_exceptions=True)
                 await s.leader_tasks.stop(grace=1.0)
-                s.freshness.leading = False
                 if lease.term is not None:
                     await lease.release()
                 log.warning("stepped down from epoch %d: %s", term.epoch, why)
                 self.deposed.set()
 
-    async def _follow_once(self) -> None:
-        """A follower's view, read from what the leader stored: extensions, links, presence."""
+    async def _adopt_listing(self) -> None:
+        """The extension listing the leader stored: numbers and emails resolve on a follower."""
         s = self._services
         extensions = await s.store.stored_extensions()
-        links = {link.user_id: link.extension_id for link in await s.store.links(self.team_id)}
-        presences = await s.store.load_presence()
-        if s.lease is not None and s.lease.term is not None:
-            return  # led meanwhile: the roster is the coordinator's now
         await s.presence.directory.adopt(extensions)
-        roster = s.presence.roster
-        roster.set_links(links, at=datetime.now(UTC))
-        roster.restore(presences)
-        s.freshness.mark()
 
-    async def _follow(self) -> None:
-        """Keep the follower's view fresh until this replica leads; through a database outage
-        it answers from what it last read."""
+    async def _follower_upkeep(self) -> None:
+        """Slack's directory and the stored extension listing, re-read now and then; through a
+        database outage the follower answers from what it last read."""
         s = self._services
-        assert s.lease is not None
-        failing = False
+        interval = s.settings.rate_window_seconds
+        people_every = max(1, int(s.settings.directory_refresh_seconds / interval))
+        tick = 0
         while True:
-            await asyncio.sleep(FOLLOWER_REFRESH)
-            if s.lease.term is not None:
-                continue
+            await asyncio.sleep(interval)
+            tick += 1
             try:
-                await self._follow_once()
+                await self._adopt_listing()
             except StoreError as exc:
-                if not failing:
-                    log.warning("serving the last known state: %s", exc)
-                failing = True
-                continue
-            if failing:
-                log.info("the database answers again; the view is current")
-            failing = False
+                log.warning("kept the extension listing it had: %s", exc)
+            if tick % people_every == 0:
+                await s.people.refresh()
 
     async def wait_for_database(self, stop: asyncio.Event) -> None:
         """Return once the database answers (or `stop` is set): a replica is rebuilt only then,
         and serves what it knows meanwhile."""
         while not stop.is_set() and await self._services.store.health() is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), FOLLOWER_REFRESH / 5)
+                await asyncio.wait_for(stop.wait(), DATABASE_RETRY)
 
     async def stop(self) -> None:
         """Everything stopped and awaited within a few seconds (SIGTERM)."""
@@ -838,6 +886,7 @@ class Bot:
                 # The same for snoozes; any left end by themselves within the hour they were set.
                 await asyncio.wait_for(s.snooze.release_all(), timeout=2.0)
         await s.leader_tasks.stop(grace=3.0)
+        await s.follower_tasks.stop(grace=1.0)
         if s.lease is not None:
             # Given back rather than left to expire: a follower leads within a second or two.
             await s.lease.release()
@@ -953,6 +1002,7 @@ class Bot:
             "tasks": tasks,
             "pending_writes": s.writer.pending,
             "presence_intake": s.presence.intake.health(),
+            **({"replica_bus": _bus_health(s.bus)} if s.bus is not None else {}),
         }
 
     # ----------------------------------------------------------------------------- surface
@@ -1123,6 +1173,14 @@ async def _check_app_token(client: AsyncWebClient, app_token: Secret) -> None:
                 "Slack app's page, or leave SLACK_APP_TOKEN empty for HTTP mode."
             ]
         ) from None
+
+
+def _bus_health(bus: ReplicaBus) -> dict[str, Any]:
+    return {
+        "connected": bus.connected,
+        "stale_seconds": round(bus.stale_for(), 1),
+        "queued": bus.queued,
+    }
 
 
 def _reveal(secret: Secret | None) -> str | None:
