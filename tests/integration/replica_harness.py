@@ -218,6 +218,19 @@ class Replicas:
         )
         return found
 
+    async def leader_ready(self, timeout: float = TAKEOVER_DEADLINE) -> Replica:
+        """The leader, once its /readyz is 200: connected to RingCentral, its first snapshot in.
+        A follower answers 200 sooner (it serves), but calls made before a leader has its
+        baseline would be learned, not seen as changes."""
+        leader = await self.leader(timeout=timeout)
+
+        async def ready() -> bool:
+            answer = await leader.readiness()
+            return answer is not None and answer[0] == 200 and answer[1].get("role") == "leader"
+
+        await wait_until(ready, timeout=timeout, interval=0.05, message=f"{leader.name} ready")
+        return leader
+
     async def settled(self, leader: Replica, timeout: float = 20.0) -> None:
         """The leader has no status write waiting (its /readyz `pending_writes` is 0)."""
 
@@ -247,6 +260,8 @@ async def replicas(
     group = Replicas(sims, tmp_path, database_url, count, **settings)
     try:
         await group.start(started)
+        if started != 0:
+            await group.leader_ready()
         yield group
     except AssertionError as failed:
         await group.stop()
