@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
-from collections.abc import Iterable
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Final, Protocol
 
 from bot.errors import BotError
-from bot.store import ApiKeyRecord
+from bot.store import ApiKeyRecord, StoreError
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX: Final = "rcs_"
 _KEY_SHAPE: Final = re.compile(r"rcs_[A-Za-z0-9_-]{43}")
 """32 random bytes, base64url: what `new_key` makes. Anything else is refused unread."""
 NAME_LIMIT: Final = 100
+OUTAGE_GRACE: Final = 900.0
+"""Seconds after its last check in the database that a key still opens reads while the database
+is unreachable: answering from memory is what a replica does then, and no key can be revoked
+meanwhile (revoking needs the database)."""
+REMEMBERED_KEYS: Final = 10_000
 
 
 class Scope(StrEnum):
@@ -46,8 +56,12 @@ def hash_key(key: str) -> str:
 class ApiKeys:
     """Makes, lists, revokes and checks keys; the store keeps only their hashes."""
 
-    def __init__(self, store: KeyStore) -> None:
+    def __init__(self, store: KeyStore, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
+        self._clock = clock
+        # Digest → (record, when the database last vouched for it); used only while it is away.
+        self._vouched: OrderedDict[str, tuple[ApiKeyRecord, float]] = OrderedDict()
+        self._away = False
 
     async def create(self, name: str, scopes: Iterable[str]) -> tuple[ApiKeyRecord, str]:
         """A new key and its record; the key is returned once and never stored."""
@@ -73,13 +87,35 @@ class ApiKeys:
         if not _KEY_SHAPE.fullmatch(key):
             return None
         digest = hash_key(key)
-        found = await self._store.api_key_by_hash(digest)
+        try:
+            found = await self._store.api_key_by_hash(digest)
+        except StoreError:
+            return self._from_memory(digest)
+        if self._away:
+            self._away = False
+            log.info("API keys are checked in the database again")
         if found is None:
+            self._vouched.pop(digest, None)
             return None
         record, stored = found
         if not hmac.compare_digest(stored, digest) or not record.active:
+            self._vouched.pop(digest, None)
             return None
+        self._vouched[digest] = (record, self._clock())
+        self._vouched.move_to_end(digest)
+        while len(self._vouched) > REMEMBERED_KEYS:
+            self._vouched.popitem(last=False)
         return record
+
+    def _from_memory(self, digest: str) -> ApiKeyRecord | None:
+        """The database is away: a key it vouched for lately still opens what it opened."""
+        if not self._away:
+            self._away = True
+            log.warning("the database is unreachable: API keys checked lately are trusted")
+        vouched = self._vouched.get(digest)
+        if vouched is None or self._clock() - vouched[1] > OUTAGE_GRACE:
+            raise StoreError("the database is unreachable and this key was not checked lately")
+        return vouched[0]
 
     async def list(self) -> list[ApiKeyRecord]:
         return await self._store.api_keys()

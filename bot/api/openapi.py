@@ -66,6 +66,9 @@ def auth_errors() -> dict[str, Any]:
             _error("The key lacks the scope this endpoint needs."), challenge_header()
         ),
         "429": _with_headers(_error("The key has used its request budget."), retry_after_header()),
+        "503": _with_headers(
+            _error("The database is unreachable and the answer needs it."), retry_after_header()
+        ),
     }
 
 
@@ -124,7 +127,10 @@ def openapi_document() -> dict[str, Any]:
                         **auth_errors(),
                         "404": _error("Nobody matches the reference."),
                         "503": _with_headers(
-                            _error("Too many requests are waiting at the gate."),
+                            _error(
+                                "Too many requests are waiting at the gate, or the database "
+                                "is unreachable and the answer needs it."
+                            ),
                             retry_after_header(),
                         ),
                     },

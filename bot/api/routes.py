@@ -18,6 +18,7 @@ from bot.api.keys import Scope
 from bot.api.openapi import openapi_document
 from bot.api.people import ApiAvailability, PeopleView
 from bot.api.stream import EventStream
+from bot.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,14 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
                 405, "method_not_allowed", "That method is not allowed here.", allow
             )
         return error_response(exc.status, "http_error", exc.reason)
+    except StoreError as exc:
+        log.warning("an API request could not be answered: %s", exc)
+        return error_response(
+            503,
+            "unavailable",
+            "The database is unreachable; retry shortly.",
+            {"Retry-After": "5"},
+        )
     except Exception:
         log.exception("an API request failed")
         return error_response(500, "internal_error", "Something went wrong on our side.")

@@ -565,18 +565,33 @@ async def _role_is(member: Replica, role: str) -> bool:
 async def test_postgres_unreachable_for_30_s_mid_calls_then_back_converges_none_stuck(
     sims: Sims, tmp_path: Path
 ) -> None:
-    async with postgres_cluster() as cluster, replicas(sims, tmp_path, cluster.url, 3) as group:
-        await group.leader()
+    async with (
+        postgres_cluster() as cluster,
+        replicas(sims, tmp_path, cluster.url, 3, API_STALE_AFTER_SECONDS="2") as group,
+    ):
+        leader = await group.leader()
+        follower = next(m for m in group.members if m is not leader)
         company = await set_up(sims, group, cluster.url, connected=4)
         load = CallLoad(sims, company.people, period=OUTAGE_SECONDS / 10)
         load.toggle(company.people[0])
         await statuses_reach(sims, load.truth(), company.people, CONVERGE)
+        async with Store(cluster.url) as store:
+            _, key = await ApiKeys(store).create("outage", [Scope.AVAILABILITY_READ.value])
+        person = company.people[0]
+        before = await read_person(follower.port, key, sid(person))
+        assert before[0] == 200
+        assert STALE not in before[1], before
 
         await cluster.stop()
         load.start()
         try:
             # The outage lasts while calls start and end, 10 changes over its 30 seconds.
             await load.until_steps(round(OUTAGE_SECONDS / load.period) + 1)
+            # Meanwhile a follower answers from memory, and says how old that memory is.
+            during = await read_person(follower.port, key, sid(person))
+            assert during[0] == 200, during
+            assert int(during[1][STALE]) >= 2, during
+            assert during[2]["slack_user_id"] == sid(person)
         finally:
             await load.stop()
         await cluster.start()
@@ -592,6 +607,21 @@ async def test_postgres_unreachable_for_30_s_mid_calls_then_back_converges_none_
             if not on and shows(sims, _by(company, u)) == ON_A_CALL
         ]
         assert stuck == [], f"stuck 'On a call' after the outage: {stuck}"
+
+
+STALE: Final = "RCStatus-Stale-Seconds"
+
+
+async def read_person(port: int, key: str, ref: str) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """GET /api/v1/people/{ref} on one replica: status, headers, body."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"http://127.0.0.1:{port}/api/v1/people/{ref}",
+            headers={"Authorization": f"Bearer {key}"},
+        ) as response,
+    ):
+        return response.status, dict(response.headers), await response.json()
 
 
 def _by(company: Company, user: str) -> Person:
