@@ -183,8 +183,9 @@ def test_compose_runs_the_bot_on_postgresql() -> None:
     assert db["environment"]["POSTGRES_DB"] == "rcstatus"
     assert bot["depends_on"]["db"]["condition"] == "service_healthy"
     assert bot["env_file"] == ".env"
-    assert bot["ports"] == [f"127.0.0.1:{bot['environment']['PORT']}:3000"]
-    assert "replicas" in read("compose.yaml")
+    # Two replicas, one host port each from the range, both on the container's PORT.
+    assert bot["deploy"]["replicas"] == 2
+    assert bot["ports"] == [f"127.0.0.1:3000-3001:{bot['environment']['PORT']}"]
 
 
 # ------------------------------------------------------------------------------- systemd
