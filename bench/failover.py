@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,11 +39,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.common import RESULTS_DIR, fmt, free_port, joined, percentile, progress, write_result
 from bot.cli import simulator_env, write_env_file
+from bot.config import Settings
 from bot.leader import Lease, fenced
 from bot.presence import Presence, PresenceStatus, TelephonyStatus
 from bot.sim.company import Person, build_company
 from bot.sim.limits import TimeScale
 from bot.sim.ringcentral import RingCentralSimulator
+from bot.sim.ringcentral.wire import DEFAULT_RATE_LIMITS, RATE_WINDOW_SECONDS
 from bot.sim.slack import SlackSimulator
 from bot.store.store import Store
 
@@ -238,6 +241,48 @@ def available(rc: RingCentralSimulator, people: Iterable[Person]) -> list[Person
     return found
 
 
+class AuthBudget:
+    """When RingCentral's simulator admitted each Auth-group request (logins, WebSocket tokens),
+    so that a takeover starts only once its WebSocket token fits in the minute's five: a run
+    that waited for the limit would time the wait, not the takeover."""
+
+    def __init__(self, rc: RingCentralSimulator, scale: TimeScale) -> None:
+        self._rc = rc
+        self.limit = DEFAULT_RATE_LIMITS["auth"]
+        # A second more than the window, for the bot's and the simulator's clocks to disagree.
+        self.window = scale.seconds(RATE_WINDOW_SECONDS) + 1.0
+        self._seen = self._admitted()
+        self._times: deque[float] = deque(maxlen=self.limit * 4)
+        self.waited = 0.0
+
+    def _admitted(self) -> int:
+        stats = self._rc.stats()
+        return int(stats["groups"]["auth"]) - int(stats["rate_limited_by_group"]["auth"])
+
+    def note(self) -> None:
+        admitted = self._admitted()
+        now = time.monotonic()
+        self._times.extend(now for _ in range(admitted - self._seen))
+        self._seen = admitted
+
+    async def run(self) -> None:
+        while True:
+            self.note()
+            await asyncio.sleep(0.1)
+
+    async def room_for(self, requests: int) -> None:
+        """Return once `requests` more would be admitted (counting each takeover's token as
+        one, with one spare for a login or a retry)."""
+        began = time.monotonic()
+        while True:
+            self.note()
+            recent = [t for t in self._times if t > time.monotonic() - self.window]
+            if len(recent) + requests <= self.limit:
+                self.waited += time.monotonic() - began
+                return
+            await asyncio.sleep(recent[0] + self.window - time.monotonic() + 0.05)
+
+
 # ------------------------------------------------------------------ takeovers
 
 
@@ -382,24 +427,23 @@ def presences(count: int, round_: int) -> list[Presence]:
 async def fence_cost(
     url: str, *, rounds: int, calls: int, batch: int, lease_seconds: float
 ) -> dict[str, Any]:
-    """Per transaction, the same writes outside and inside `fenced(term, lease)`, interleaved
-    call by call (which goes first alternates), while the lease is held and renewed."""
+    """Per transaction, the same writes outside and inside `fenced(term, lease)` while the lease
+    is held and renewed: in pairs, one of each, which goes first alternating, so that drift and
+    a warm cache fall on both alike."""
     store = Store(url)
     await store.open()
     lease = Lease(store.engine, "bench-fence", duration=lease_seconds)
+    keeper: asyncio.Task[str] | None = None
+    operations: dict[str, Callable[[int], Awaitable[object]]] = {
+        "save_presence": lambda n: store.save_presence(presences(batch, n)),
+        "update_preferences": lambda n: store.update_preferences(
+            TEAM, f"U{n % 50:04d}", call_text=f"On a call ({n})"
+        ),
+    }
+    samples = {name: Samples() for name in operations}
     try:
         term = await asyncio.wait_for(lease.acquire(), lease_seconds * 3)
         keeper = asyncio.create_task(lease.keep())
-        operations: dict[str, Callable[[int], Awaitable[object]]] = {
-            "save_presence": lambda n: store.save_presence(presences(batch, n)),
-            "update_preferences": lambda n: store.update_preferences(
-                TEAM, f"U{n % 50:04d}", call_text=f"On a call ({n})"
-            ),
-        }
-        samples: dict[str, dict[str, list[float]]] = {
-            name: {"plain": [], "fenced": []} for name in operations
-        }
-        per_round: dict[str, list[float]] = {name: [] for name in operations}
         for operation in operations.values():
             await operation(0)  # the statement cache, the first upsert's inserts
             with fenced(term, lease):
@@ -408,48 +452,70 @@ async def fence_cost(
         for round_ in range(rounds):
             for name, operation in operations.items():
                 got = samples[name]
-                mark = {mode: len(got[mode]) for mode in got}
+                got.new_round()
                 for n in range(calls):
-                    order = ("plain", "fenced") if (n + round_) % 2 == 0 else ("fenced", "plain")
-                    for mode in order:
+                    pair: dict[str, float] = {}
+                    fenced_first = (n + round_) % 2 == 1
+                    for is_fenced in (fenced_first, not fenced_first):
                         began = time.perf_counter()
-                        if mode == "fenced":
+                        if is_fenced:
                             with fenced(term, lease):
                                 await operation(serial)
                         else:
                             await operation(serial)
-                        got[mode].append(time.perf_counter() - began)
+                        pair["fenced" if is_fenced else "plain"] = time.perf_counter() - began
                         serial += 1
-                plain = statistics.median(got["plain"][mark["plain"] :])
-                fenced_ = statistics.median(got["fenced"][mark["fenced"] :])
-                per_round[name].append(fenced_ / plain)
+                    got.add(pair["plain"], pair["fenced"])
             progress(f"failover: fence round {round_ + 1}/{rounds} done")
         if not lease.valid():
             raise RuntimeError("the lease was lost while the fence was measured")
-        keeper.cancel()
-        await asyncio.gather(keeper, return_exceptions=True)
-        await lease.release()
     finally:
+        if keeper is not None:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+        await lease.release()
         await store.close()
-    result: dict[str, Any] = {
+    return {
         "rounds": rounds,
-        "calls_per_round_each_way": calls,
+        "pairs_per_round": calls,
         "presence_batch": batch,
+        **{name: got.figures() for name, got in samples.items()},
     }
-    for name, got in samples.items():
-        plain_ms = statistics.median(got["plain"]) * 1000
-        fenced_ms = statistics.median(got["fenced"]) * 1000
-        result[name] = {
-            "plain_median_ms": round(plain_ms, 3),
-            "fenced_median_ms": round(fenced_ms, 3),
-            "plain_p90_ms": round(percentile(got["plain"], 0.9) * 1000, 3),
-            "fenced_p90_ms": round(percentile(got["fenced"], 0.9) * 1000, 3),
-            "added_ms": round(fenced_ms - plain_ms, 3),
-            "ratio": round(fenced_ms / plain_ms, 3),
-            "ratio_per_round": [round(r, 3) for r in per_round[name]],
-            "ratio_median_of_rounds": round(statistics.median(per_round[name]), 3),
+
+
+@dataclass(slots=True)
+class Samples:
+    """One operation's timings without and with the fence, pair by pair, round by round."""
+
+    plain: list[float] = field(default_factory=list)
+    fenced: list[float] = field(default_factory=list)
+    rounds: list[tuple[int, int]] = field(default_factory=list)
+
+    def new_round(self) -> None:
+        self.rounds.append((len(self.plain), len(self.plain)))
+
+    def add(self, plain: float, fenced: float) -> None:
+        self.plain.append(plain)
+        self.fenced.append(fenced)
+        first, _ = self.rounds[-1]
+        self.rounds[-1] = (first, len(self.plain))
+
+    def figures(self) -> dict[str, Any]:
+        ratios = [
+            statistics.median(self.fenced[a:b]) / statistics.median(self.plain[a:b])
+            for a, b in self.rounds
+            if b > a
+        ]
+        added = [f - p for p, f in zip(self.plain, self.fenced, strict=True)]
+        return {
+            "plain_median_ms": round(statistics.median(self.plain) * 1000, 3),
+            "fenced_median_ms": round(statistics.median(self.fenced) * 1000, 3),
+            "plain_p90_ms": round(percentile(self.plain, 0.9) * 1000, 3),
+            "fenced_p90_ms": round(percentile(self.fenced, 0.9) * 1000, 3),
+            "added_ms_median_of_pairs": round(statistics.median(added) * 1000, 3),
+            "ratio_per_round": [round(r, 3) for r in ratios],
+            "ratio": round(statistics.median(ratios), 3),
         }
-    return result
 
 
 # ------------------------------------------------------------------ the run
@@ -466,6 +532,7 @@ class Plan:
     lease_seconds: float | None
     deadline: float
     spacing: float
+    pace: bool
     fence_rounds: int
     fence_calls: int
     fence_batch: int
@@ -502,7 +569,10 @@ async def _run(plan: Plan, url: str, directory: Path) -> dict[str, Any]:
             if lease_seconds is not None:
                 env["LEADER_LEASE_SECONDS"] = f"{lease_seconds:g}"
             replicas.append(Replica(f"r{i}", {**env, **plan.extra}, directory))
+        # What the replicas make of their settings, the bot's default included.
+        lease = Settings.from_env({**env, **plan.extra}, env_file=None).leader_lease_seconds
         calls: asyncio.Task[None] | None = None
+        watching: asyncio.Task[None] | None = None
         try:
             # The first replica leads alone while people connect through its OAuth pages.
             first = replicas[0]
@@ -521,13 +591,20 @@ async def _run(plan: Plan, url: str, directory: Path) -> dict[str, Any]:
             progress(f"failover: {len(replicas)} replicas up, {first.name} leads")
             line = Calls(rc, people, plan.calls)
             calls = asyncio.create_task(line.run())
+            budget = AuthBudget(rc, scale)
+            watching = asyncio.create_task(budget.run())
             last_signal = -math.inf
+            # The followers look for the lease every second and the leader renews it every third
+            # of its life: signals at a steady period would meet both at the same phase each run.
+            jitter = random.Random(plan.seed)
+            phases = max(1.0, lease / 3)
             for kind in plan.kinds:
                 runs = []
                 for n in range(1, plan.runs + 1):
-                    # Each takeover fetches a WebSocket token, of RingCentral's 5 a minute: faster
-                    # takeovers would time the 60 s wait for the next, not the takeover.
                     await asyncio.sleep(max(0.0, last_signal + plan.spacing - time.monotonic()))
+                    if plan.pace:
+                        await budget.room_for(2)
+                    await asyncio.sleep(jitter.uniform(0.0, phases))
                     before = rc.stats()
                     last_signal = time.monotonic()
                     done = await take_over(session, replicas, kind, n, deadline=plan.deadline)
@@ -548,16 +625,15 @@ async def _run(plan: Plan, url: str, directory: Path) -> dict[str, Any]:
                     gone = next(r for r in replicas if r.name == done.old_leader)
                     await restart(session, gone, replicas)
                 result[kind] = figures(runs)
-            calls.cancel()
-            await asyncio.gather(calls, return_exceptions=True)
-            calls = None
+            result["waited_for_auth_budget_seconds"] = round(budget.waited, 1)
             result["calls_started"] = line.started
             result["rc_stats"] = _rate_limited(rc.stats())
             result["slack_rate_limited"] = slack.stats()["rate_limited"]
         finally:
-            if calls is not None:
-                calls.cancel()
-                await asyncio.gather(calls, return_exceptions=True)
+            for task in (calls, watching):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             codes = await asyncio.gather(*(r.stop() for r in replicas))
             result["exit_codes_at_end"] = dict(zip((r.name for r in replicas), codes, strict=True))
         result["replica_starts"] = {r.name: r.starts for r in replicas}
@@ -567,16 +643,18 @@ async def _run(plan: Plan, url: str, directory: Path) -> dict[str, Any]:
         rounds=plan.fence_rounds,
         calls=plan.fence_calls,
         batch=plan.fence_batch,
-        lease_seconds=lease_seconds or 10.0,
+        lease_seconds=lease,
     )
     result.update(
         {
             "people_connected": len(people),
             "calls_at_once": plan.calls,
             "spacing_seconds": plan.spacing,
+            "paced_to_auth_budget": plan.pace,
             "replicas": plan.replicas,
             "time_scale": plan.scale,
-            "leader_lease_seconds": lease_seconds if lease_seconds is not None else "default (10)",
+            "leader_lease_seconds": lease,
+            "leader_lease_is_default": lease_seconds is None,
             "kinds": list(plan.kinds),
         }
     )
@@ -615,7 +693,9 @@ def _s(value: float | None) -> str:
 
 def summarise(result: dict[str, Any]) -> str:
     labels = {"kill": "kill -9", "term": "SIGTERM"}
-    parts = [f"{result['replicas']} replicas on PostgreSQL, lease {result['leader_lease_seconds']}"]
+    parts = [
+        f"{result['replicas']} replicas on PostgreSQL, lease {result['leader_lease_seconds']:g} s"
+    ]
     for kind in result["kinds"]:
         one = result[kind]
         leads, serving = one["leads_after_seconds"], one["serving_after_seconds"]
@@ -635,13 +715,12 @@ def summarise(result: dict[str, Any]) -> str:
         )
     fence = result["fence"]
     parts.append(
-        "fence: save_presence "
-        f"{fence['save_presence']['plain_median_ms']:.2f} -> "
-        f"{fence['save_presence']['fenced_median_ms']:.2f} ms "
-        f"(x{fence['save_presence']['ratio']:.2f}), update_preferences "
-        f"{fence['update_preferences']['plain_median_ms']:.2f} -> "
-        f"{fence['update_preferences']['fenced_median_ms']:.2f} ms "
-        f"(x{fence['update_preferences']['ratio']:.2f})"
+        "fence per transaction: "
+        + ", ".join(
+            f"{name} {fence[name]['plain_median_ms']:.2f} ms "
+            f"{fence[name]['added_ms_median_of_pairs']:+.2f} ms (x{fence[name]['ratio']:.2f})"
+            for name in ("save_presence", "update_preferences")
+        )
     )
     return joined(parts)
 
@@ -663,10 +742,12 @@ def main(argv: list[str] | None = None, *, directory: Path = RESULTS_DIR) -> dic
     )
     parser.add_argument("--deadline", type=float, default=90.0, help="seconds per takeover")
     parser.add_argument(
-        "--spacing",
-        type=float,
-        default=15.0,
-        help="least seconds between two takeovers (RingCentral allows 5 WebSocket tokens a minute)",
+        "--spacing", type=float, default=2.0, help="least seconds between two takeovers"
+    )
+    parser.add_argument(
+        "--no-pace",
+        action="store_true",
+        help="do not wait for room in RingCentral's 5 logins and WebSocket tokens a minute",
     )
     parser.add_argument("--fence-rounds", type=int, default=5)
     parser.add_argument("--fence-calls", type=int, default=40, help="per round, each way")
@@ -689,6 +770,7 @@ def main(argv: list[str] | None = None, *, directory: Path = RESULTS_DIR) -> dic
         lease_seconds=args.lease_seconds,
         deadline=args.deadline,
         spacing=args.spacing,
+        pace=not args.no_pace,
         fence_rounds=args.fence_rounds,
         fence_calls=args.fence_calls,
         fence_batch=args.fence_batch,
