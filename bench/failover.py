@@ -539,7 +539,6 @@ class Plan:
     seed: int
     postgres: str = POSTGRES_SERVER
     logs: Path | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 async def run(plan: Plan) -> dict[str, Any]:
@@ -568,11 +567,13 @@ async def _run(plan: Plan, url: str, directory: Path) -> dict[str, Any]:
             env = {**base, "PORT": str(port), "DATABASE_URL": url, "REPLICA_ID": f"r{i}"}
             if lease_seconds is not None:
                 env["LEADER_LEASE_SECONDS"] = f"{lease_seconds:g}"
-            replicas.append(Replica(f"r{i}", {**env, **plan.extra}, directory))
+            replicas.append(Replica(f"r{i}", env, directory))
         # What the replicas make of their settings, the bot's default included.
-        lease = Settings.from_env({**env, **plan.extra}, env_file=None).leader_lease_seconds
+        lease = Settings.from_env(env, env_file=None).leader_lease_seconds
         calls: asyncio.Task[None] | None = None
-        watching: asyncio.Task[None] | None = None
+        # From before the first replica starts: its login and WebSocket token count too.
+        budget = AuthBudget(rc, scale)
+        watching = asyncio.create_task(budget.run())
         try:
             # The first replica leads alone while people connect through its OAuth pages.
             first = replicas[0]
@@ -591,8 +592,6 @@ async def _run(plan: Plan, url: str, directory: Path) -> dict[str, Any]:
             progress(f"failover: {len(replicas)} replicas up, {first.name} leads")
             line = Calls(rc, people, plan.calls)
             calls = asyncio.create_task(line.run())
-            budget = AuthBudget(rc, scale)
-            watching = asyncio.create_task(budget.run())
             last_signal = -math.inf
             # The followers look for the lease every second and the leader renews it every third
             # of its life: signals at a steady period would meet both at the same phase each run.
@@ -633,7 +632,7 @@ async def _run(plan: Plan, url: str, directory: Path) -> dict[str, Any]:
             for task in (calls, watching):
                 if task is not None:
                     task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
+            await asyncio.gather(*(t for t in (calls, watching) if t), return_exceptions=True)
             codes = await asyncio.gather(*(r.stop() for r in replicas))
             result["exit_codes_at_end"] = dict(zip((r.name for r in replicas), codes, strict=True))
         result["replica_starts"] = {r.name: r.starts for r in replicas}
