@@ -58,6 +58,7 @@ PROBE_TIMEOUT: Final = 1.0
 START_TIMEOUT: Final = 60.0
 STOP_TIMEOUT: Final = 20.0
 TEAM: Final = "T_BENCH"
+PROFILE_SET: Final = "users.profile.set"
 HANDOVER_TARGET: Final = 3.0
 """Seconds from SIGTERM to another replica serving as leader (issue 12)."""
 REPO: Final = Path(__file__).resolve().parents[1]
@@ -599,6 +600,7 @@ async def _run(plan: Plan, url: str, directory: Path) -> dict[str, Any]:
             phases = max(1.0, lease / 3)
             for kind in plan.kinds:
                 runs = []
+                slack_before = slack.stats()
                 for n in range(1, plan.runs + 1):
                     await asyncio.sleep(max(0.0, last_signal + plan.spacing - time.monotonic()))
                     if plan.pace:
@@ -624,10 +626,12 @@ async def _run(plan: Plan, url: str, directory: Path) -> dict[str, Any]:
                     gone = next(r for r in replicas if r.name == done.old_leader)
                     await restart(session, gone, replicas)
                 result[kind] = figures(runs)
+                result[kind]["slack"] = _profile_writes(slack_before, slack.stats())
             result["waited_for_auth_budget_seconds"] = round(budget.waited, 1)
             result["calls_started"] = line.started
             result["rc_stats"] = _rate_limited(rc.stats())
             result["slack_rate_limited"] = slack.stats()["rate_limited"]
+            result["slack_calls"] = slack.stats()["calls"]
         finally:
             for task in (calls, watching):
                 if task is not None:
@@ -683,6 +687,19 @@ def _rate_limited(stats: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _profile_writes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
+    """Status writes the leaders sent Slack during a phase, and how many Slack refused: each
+    new leader starts with a fresh budget, not knowing what the last one spent."""
+
+    def count(stats: dict[str, Any], kind: str) -> int:
+        return int(stats[kind].get(PROFILE_SET, 0))
+
+    return {
+        "profile_set_calls": count(after, "calls") - count(before, "calls"),
+        "profile_set_429s": count(after, "rate_limited") - count(before, "rate_limited"),
+    }
+
+
 def _s(value: float | None) -> str:
     return "never" if value is None else f"{value:.2f} s"
 
@@ -711,6 +728,7 @@ def summarise(result: dict[str, Any]) -> str:
             f"{_n(serving['max'])} s (median/max){target}"
             + (f", {failed} FAILED" if failed else "")
             + (f", {throttled} waited for RingCentral's auth limit" if throttled else "")
+            + f", {one['slack']['profile_set_429s']} Slack 429s"
         )
     fence = result["fence"]
     parts.append(
