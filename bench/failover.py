@@ -59,6 +59,9 @@ START_TIMEOUT: Final = 60.0
 STOP_TIMEOUT: Final = 20.0
 TEAM: Final = "T_BENCH"
 PROFILE_SET: Final = "users.profile.set"
+CALL_SECONDS: Final = (10.0, 30.0)
+GAP_SECONDS: Final = (5.0, 20.0)
+"""Between one call's end and the next on the same line."""
 HANDOVER_TARGET: Final = 3.0
 """Seconds from SIGTERM to another replica serving as leader (issue 12)."""
 REPO: Final = Path(__file__).resolve().parents[1]
@@ -201,7 +204,8 @@ async def wait_for(
 
 
 class Calls:
-    """Keeps a few calls going among the connected people, so the leader has statuses to write."""
+    """Keeps a few calls going among the connected people, so the leader has statuses to write:
+    with the defaults about a dozen status writes a minute, well within Slack's 50."""
 
     def __init__(self, rc: RingCentralSimulator, people: list[Person], at_once: int) -> None:
         self._rc = rc
@@ -220,10 +224,10 @@ class Calls:
             extension_id = self._idle.pop(self._random.randrange(len(self._idle)))
             call_id = self._rc.call(extension_id, "connected")
             self.started += 1
-            await asyncio.sleep(self._random.uniform(3.0, 8.0))
+            await asyncio.sleep(self._random.uniform(*CALL_SECONDS))
             self._rc.call(extension_id, "ended", call_id=call_id)
             self._idle.append(extension_id)
-            await asyncio.sleep(self._random.uniform(0.5, 2.0))
+            await asyncio.sleep(self._random.uniform(*GAP_SECONDS))
 
 
 def available(rc: RingCentralSimulator, people: Iterable[Person]) -> list[Person]:
@@ -543,6 +547,13 @@ class Plan:
 
 
 async def run(plan: Plan) -> dict[str, Any]:
+    # Stopped from outside (SIGTERM, or SIGINT where a shell left it to us), the replicas are
+    # still stopped and the role and schema dropped on the way out.
+    loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
+    assert me is not None
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, me.cancel)
     with contextlib.ExitStack() as stack:
         directory = plan.logs or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         directory.mkdir(parents=True, exist_ok=True)
@@ -795,7 +806,11 @@ def main(argv: list[str] | None = None, *, directory: Path = RESULTS_DIR) -> dic
         postgres=args.postgres,
         logs=args.logs,
     )
-    result = asyncio.run(run(plan))
+    try:
+        result = asyncio.run(run(plan))
+    except asyncio.CancelledError:
+        progress("failover: stopped before the end; replicas stopped, schema dropped, no result")
+        raise SystemExit(1) from None
     summary = summarise(result)
     write_result("failover", result, summary=summary, directory=directory)
     progress(f"failover: {summary}")
