@@ -7,9 +7,11 @@ scaled). People are connected and calls start and end throughout, so the leader 
 when it goes. Each run finds the leader, kills it (SIGKILL, or SIGTERM as a rolling deploy
 does), and polls the other replicas' `/readyz` until one says it leads under a higher epoch,
 then until that one answers 200 with RingCentral's WebSocket connected; the stopped replica
-is started again before the next run, so three are always up. Then, in this process, on the
-same database with the replicas stopped: the same store transactions run outside and inside
-`fenced(term, lease)` under a lease actually held, interleaved call by call.
+is started again before the next run, so three are always up. Runs are paced to RingCentral's
+5 logins and WebSocket tokens a minute (each takeover fetches a token) and jittered against the
+lease's period. Then, in this process, on the same database with the replicas stopped: the same
+store transactions run outside and inside `fenced(term, lease)` under a lease actually held, in
+pairs, which goes first alternating.
 """
 
 from __future__ import annotations
