@@ -13,7 +13,16 @@ import time
 
 from bench.common import RESULTS_DIR, progress
 
-BENCHMARKS = ("bootstrap", "latency", "intake", "burst", "fidelity", "memory", "webhooks")
+BENCHMARKS = (
+    "bootstrap",
+    "latency",
+    "intake",
+    "burst",
+    "fidelity",
+    "memory",
+    "webhooks",
+    "failover",
+)
 
 
 def main() -> int:

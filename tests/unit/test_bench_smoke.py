@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from bench import bootstrap, burst, fidelity, intake, latency, memory, webhooks
+from bench import bootstrap, burst, failover, fidelity, intake, latency, memory, webhooks
 from bench.common import TABLE_START, percentile, refresh_table, write_result
 from bench.fidelity_model import (
     CONNECTED,
@@ -20,6 +21,7 @@ from bench.fidelity_model import (
     generate_calls,
     phone_events,
 )
+from tests.store_fixtures import NO_POSTGRES, POSTGRES_ENV
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -303,3 +305,31 @@ def test_intake_times_every_event_from_frame_to_decision_and_a_restart(tmp_path:
     assert restart["all_correct_after_seconds"] is not None
     record = json.loads((tmp_path / "intake.json").read_text())
     assert "lag p99" in record["summary"]
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.skipif(not os.environ.get(POSTGRES_ENV), reason=NO_POSTGRES)
+def test_failover_times_each_takeover_and_the_fence(tmp_path: Path) -> None:
+    tiny = "--runs 1 --replicas 2 --people 4 --calls 1 --lease-seconds 2 --spacing 0"
+    fence = "--fence-rounds 1 --fence-calls 3 --fence-batch 10"
+    argv = [*tiny.split(), *fence.split(), "--postgres", os.environ[POSTGRES_ENV]]
+    result = failover.main(argv, directory=tmp_path)
+    for kind in ("kill", "term"):
+        one = result[kind]
+        assert one["runs"] == 1
+        assert one["no_new_leader"] == one["never_served"] == 0
+        (run,) = one["each"]
+        # Another replica took over under a later epoch, and served once it led.
+        assert run["new_leader"] != run["old_leader"]
+        assert run["new_epoch"] > run["old_epoch"]
+        assert run["leads_after_seconds"] <= run["serving_after_seconds"]
+    assert result["kill"]["each"][0]["old_exit_code"] == -9
+    assert result["term"]["each"][0]["old_exit_code"] == 0
+    assert result["exit_codes_at_end"] == {"r0": 0, "r1": 0}
+    for operation in ("save_presence", "update_preferences"):
+        cost = result["fence"][operation]
+        assert cost["plain_median_ms"] > 0
+        assert cost["fenced_median_ms"] > 0
+    record = json.loads((tmp_path / "failover.json").read_text())
+    assert "SIGTERM x1" in record["summary"]
