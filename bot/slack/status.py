@@ -15,8 +15,8 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Final, Protocol
 
 from bot.policy import (
     EMPTY_STATUS,
@@ -79,6 +79,9 @@ class _Profile:
     declined_busy_since: float | None = None
     """The start of the call during which they cleared or replaced our status by hand."""
     blocked_reason: str | None = None
+    written_lately: list[tuple[SlackStatus, float]] = field(default_factory=list)
+    """Our last few statuses that landed, with when (wall clock): their echoes may arrive
+    after a later write of ours, most of all relayed from another replica."""
 
 
 @dataclass(slots=True)
@@ -182,6 +185,8 @@ class StatusWriter:
             return
         if status.same_as(person.shown) and status.expiration == person.shown.expiration:
             return  # an echo of what we already know
+        if _late_echo(person, status, self._wall()):
+            return  # an earlier write of ours, reported after a later one
         log.debug("%s's profile now shows %r", user_id, status)
         theirs, person.shown = person.shown, status
         if person.claim is None and person.disowned is not None and status.same_as(person.disowned):
@@ -447,6 +452,7 @@ class StatusWriter:
         person.recheck = False
         ok = outcome.kind is SendOutcome.OK.kind
         if ok and written is not None:
+            _remember_write(person, written, self._wall())
             if before is not None and claim is None:
                 # A release landed: our claim is over.
                 person.claim = None
@@ -507,3 +513,29 @@ class StatusWriter:
 
 
 __all__ = ["NOT_CONNECTED", "NOT_LINKED", "RESPECTING", "StatusWriter", "WriterStats"]
+
+
+ECHO_WINDOW: Final = 30.0
+"""Seconds an echo of one of our writes may take to arrive, relayed or not."""
+WRITES_REMEMBERED: Final = 4
+
+
+def _remember_write(person: _Profile, written: SlackStatus, now: float) -> None:
+    person.written_lately.append((written, now))
+    del person.written_lately[:-WRITES_REMEMBERED]
+
+
+def _late_echo(person: _Profile, status: SlackStatus, now: float) -> bool:
+    """A status we wrote lately, reported now that a later write of ours has landed.
+
+    Only a status of ours that carries an expiration is recognised: every one we write as a
+    claim has one, and a person setting by hand exactly our words, emoji and expiry second is
+    not a case to plan for. A cleared profile could be either, so it is taken as reported."""
+    if not status.expiration:
+        return False
+    if not person.written_lately:
+        return False
+    *earlier, (latest, _at) = person.written_lately
+    if latest == status:
+        return False
+    return any(written == status and now - at <= ECHO_WINDOW for written, at in earlier)

@@ -293,3 +293,29 @@ def test_each_ended_call_is_learned_once(tmp_path: Path) -> None:
             assert model.observations - before == 4
 
     virtual(body)
+
+
+def test_an_echo_of_our_call_status_arriving_after_its_release_is_not_taken_for_a_hand(
+    tmp_path: Path,
+) -> None:
+    """With replicas, Slack's event for our own write is relayed to the leader: it can arrive
+    after our next write. Taken for the person's hand, it made the writer believe they showed
+    "On a call" themselves, and it wrote nothing for their next call."""
+
+    async def body() -> None:
+        async with running_hub(tmp_path, {ALICE: EXT}) as hub:
+            await call_is_shown(hub)
+            ours = hub.slack.profiles[ALICE]
+            await hub.phone(EXT, ENDED)
+            await hub.until(hub.now() + 5)
+            await hub.settled()
+            assert hub.slack.shows(ALICE) == EMPTY_STATUS
+            # The echo of "On a call" reaches the writer only now.
+            await hub.writer.on_status_changed(ALICE, ours)
+            await hub.phone(EXT, CONNECTED)
+            await hub.until(hub.now() + 5)
+            await hub.settled()
+            assert hub.slack.shows(ALICE) == CALL
+            assert hub.slack.writes_of(ALICE) == [CALL, EMPTY_STATUS, CALL]
+
+    virtual(body)
