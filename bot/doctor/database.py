@@ -171,12 +171,13 @@ def _leader(conn: Connection) -> str | None:
             lease.c.holder,
             lease.c.epoch,
             lease.c.acquired_at,
-            (lease.c.expires_at - func.clock_timestamp()).label("left"),
+            lease.c.expires_at,
+            func.clock_timestamp().label("now"),
         )
     ).first()
     if row is None or row.holder is None:
         return "no replica has led yet (role leader goes to the first `run` to start)"
-    left = row.left.total_seconds()
+    left = (row.expires_at - row.now).total_seconds()
     since = row.acquired_at.isoformat(timespec="seconds") if row.acquired_at else "?"
     if left <= 0:
         return (

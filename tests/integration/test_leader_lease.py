@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import text
 
+from bot.config import Settings
+from bot.doctor.database import check_database
 from bot.leader import LeadershipLost, Lease, fenced
 from bot.store import Store
 from tests.helpers import wait_until
@@ -143,3 +145,20 @@ async def test_a_takeover_waits_for_the_old_leaders_open_write(store: Store) -> 
     term = await takeover
     assert term is not None
     assert term.epoch == 2
+
+
+async def test_doctor_says_who_leads_and_since_when(store: Store) -> None:
+    url = store.engine.url.render_as_string(hide_password=False)
+    settings = Settings.from_env({"DATABASE_URL": url}, env_file=None)
+    before = await check_database(settings)
+    assert any("no replica has led yet" in f.what for f in before.section.findings)
+    leader = Lease(store.engine, "replica-a", duration=30.0)
+    term = await leader.try_acquire()
+    assert term is not None
+    found = [f.what for f in (await check_database(settings)).section.findings]
+    assert any("role leader: replica replica-a, epoch 1, leader_since" in what for what in found), (
+        found
+    )
+    await leader.release()
+    found = [f.what for f in (await check_database(settings)).section.findings]
+    assert any("no replica leads now" in what for what in found), found
