@@ -1129,6 +1129,8 @@ class Bot:
             intake_backlog=s.presence.intake.backlog,
             intake_folded=s.presence.intake.stats.folded,
             ready=self._health.started and link.state is LinkState.CONNECTED,
+            leading=s.lease is None or s.lease.valid(),
+            epoch=s.lease.term.epoch if s.lease is not None and s.lease.term is not None else 0,
         )
 
     def stats(self) -> BotStats:

@@ -68,6 +68,10 @@ class Reading:
     """Presence events read off the socket, waiting for the hub."""
     intake_folded: int = 0
     """Events folded into a later one of the same extension while the hub was behind."""
+    leading: bool = True
+    """This replica leads (always, alone on SQLite)."""
+    epoch: int = 0
+    """The leader lease's epoch this replica last led under (0: never, or alone on SQLite)."""
 
 
 def _counter(name: str, doc: str, value: int) -> CounterMetricFamily:
@@ -203,6 +207,16 @@ class _StateCollector(Collector):
             "1 once started with RingCentral's WebSocket connected (/readyz also checks Slack and "
             "the database)",
             1.0 if r.ready else 0.0,
+        )
+        yield _gauge(
+            "rcstatus_leader",
+            "1 while this replica leads (holds the lease, talks to RingCentral, writes to Slack)",
+            1.0 if r.leading else 0.0,
+        )
+        yield _gauge(
+            "rcstatus_leader_epoch",
+            "The leader lease's epoch this replica last led under; a rise means a takeover",
+            float(r.epoch),
         )
 
 

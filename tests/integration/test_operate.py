@@ -111,6 +111,7 @@ async def test_probes_while_starting_then_metrics_only_for_a_metrics_key(tmp_pat
     assert value("rcstatus_status_budget_limit") == 50
     assert value("rcstatus_presence_intake_seconds_count") > 0
     assert value("rcstatus_ready") == 1
+    assert value("rcstatus_leader") == 1  # alone on SQLite, it leads
     assert value("rcstatus_http_requests_total", route="/metrics", status="401") == 1
     assert value("rcstatus_http_requests_total", route="/metrics", status="403") == 1
     assert value("rcstatus_http_requests_total", route="/readyz", status="503") >= 1

@@ -428,6 +428,14 @@ async def test_of_three_replicas_one_subscribes_and_writes_and_every_one_answers
             f"status writes per process {writers(group.members)}; expected only the leader "
             f"{leader.name} to write, all {len(sims.slack.profile_writes())} Slack accepted"
         )
+        # What an operator's Prometheus sees: one leader, all on the same epoch.
+        async with Store(database) as store:
+            _, key = await ApiKeys(store).create("prometheus", [Scope.METRICS_READ.value])
+        gauges = {m.name: await leader_gauges(m.port, key) for m in group.members}
+        assert gauges == {
+            m.name: (1.0 if m is leader else 0.0, 1.0 if m is leader else 0.0)
+            for m in group.members
+        }, gauges
 
 
 @needs_wiring
@@ -607,6 +615,23 @@ async def test_postgres_unreachable_for_30_s_mid_calls_then_back_converges_none_
             if not on and shows(sims, _by(company, u)) == ON_A_CALL
         ]
         assert stuck == [], f"stuck 'On a call' after the outage: {stuck}"
+
+
+async def leader_gauges(port: int, key: str) -> tuple[float, float]:
+    """`rcstatus_leader` and `rcstatus_leader_epoch` from one replica's /metrics."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {key}"}
+        ) as response,
+    ):
+        assert response.status == 200, await response.text()
+        found = {}
+        for line in (await response.text()).splitlines():
+            name, _, number = line.partition(" ")
+            if name in ("rcstatus_leader", "rcstatus_leader_epoch"):
+                found[name] = float(number)
+    return found["rcstatus_leader"], found["rcstatus_leader_epoch"]
 
 
 STALE: Final = "RCStatus-Stale-Seconds"
