@@ -55,7 +55,7 @@ from bot.slack.link_messages import (
 )
 from bot.slack.linking import LinkDesk
 from bot.slack.preferences import combine, effective_preferences
-from bot.store import Store
+from bot.store import Store, StoreError
 from bot.store.records import Preferences
 
 log = logging.getLogger(__name__)
@@ -285,6 +285,10 @@ class RcStatusHandlers:
         """The reply, led by changes to the person's link; the reply alone if that fails."""
         try:
             return await self._linking.notices(user_id, reply)
+        except StoreError as exc:
+            # The database is away (a replica answers from memory meanwhile): one line, no trace.
+            log.warning("answered without link notices: %s", exc)
+            return reply
         except Exception:
             log.exception("could not read link notices")
             return reply
