@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, true
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store import schema
 from bot.store.base import StoreBase
@@ -67,15 +68,8 @@ class EventRepository(StoreBase):
         return [ids[key].pop() for key in keys]
 
     async def events_after(self, team_id: str, after_id: int, limit: int) -> list[StoredEvent]:
-        events = schema.api_events
         async with self._transaction("reading availability changes") as conn:
-            rows = await conn.execute(
-                select(events)
-                .where(events.c.team_id == team_id, events.c.id > after_id)
-                .order_by(events.c.id)
-                .limit(limit)
-            )
-            return [StoredEvent(r.id, r.at, r.user_id, json.loads(r.data)) for r in rows]
+            return await read_events_after(conn, team_id, after_id, limit)
 
     async def last_recorded(self, team_id: str) -> dict[str, str]:
         """Each person's availability as their latest recorded change shows it."""
@@ -140,3 +134,17 @@ class EventRepository(StoreBase):
                     )
                 count += removed.rowcount or 0
             return count
+
+
+async def read_events_after(
+    conn: AsyncConnection, team_id: str, after_id: int, limit: int
+) -> list[StoredEvent]:
+    """The oldest `limit` events after `after_id`, within the caller's transaction."""
+    events = schema.api_events
+    rows = await conn.execute(
+        select(events)
+        .where(events.c.team_id == team_id, events.c.id > after_id)
+        .order_by(events.c.id)
+        .limit(limit)
+    )
+    return [StoredEvent(r.id, r.at, r.user_id, json.loads(r.data)) for r in rows]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Row, Select, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -15,6 +15,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from bot.store import schema
 from bot.store.base import StoreBase, chunks
+from bot.store.events import StoredEvent, read_events_after
 
 
 class DeliveryState(StrEnum):
@@ -89,6 +90,11 @@ class AttemptOutcome:
     retry_at: datetime | None = None
 
 
+INSERT_ROWS: Final = 5000
+"""Deliveries inserted per statement (a round fans out at most a batch of events to each
+endpoint)."""
+
+
 class FanOut(StrEnum):
     ADVANCED = "advanced"
     """The deliveries are in and the cursor moved, in one transaction."""
@@ -96,6 +102,28 @@ class FanOut(StrEnum):
     """Someone else moved the cursor (or the endpoint went away): nothing was written."""
     DISABLED = "disabled"
     """The endpoint's backlog would pass its bound: it was disabled instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What `record_and_claim` did."""
+
+    spent: bool
+    """It disabled the endpoint: a delivery failed for a whole schedule with no success since."""
+    gone: bool
+    """It disabled the endpoint for the reason given (a receiver's 410)."""
+    claimed: list[WebhookDelivery]
+    next_due: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FanOutRound:
+    endpoints: list[WebhookEndpoint]
+    """The team's enabled endpoints, as the round read them."""
+    outcomes: dict[str, FanOut]
+    """For each endpoint that got deliveries: ADVANCED (they are queued) or DISABLED."""
+    full: bool
+    """The events read filled the limit: there are probably more to read at once."""
 
 
 _CHANGEABLE = frozenset({"url", "people", "availability", "description"})
@@ -252,8 +280,7 @@ class WebhookRepository(StoreBase):
         Each person's oldest unfinished delivery is the only one `pending`; the rest queue
         behind it in event order. An endpoint whose unfinished deliveries would pass
         `max_unfinished` is disabled rather than grow without bound."""
-        hooks, table = schema.webhooks, schema.webhook_deliveries
-        now = self._clock()
+        hooks = schema.webhooks
         if through <= after:
             # Read when the cursor had already passed these events: another fan-out took them.
             return FanOut.MOVED
@@ -269,50 +296,51 @@ class WebhookRepository(StoreBase):
             )
             if not moved.rowcount:
                 return FanOut.MOVED
-            if not deliveries:
-                return FanOut.ADVANCED
-            unfinished = await conn.scalar(
-                select(func.count())
-                .select_from(table)
-                .where(table.c.endpoint_id == endpoint_id, table.c.state.in_(UNFINISHED))
+            outcomes = await _queue(conn, {endpoint_id: deliveries}, max_unfinished, self._clock())
+            return outcomes.get(endpoint_id, FanOut.ADVANCED)
+
+    async def fan_out_round(
+        self,
+        team_id: str,
+        *,
+        limit: int,
+        deliveries: Callable[[WebhookEndpoint, Sequence[StoredEvent]], list[NewDelivery]],
+        max_unfinished: int,
+    ) -> FanOutRound:
+        """One fan-out round over every enabled endpoint of the team, in one transaction: read
+        the endpoints and up to `limit` events after the lowest cursor, queue for each endpoint
+        `deliveries(endpoint, its events)` as `fan_out` would, and move each cursor past the
+        events read. The endpoints' rows stay locked until the end, so nobody moves a cursor
+        (or finishes a delivery and looks for the person's next) in between."""
+        hooks = schema.webhooks
+        async with self._transaction("queueing webhook deliveries") as conn:
+            rows = await conn.execute(
+                select(hooks)
+                .where(hooks.c.team_id == team_id, hooks.c.enabled.is_(True))
+                .order_by(hooks.c.id)
+                .with_for_update()
             )
-            if (unfinished or 0) + len(deliveries) > max_unfinished:
-                reason = f"more than {max_unfinished} deliveries were waiting"
-                await _disable(conn, endpoint_id, reason, now)
-                return FanOut.DISABLED
-            people = sorted({d.user_id for d in deliveries})
-            busy: set[str] = set()
-            for part in chunks(people):
-                found = await conn.execute(
-                    select(table.c.user_id)
-                    .where(
-                        table.c.endpoint_id == endpoint_id,
-                        table.c.user_id.in_(part),
-                        table.c.state.in_(UNFINISHED),
-                    )
-                    .distinct()
+            endpoints = [_endpoint_record(row) for row in rows]
+            if not endpoints:
+                return FanOutRound([], {}, full=False)
+            start = min(e.event_cursor for e in endpoints)
+            events = await read_events_after(conn, team_id, start, limit)
+            planned: dict[str, Sequence[NewDelivery]] = {}
+            cursors: list[dict[str, Any]] = []
+            for endpoint in endpoints:
+                mine = [e for e in events if e.id > endpoint.event_cursor]
+                if mine:
+                    planned[endpoint.id] = deliveries(endpoint, mine)
+                    cursors.append({"hook_id": endpoint.id, "through": mine[-1].id})
+            if cursors:
+                await conn.execute(
+                    update(hooks)
+                    .where(hooks.c.id == bindparam("hook_id"))
+                    .values(event_cursor=bindparam("through")),
+                    cursors,
                 )
-                busy.update(str(user_id) for (user_id,) in found)
-            rows: list[dict[str, Any]] = []
-            for delivery in sorted(deliveries, key=lambda d: d.event_id):
-                first = delivery.user_id not in busy
-                busy.add(delivery.user_id)
-                rows.append(
-                    {
-                        "endpoint_id": endpoint_id,
-                        "event_id": delivery.event_id,
-                        "user_id": delivery.user_id,
-                        "event_at": delivery.event_at,
-                        "payload": delivery.payload,
-                        "state": (DeliveryState.PENDING if first else DeliveryState.QUEUED).value,
-                        "attempts": 0,
-                        "next_attempt_at": now if first else None,
-                        "created_at": now,
-                    }
-                )
-            for batch in chunks(rows, 500):
-                await conn.execute(insert(table), list(batch))
-            return FanOut.ADVANCED
+            outcomes = await _queue(conn, planned, max_unfinished, self._clock())
+            return FanOutRound(endpoints, outcomes, full=len(events) == limit)
 
     # ----------------------------------------------------------------------------- delivery
 
@@ -334,40 +362,12 @@ class WebhookRepository(StoreBase):
         excluding: Collection[int] = (),
     ) -> tuple[list[WebhookDelivery], datetime | None]:
         """Take up to `limit` due deliveries for an attempt each, and say when the next of the
-        rest is due. Each taken one has the attempt counted and is booked until `booked_until`
-        (beyond the attempt's timeout) before it is made: nobody else takes it meanwhile, and
-        after a crash mid-attempt it is simply due again then."""
-        table = schema.webhook_deliveries
+        rest is due (None as well when `limit` were taken: the caller has no room to wait for
+        it). Each taken one has the attempt counted and is booked until `booked_until` (beyond
+        the attempt's timeout) before it is made: nobody else takes it meanwhile, and after a
+        crash mid-attempt it is simply due again then."""
         async with self._transaction("claiming webhook deliveries") as conn:
-            # Replicas claiming at once take different rows rather than race for the same ones.
-            taking = _due(endpoint_id, now, limit, excluding).with_for_update(skip_locked=True)
-            due = [row.id for row in await conn.execute(taking)]
-            claimed: list[WebhookDelivery] = []
-            if due:
-                rows = await conn.execute(
-                    update(table)
-                    .where(
-                        table.c.id.in_(due),
-                        table.c.state == DeliveryState.PENDING.value,
-                        table.c.next_attempt_at <= now,
-                    )
-                    .values(
-                        attempts=table.c.attempts + 1,
-                        next_attempt_at=booked_until,
-                        last_attempt_at=now,
-                        first_attempt_at=func.coalesce(table.c.first_attempt_at, now),
-                    )
-                    .returning(*table.c)
-                )
-                claimed = sorted((_delivery(row) for row in rows), key=lambda d: d.id)
-            query = select(func.min(table.c.next_attempt_at)).where(
-                table.c.endpoint_id == endpoint_id, table.c.state == DeliveryState.PENDING.value
-            )
-            taken = [*excluding, *(d.id for d in claimed)]
-            if taken:
-                query = query.where(table.c.id.not_in(taken))
-            next_due: datetime | None = await conn.scalar(query)
-            return claimed, next_due
+            return await _claim(conn, endpoint_id, now, limit, booked_until, excluding)
 
     async def record_attempts(
         self, endpoint_id: str, outcomes: Sequence[AttemptOutcome], now: datetime
@@ -377,62 +377,34 @@ class WebhookRepository(StoreBase):
         spent) finish too. If a failed one's endpoint has not accepted anything since that
         delivery's first attempt, the endpoint has been failing for a whole schedule and is
         disabled: True for the call that did that."""
-        hooks, table = schema.webhooks, schema.webhook_deliveries
-        delivered = [o for o in outcomes if o.state is DeliveryState.DELIVERED]
-        retried = [o for o in outcomes if o.state is DeliveryState.PENDING]
-        failed = [o for o in outcomes if o.state is DeliveryState.FAILED]
-        attempt: BindParameter[int] = bindparam("attempt_id")
         async with self._transaction("recording webhook attempts") as conn:
-            for finished, state in (
-                (delivered, DeliveryState.DELIVERED),
-                (failed, DeliveryState.FAILED),
-            ):
-                if finished:
-                    await conn.execute(
-                        update(table)
-                        .where(table.c.id == attempt, table.c.state == DeliveryState.PENDING.value)
-                        .values(
-                            state=state.value,
-                            next_attempt_at=None,
-                            finished_at=now,
-                            last_status=bindparam("status"),
-                            last_error=bindparam("error"),
-                        ),
-                        [_attempt_params(o) for o in finished],
-                    )
-            if retried:
-                await conn.execute(
-                    update(table)
-                    .where(table.c.id == attempt, table.c.state == DeliveryState.PENDING.value)
-                    .values(
-                        next_attempt_at=bindparam("retry_at"),
-                        last_status=bindparam("status"),
-                        last_error=bindparam("error"),
-                    ),
-                    [_attempt_params(o) for o in retried],
-                )
-            if delivered:
-                await conn.execute(
-                    update(hooks).where(hooks.c.id == endpoint_id).values(last_success_at=now)
-                )
-            people = sorted({o.delivery.user_id for o in (*delivered, *failed)})
-            for part in chunks(people):
-                await _promote_next(conn, endpoint_id, part, now)
-            disabled = False
-            for outcome in failed:
-                since = outcome.delivery.first_attempt_at or now
-                dead = await conn.scalar(
-                    select(func.count())
-                    .select_from(hooks)
-                    .where(
-                        hooks.c.id == endpoint_id,
-                        or_(hooks.c.last_success_at.is_(None), hooks.c.last_success_at < since),
-                    )
-                )
-                if dead:
-                    reason = "every attempt failed for a whole retry schedule"
-                    disabled = await _disable(conn, endpoint_id, reason, now) or disabled
-            return disabled
+            return await _record(conn, endpoint_id, outcomes, now)
+
+    async def record_and_claim(
+        self,
+        endpoint_id: str,
+        outcomes: Sequence[AttemptOutcome],
+        now: datetime,
+        *,
+        gone: str | None = None,
+        limit: int = 0,
+        booked_until: datetime,
+        excluding: Collection[int] = (),
+    ) -> Settled:
+        """`record_attempts`, then disable the endpoint for `gone` if given, then, unless it was
+        disabled, `claim_deliveries`: all in one transaction, so that a busy lane pays one
+        round of the database per batch of attempts rather than two."""
+        async with self._transaction("recording and claiming webhook deliveries") as conn:
+            spent = await _record(conn, endpoint_id, outcomes, now) if outcomes else False
+            if spent:
+                return Settled(spent=True, gone=False, claimed=[], next_due=None)
+            if gone is not None:
+                off = await _disable(conn, endpoint_id, gone, now)
+                return Settled(spent=False, gone=off, claimed=[], next_due=None)
+            if limit <= 0:
+                return Settled(spent=False, gone=False, claimed=[], next_due=None)
+            claimed, next_due = await _claim(conn, endpoint_id, now, limit, booked_until, excluding)
+            return Settled(spent=False, gone=False, claimed=claimed, next_due=next_due)
 
     async def webhook_deliveries(
         self, endpoint_id: str, *, before_id: int | None, limit: int
@@ -546,6 +518,182 @@ async def _endpoint(
         )
     ).first()
     return _endpoint_record(row) if row is not None else None
+
+
+async def _claim(
+    conn: AsyncConnection,
+    endpoint_id: str,
+    now: datetime,
+    limit: int,
+    booked_until: datetime,
+    excluding: Collection[int],
+) -> tuple[list[WebhookDelivery], datetime | None]:
+    table = schema.webhook_deliveries
+    # Replicas claiming at once take different rows rather than race for the same ones; the
+    # conditions are checked again on the rows once locked, in the same statement. Materialised,
+    # or PostgreSQL may run the locking query again for each row it updates, each time skipping
+    # the rows the last run locked, and take more than `limit`.
+    taking = (
+        _due(endpoint_id, now, limit, excluding)
+        .with_only_columns(table.c.id)
+        .with_for_update(skip_locked=True)
+        .cte("taking")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    rows = await conn.execute(
+        update(table)
+        .where(
+            table.c.id.in_(select(taking.c.id)),
+            table.c.state == DeliveryState.PENDING.value,
+            table.c.next_attempt_at <= now,
+        )
+        .values(
+            attempts=table.c.attempts + 1,
+            next_attempt_at=booked_until,
+            last_attempt_at=now,
+            first_attempt_at=func.coalesce(table.c.first_attempt_at, now),
+        )
+        .returning(*table.c)
+    )
+    claimed = sorted((_delivery(row) for row in rows), key=lambda d: d.id)
+    if len(claimed) >= limit:
+        return claimed, None
+    query = select(func.min(table.c.next_attempt_at)).where(
+        table.c.endpoint_id == endpoint_id, table.c.state == DeliveryState.PENDING.value
+    )
+    taken = [*excluding, *(d.id for d in claimed)]
+    if taken:
+        query = query.where(table.c.id.not_in(taken))
+    next_due: datetime | None = await conn.scalar(query)
+    return claimed, next_due
+
+
+async def _record(
+    conn: AsyncConnection, endpoint_id: str, outcomes: Sequence[AttemptOutcome], now: datetime
+) -> bool:
+    hooks, table = schema.webhooks, schema.webhook_deliveries
+    delivered = [o for o in outcomes if o.state is DeliveryState.DELIVERED]
+    retried = [o for o in outcomes if o.state is DeliveryState.PENDING]
+    failed = [o for o in outcomes if o.state is DeliveryState.FAILED]
+    attempt: BindParameter[int] = bindparam("attempt_id")
+    for finished, state in (
+        (delivered, DeliveryState.DELIVERED),
+        (failed, DeliveryState.FAILED),
+    ):
+        if finished:
+            await conn.execute(
+                update(table)
+                .where(table.c.id == attempt, table.c.state == DeliveryState.PENDING.value)
+                .values(
+                    state=state.value,
+                    next_attempt_at=None,
+                    finished_at=now,
+                    last_status=bindparam("status"),
+                    last_error=bindparam("error"),
+                ),
+                [_attempt_params(o) for o in finished],
+            )
+    if retried:
+        await conn.execute(
+            update(table)
+            .where(table.c.id == attempt, table.c.state == DeliveryState.PENDING.value)
+            .values(
+                next_attempt_at=bindparam("retry_at"),
+                last_status=bindparam("status"),
+                last_error=bindparam("error"),
+            ),
+            [_attempt_params(o) for o in retried],
+        )
+    if delivered:
+        await conn.execute(
+            update(hooks).where(hooks.c.id == endpoint_id).values(last_success_at=now)
+        )
+    people = sorted({o.delivery.user_id for o in (*delivered, *failed)})
+    for part in chunks(people):
+        await _promote_next(conn, endpoint_id, part, now)
+    disabled = False
+    for outcome in failed:
+        since = outcome.delivery.first_attempt_at or now
+        dead = await conn.scalar(
+            select(func.count())
+            .select_from(hooks)
+            .where(
+                hooks.c.id == endpoint_id,
+                or_(hooks.c.last_success_at.is_(None), hooks.c.last_success_at < since),
+            )
+        )
+        if dead:
+            reason = "every attempt failed for a whole retry schedule"
+            disabled = await _disable(conn, endpoint_id, reason, now) or disabled
+    return disabled
+
+
+async def _queue(
+    conn: AsyncConnection,
+    planned: Mapping[str, Sequence[NewDelivery]],
+    max_unfinished: int,
+    now: datetime,
+) -> dict[str, FanOut]:
+    """Insert each endpoint's new deliveries, whose cursor the caller has moved past them in
+    this transaction: pending if the person has nothing unfinished for that endpoint, queued
+    behind it if they have; an endpoint whose backlog would pass `max_unfinished` is disabled
+    instead. A few statements for every endpoint together, not a few per endpoint. The
+    outcome for each endpoint that has new deliveries."""
+    table = schema.webhook_deliveries
+    wanted = [endpoint_id for endpoint_id, new in planned.items() if new]
+    outcomes = {endpoint_id: FanOut.ADVANCED for endpoint_id in wanted}
+    if not wanted:
+        return outcomes
+    counted = await conn.execute(
+        select(table.c.endpoint_id, func.count())
+        .where(table.c.endpoint_id.in_(wanted), table.c.state.in_(UNFINISHED))
+        .group_by(table.c.endpoint_id)
+    )
+    unfinished = {str(endpoint_id): int(count) for endpoint_id, count in counted}
+    queueing: list[str] = []
+    for endpoint_id in wanted:
+        if unfinished.get(endpoint_id, 0) + len(planned[endpoint_id]) > max_unfinished:
+            reason = f"more than {max_unfinished} deliveries were waiting"
+            await _disable(conn, endpoint_id, reason, now)
+            outcomes[endpoint_id] = FanOut.DISABLED
+        else:
+            queueing.append(endpoint_id)
+    if not queueing:
+        return outcomes
+    people = sorted({d.user_id for endpoint_id in queueing for d in planned[endpoint_id]})
+    busy: set[tuple[str, str]] = set()
+    for part in chunks(people):
+        found = await conn.execute(
+            select(table.c.endpoint_id, table.c.user_id)
+            .where(
+                table.c.endpoint_id.in_(queueing),
+                table.c.user_id.in_(part),
+                table.c.state.in_(UNFINISHED),
+            )
+            .distinct()
+        )
+        busy.update((str(endpoint_id), str(user_id)) for endpoint_id, user_id in found)
+    rows: list[dict[str, Any]] = []
+    for endpoint_id in queueing:
+        for delivery in sorted(planned[endpoint_id], key=lambda d: d.event_id):
+            first = (endpoint_id, delivery.user_id) not in busy
+            busy.add((endpoint_id, delivery.user_id))
+            rows.append(
+                {
+                    "endpoint_id": endpoint_id,
+                    "event_id": delivery.event_id,
+                    "user_id": delivery.user_id,
+                    "event_at": delivery.event_at,
+                    "payload": delivery.payload,
+                    "state": (DeliveryState.PENDING if first else DeliveryState.QUEUED).value,
+                    "attempts": 0,
+                    "next_attempt_at": now if first else None,
+                    "created_at": now,
+                }
+            )
+    for batch in chunks(rows, INSERT_ROWS):
+        await conn.execute(insert(table), list(batch))
+    return outcomes
 
 
 async def _disable(conn: AsyncConnection, endpoint_id: str, reason: str, now: datetime) -> bool:

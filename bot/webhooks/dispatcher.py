@@ -20,7 +20,7 @@ import math
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
@@ -35,6 +35,7 @@ from bot.store.webhooks import (
     DeliveryState,
     FanOut,
     NewDelivery,
+    Settled,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -230,7 +231,13 @@ class WebhookDispatcher:
         if self._clock() < self._none_until:
             return False
         changes = self._endpoint_changes
-        endpoints = await self._store.enabled_webhooks(self._team_id)
+        round_ = await self._store.fan_out_round(
+            self._team_id,
+            limit=BATCH,
+            deliveries=_deliveries,
+            max_unfinished=self._max_unfinished,
+        )
+        endpoints = round_.endpoints
         if not endpoints and changes == self._endpoint_changes:
             # Most workspaces have none: read again at the next poll (another replica may have
             # added one) or when this one's API says so, not at every recorded change.
@@ -243,28 +250,11 @@ class WebhookDispatcher:
         for endpoint in endpoints:
             lane = self._lane(endpoint)
             lane.endpoint = lane.known = endpoint
-        if not endpoints:
-            return False
-        start = min(e.event_cursor for e in endpoints)
-        events = await self._store.events_after(self._team_id, start, BATCH)
         for endpoint in endpoints:
-            mine = [e for e in events if e.id > endpoint.event_cursor]
-            if not mine:
-                continue
-            deliveries = [
-                NewDelivery(e.id, e.user_id, e.at, _compact(AvailabilityEvent.stored(e).envelope()))
-                for e in mine
-                if matches(endpoint, e)
-            ]
-            outcome = await self._store.fan_out(
-                endpoint.id,
-                after=endpoint.event_cursor,
-                through=mine[-1].id,
-                deliveries=deliveries,
-                max_unfinished=self._max_unfinished,
-            )
+            outcome = round_.outcomes.get(endpoint.id)
             if outcome is FanOut.DISABLED:
                 self._counters.disabled += 1
+                self._lane(endpoint).endpoint = None
                 log.warning(
                     "webhook %s disabled: more than %d deliveries waiting for %s",
                     endpoint.id,
@@ -274,9 +264,9 @@ class WebhookDispatcher:
                 await self._tell_admins(
                     endpoint, f"more than {self._max_unfinished:,} deliveries were waiting for it"
                 )
-            elif deliveries and outcome is FanOut.ADVANCED:
+            elif outcome is FanOut.ADVANCED:
                 self._lane(endpoint).wake.set()
-        return len(events) == BATCH
+        return round_.full
 
     def _lane(self, endpoint: WebhookEndpoint) -> _Lane:
         lane = self._lanes.get(endpoint.id)
@@ -310,29 +300,26 @@ class WebhookDispatcher:
         try:
             while not self._stopping:
                 lane.wake.clear()
-                if outcomes:
-                    await self._record(lane, outcomes)
-                    outcomes = []
                 endpoint = lane.endpoint
+                free = self._concurrency - len(inflight) if endpoint is not None else 0
+                wait: float | None = None
+                if outcomes or free > 0:
+                    # What finished is recorded and the freed slots claimed again in one
+                    # transaction.
+                    settled = await self._settle(lane, outcomes, free, inflight.values())
+                    outcomes = []
+                    endpoint = lane.endpoint
+                    if endpoint is not None:
+                        for delivery in settled.claimed:
+                            task = asyncio.create_task(self._attempt(endpoint, delivery))
+                            inflight[task] = delivery
+                    if free > 0 and len(inflight) < self._concurrency:
+                        wait = self._poll
+                        if settled.next_due is not None:
+                            due_in = settled.next_due.timestamp() - self._clock()
+                            wait = min(wait, max(0.0, due_in))
                 if endpoint is None:
                     break
-                wait: float | None = None
-                free = self._concurrency - len(inflight)
-                if free > 0:
-                    now = self._clock()
-                    claimed, next_due = await self._store.claim_deliveries(
-                        endpoint.id,
-                        _at(now),
-                        free,
-                        booked_until=_at(now + self._sender.timeout + ATTEMPT_MARGIN),
-                        excluding=[d.id for d in inflight.values()],
-                    )
-                    for delivery in claimed:
-                        inflight[asyncio.create_task(self._attempt(endpoint, delivery))] = delivery
-                    if len(inflight) < self._concurrency:
-                        wait = self._poll
-                        if next_due is not None:
-                            wait = min(wait, max(0.0, next_due.timestamp() - self._clock()))
                 if wait == 0.0:
                     continue
                 waker: asyncio.Task[Any] = asyncio.create_task(lane.wake.wait())
@@ -371,9 +358,27 @@ class WebhookDispatcher:
                         self._store.record_attempts(endpoint_id, outcomes, stopped)
                     )
 
-    async def _record(self, lane: _Lane, outcomes: list[AttemptOutcome]) -> None:
+    async def _settle(
+        self,
+        lane: _Lane,
+        outcomes: list[AttemptOutcome],
+        free: int,
+        inflight: Collection[WebhookDelivery],
+    ) -> Settled:
+        """Record what the attempts got (disabling the endpoint if they say so) and claim up to
+        `free` more, unless the endpoint is now off."""
         endpoint = lane.known
-        disabled = await self._store.record_attempts(endpoint.id, outcomes, _at(self._clock()))
+        now = self._clock()
+        gone = any(o.status == 410 for o in outcomes)
+        settled = await self._store.record_and_claim(
+            endpoint.id,
+            outcomes,
+            _at(now),
+            gone="the receiver answered 410 Gone" if gone else None,
+            limit=free,
+            booked_until=_at(now + self._sender.timeout + ATTEMPT_MARGIN),
+            excluding=[d.id for d in inflight],
+        )
         for outcome in outcomes:
             if outcome.state is DeliveryState.FAILED:
                 self._counters.gave_up += 1
@@ -384,7 +389,7 @@ class WebhookDispatcher:
                     outcome.delivery.attempts,
                     outcome.error,
                 )
-        if disabled:
+        if settled.spent:
             lane.endpoint = None
             self._counters.disabled += 1
             log.warning(
@@ -393,15 +398,16 @@ class WebhookDispatcher:
                 readable_url(endpoint.url),
             )
             await self._tell_admins(endpoint, "every attempt failed for a whole retry schedule")
-        elif any(o.status == 410 for o in outcomes):
+        elif gone:
             lane.endpoint = None
-            if await self._store.disable_webhook(endpoint.id, "the receiver answered 410 Gone"):
+            if settled.gone:
                 self._counters.disabled += 1
                 log.warning(
                     "webhook %s disabled: %s answered 410 Gone",
                     endpoint.id,
                     readable_url(endpoint.url),
                 )
+        return settled
 
     async def _attempt(
         self, endpoint: WebhookEndpoint, delivery: WebhookDelivery
@@ -447,6 +453,15 @@ class WebhookDispatcher:
         )
         for admin in list(self._admins())[:ADMINS_TOLD]:
             await self._messenger.direct_message(admin, text)
+
+
+def _deliveries(endpoint: WebhookEndpoint, events: Sequence[StoredEvent]) -> list[NewDelivery]:
+    """The deliveries `events` make for `endpoint`: those its filters let through."""
+    return [
+        NewDelivery(e.id, e.user_id, e.at, _compact(AvailabilityEvent.stored(e).envelope()))
+        for e in events
+        if matches(endpoint, e)
+    ]
 
 
 def _compact(body: object) -> str:

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bot.store import Store
+from bot.store.events import StoredEvent
 from bot.store.webhooks import (
     AttemptOutcome,
     DeliveryState,
     FanOut,
     NewDelivery,
     WebhookDelivery,
+    WebhookEndpoint,
 )
 from tests.store_fixtures import database_url
 
@@ -359,3 +361,83 @@ async def test_racing_claims_take_each_delivery_once_and_say_what_is_next(store:
     assert sorted(taken) == [m.event_id for m in made]  # twelve, each once
     assert all(d.attempts == 1 for claimed, _ in results for d in claimed)
     assert (await store.claim_deliveries(hook, T0, 5, booked_until=booked)) == ([], booked)
+
+
+def every_change(endpoint: WebhookEndpoint, events: Sequence[StoredEvent]) -> list[NewDelivery]:
+    return [
+        NewDelivery(e.id, e.user_id, e.at, f'{{"n":{e.id}}}')
+        for e in events
+        if endpoint.people is None or e.user_id in endpoint.people
+    ]
+
+
+async def test_a_round_fans_out_to_every_endpoint_from_its_own_cursor(store: Store) -> None:
+    early = await add(store, "wh_000000000000000a")
+    made = await record(store, "U1", "U2")
+    late = await add(store, "wh_000000000000000b", people=["U1"])
+    off = await add(store, "wh_000000000000000c")
+    await store.disable_webhook(off, "off")
+    made += await record(store, "U1", "U2", "U1")
+    first = await store.fan_out_round(TEAM, limit=4, deliveries=every_change, max_unfinished=1000)
+    assert [e.id for e in first.endpoints] == [early, late]
+    assert first.outcomes == {early: FanOut.ADVANCED, late: FanOut.ADVANCED}
+    assert first.full  # four read of five
+    second = await store.fan_out_round(TEAM, limit=4, deliveries=every_change, max_unfinished=1000)
+    assert second.outcomes == {early: FanOut.ADVANCED, late: FanOut.ADVANCED}
+    assert not second.full
+    ids = [m.event_id for m in made]
+    assert await states(store, early) == [
+        (ids[0], "U1", "pending"),
+        (ids[1], "U2", "pending"),
+        (ids[2], "U1", "queued"),
+        (ids[3], "U2", "queued"),
+        (ids[4], "U1", "queued"),
+    ]
+    assert await states(store, late) == [(ids[2], "U1", "pending"), (ids[4], "U1", "queued")]
+    assert await states(store, off) == []
+    cursors = {e.id: e.event_cursor for e in await store.webhooks(TEAM)}
+    assert (cursors[early], cursors[late]) == (ids[-1], ids[-1])
+    # Nothing new: nothing queued, nobody woken.
+    third = await store.fan_out_round(TEAM, limit=4, deliveries=every_change, max_unfinished=1000)
+    assert (third.outcomes, third.full) == ({}, False)
+    bounded = await record(store, "U3", "U4")
+    over = await store.fan_out_round(TEAM, limit=4, deliveries=every_change, max_unfinished=6)
+    assert over.outcomes == {early: FanOut.DISABLED}  # the late one gets none of these
+    assert [e.id for e in await store.enabled_webhooks(TEAM)] == [late]
+    assert await store.unfinished_deliveries(early) == 5
+    assert bounded
+
+
+async def test_recording_claims_the_next_in_the_same_transaction(store: Store) -> None:
+    hook = await add(store)
+    made = await record(store, "U1", "U1", "U2")
+    await fan(store, hook, made)
+    booked = T0 + timedelta(seconds=11)
+    start = await store.record_and_claim(hook, [], T0, limit=1, booked_until=booked)
+    assert [d.event_id for d in start.claimed] == [made[0].event_id]
+    assert start.next_due is None  # the limit was reached: no room to wait for the next
+    [taken] = start.claimed
+    later = T0 + timedelta(seconds=1)
+    settled = await store.record_and_claim(
+        hook,
+        [AttemptOutcome(taken, DeliveryState.DELIVERED, 200, None)],
+        later,
+        limit=5,
+        booked_until=booked,
+    )
+    assert sorted(d.event_id for d in settled.claimed) == [made[1].event_id, made[2].event_id]
+    assert all(d.attempts == 1 for d in settled.claimed)
+    assert (settled.spent, settled.gone, settled.next_due) == (False, False, None)
+    gone = await store.record_and_claim(
+        hook,
+        [AttemptOutcome(d, DeliveryState.PENDING, 410, "gone", later) for d in settled.claimed],
+        later,
+        gone="the receiver answered 410 Gone",
+        limit=5,
+        booked_until=booked,
+    )
+    assert (gone.gone, gone.claimed) == (True, [])
+    endpoint = await store.webhook(TEAM, hook)
+    assert endpoint is not None
+    assert (endpoint.enabled, endpoint.disabled_reason) == (False, "the receiver answered 410 Gone")
+    assert await due(store, hook, later) != []  # kept waiting for the endpoint to come back
