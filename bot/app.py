@@ -88,6 +88,7 @@ from bot.slack.scheduler import SchedulerStats, StatusScheduler
 from bot.slack.snooze import SnoozeKeeper, SnoozeStats
 from bot.slack.status import StatusWriter, WriterStats
 from bot.store import PreferenceChanges, Store, StoreError
+from bot.store.engine import build_engine, parse_url
 from bot.store.extensions import StoredExtension
 from bot.store.webhooks import WebhookEndpoint
 from bot.supervisor import Supervisor
@@ -711,7 +712,10 @@ class Bot:
             lease = bus = None
             if store.engine.dialect.name == "postgresql":
                 replica_id = settings.replica_id or default_replica_id()
-                lease = Lease(store.engine, replica_id, duration=settings.leader_lease_seconds)
+                # Its own engine, never the store's pool: under load every pooled connection can
+                # be busy, and a renewal that waits behind them loses the lease.
+                lease_engine = build_engine(parse_url(settings.database_url), echo=False)
+                lease = Lease(lease_engine, replica_id, duration=settings.leader_lease_seconds)
                 held = lease
 
                 def epoch() -> int | None:
@@ -890,6 +894,7 @@ class Bot:
         if s.lease is not None:
             # Given back rather than left to expire: a follower leads within a second or two.
             await s.lease.release()
+            await s.lease.close()
         await s.supervisor.stop(grace=3.0)
         if self._runner is not None:
             await self._runner.cleanup()

@@ -185,6 +185,10 @@ class Lease:
                         {"name": LEASE_NAME, "me": self.replica_id, "epoch": term.epoch},
                     )
 
+    async def close(self) -> None:
+        """Close the lease's connections (give it back first: `release`)."""
+        await self._engine.dispose()
+
     def forget(self) -> None:
         """Stop counting on the lease without touching the database (it was lost)."""
         self.term = None
