@@ -513,7 +513,7 @@ def wire(
         mirror=mirror,
     )
     inbox = LeaderInbox(
-        leading=(lambda: lease is None or lease.valid()),
+        leading=lambda: leads(lease),
         writer=writer,
         watches=notifier,
         links=presence.coordinator,
@@ -580,7 +580,7 @@ def wire(
 
     def staleness() -> float:
         """How long this replica has heard nothing from the leader; 0 while it leads."""
-        if bus is None or (lease is not None and lease.valid()):
+        if bus is None or leads(lease):
             return 0.0
         return bus.stale_for()
 
@@ -879,7 +879,7 @@ class Bot:
         s = self._services
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
-        if s.lease is None or s.lease.valid():
+        if leads(s.lease):
             with contextlib.suppress(TimeoutError):
                 # Changes already taken in are recorded, so webhooks and the stream lose none.
                 await asyncio.wait_for(s.feed.flush(), timeout=2.0)
@@ -1134,7 +1134,7 @@ class Bot:
             intake_backlog=s.presence.intake.backlog,
             intake_folded=s.presence.intake.stats.folded,
             ready=self._health.started and link.state is LinkState.CONNECTED,
-            leading=s.lease is None or s.lease.valid(),
+            leading=leads(s.lease),
             epoch=s.lease.term.epoch if s.lease is not None and s.lease.term is not None else 0,
         )
 
@@ -1180,6 +1180,11 @@ async def _check_app_token(client: AsyncWebClient, app_token: Secret) -> None:
                 "Slack app's page, or leave SLACK_APP_TOKEN empty for HTTP mode."
             ]
         ) from None
+
+
+def leads(lease: Lease | None) -> bool:
+    """Whether this process leads now: alone (no lease, SQLite) it always does."""
+    return lease is None or lease.valid()
 
 
 def _bus_health(bus: ReplicaBus) -> dict[str, Any]:
