@@ -10,9 +10,12 @@ longer sure, and stops before any Slack write or webhook attempt (`check`).
 
 Writes to shared state are fenced in the database as well: a leader's tasks run inside
 `fenced(term)`, and the store begins each of their transactions by reading the lease row
-FOR SHARE and refusing to go on under another epoch. A takeover's UPDATE of that row waits
-for those transactions to end, so every write of a deposed leader is ordered before its
-successor's epoch begins, or refused. A context variable carries the term because the same
+FOR KEY SHARE and refusing to go on under another epoch. A takeover first locks that row FOR
+UPDATE, which waits for those transactions to end, so every write of a deposed leader is
+ordered before its successor's epoch begins, or refused. A renewal's UPDATE changes no key and
+so takes a lock those readers do not conflict with: were it to wait for them, a leader whose
+transactions overlap without pause (a busy webhook backlog) could never renew and would step
+down under load (PostgreSQL lets new share lockers pass a waiting writer). A context variable carries the term because the same
 store serves the leader's tasks and every replica's request handlers (which are not fenced:
 they act for a person, not as the leader), and tasks inherit it from the task that led.
 """
@@ -118,6 +121,18 @@ class Lease:
         try:
             async with self._engine.begin() as conn:
                 await conn.execute(text(f"SET LOCAL lock_timeout = '{ACQUIRE_LOCK_TIMEOUT}'"))
+                # The one lock that waits for the fenced transactions of the leader before.
+                expired = (
+                    await conn.execute(
+                        text(
+                            "SELECT epoch FROM rcstatus_leader_lease "
+                            "WHERE name = :name AND expires_at < clock_timestamp() FOR UPDATE"
+                        ),
+                        {"name": LEASE_NAME},
+                    )
+                ).one_or_none()
+                if expired is None:
+                    return None
                 row = (
                     await conn.execute(
                         text(

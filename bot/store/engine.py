@@ -133,7 +133,7 @@ def build_engine(url: URL, *, echo: bool) -> AsyncEngine:
         options.update(pool_pre_ping=True)
         connect_args: dict[str, Any] = {
             # A replica paused mid-transaction (SIGSTOP, a frozen VM) would hold its locks, the
-            # leader lease's share lock among them, for as long as it stays paused: the server
+            # leader lease's key-share lock among them, for as long as it stays paused: the server
             # ends such a session instead, so a successor can take over.
             "server_settings": {"idle_in_transaction_session_timeout": IDLE_IN_TRANSACTION_MS},
         }

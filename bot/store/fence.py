@@ -75,14 +75,15 @@ def ensure_leading() -> None:
 async def check_fence(conn: AsyncConnection) -> None:
     """Refuse this transaction if the running task leads under an epoch no longer current.
 
-    The share lock on the lease row lasts until the transaction ends, so a takeover waits for
-    it: a write that passed this check lands before the next epoch begins."""
+    The key-share lock on the lease row lasts until the transaction ends, so a takeover (which
+    locks the row FOR UPDATE) waits for it: a write that passed this check lands before the
+    next epoch begins. A renewal does not wait for it (see bot/leader.py)."""
     term = current_term()
     if term is None or conn.dialect.name != "postgresql":
         return
     epoch = (
         await conn.execute(
-            text("SELECT epoch FROM rcstatus_leader_lease WHERE name = :name FOR SHARE"),
+            text("SELECT epoch FROM rcstatus_leader_lease WHERE name = :name FOR KEY SHARE"),
             {"name": LEASE_NAME},
         )
     ).scalar_one_or_none()
