@@ -15,9 +15,11 @@ UPDATE, which waits for those transactions to end, so every write of a deposed l
 ordered before its successor's epoch begins, or refused. A renewal's UPDATE changes no key and
 so takes a lock those readers do not conflict with: were it to wait for them, a leader whose
 transactions overlap without pause (a busy webhook backlog) could never renew and would step
-down under load (PostgreSQL lets new share lockers pass a waiting writer). A context variable carries the term because the same
-store serves the leader's tasks and every replica's request handlers (which are not fenced:
-they act for a person, not as the leader), and tasks inherit it from the task that led.
+down under load (PostgreSQL lets new share lockers pass a waiting writer).
+
+A context variable carries the term because the same store serves the leader's tasks and
+every replica's request handlers (which are not fenced: they act for a person, not as the
+leader), and tasks inherit it from the task that led.
 """
 
 from __future__ import annotations
