@@ -5,8 +5,12 @@ moves on. For each enabled endpoint, the changes after its cursor that match its
 deliveries, and the cursor moves, in one transaction; a kill -9 at any moment loses nothing,
 and the log's pruner never drops what an enabled endpoint has not taken yet.
 
-Delivery: one lane per endpoint, each with at most CONCURRENCY attempts in flight, so a slow
-or dead receiver only ever holds its own lane. Only a person's oldest unfinished delivery to an
+Delivery: one lane per endpoint, each with a bounded number of attempts in flight, so a slow
+or dead receiver only ever holds its own lane. A lane starts with CONCURRENCY slots and gains one
+for each quick success, up to MAX_CONCURRENCY; a failure or a slow answer puts it back to
+CONCURRENCY. A healthy receiver under load thus takes big batches (one transaction records and
+claims each batch, so the database's cost per delivery falls with the batch), while a dead one
+never holds more than CONCURRENCY connections. Only a person's oldest unfinished delivery to an
 endpoint is ever attempted, so each receiver sees each person's changes in order.
 """
 
@@ -45,7 +49,15 @@ from bot.webhooks.sender import AttemptResult, WebhookSender, readable_url
 log = logging.getLogger(__name__)
 
 CONCURRENCY: Final = 8
-"""Attempts in flight per endpoint; with MAX_ENDPOINTS, the bound on them all."""
+"""Attempts in flight for an endpoint that failed or answered slowly lately; with
+MAX_ENDPOINTS, the bound on the connections that dead receivers can hold."""
+MAX_CONCURRENCY: Final = 64
+"""Attempts in flight for an endpoint that answers quickly."""
+QUICK: Final = 1.0
+"""Seconds within which a 2xx counts as quick, earning its lane another slot."""
+STATS_EVERY: Final = 1.0
+"""Seconds a latency summary is reused: sorting the samples on every look cost more than
+some deliveries."""
 MAX_ENDPOINTS: Final = 50
 MAX_UNFINISHED: Final = 50_000
 """Deliveries waiting for one endpoint; past it the endpoint is disabled, not the memory of
@@ -97,17 +109,27 @@ class _Counters:
         self.gave_up = 0
         self.disabled = 0
         self.latencies: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        self._summary: tuple[float | None, float | None, float | None] = (None, None, None)
+        self._summarised_at: float | None = None
 
-    def snapshot(self) -> WebhookStats:
-        ordered = sorted(self.latencies)
+    def snapshot(self, now: float) -> WebhookStats:
+        if self._summarised_at is None or not 0 <= now - self._summarised_at < STATS_EVERY:
+            ordered = sorted(self.latencies)
+            self._summary = (
+                _percentile(ordered, 50),
+                _percentile(ordered, 95),
+                _percentile(ordered, 99),
+            )
+            self._summarised_at = now
+        p50, p95, p99 = self._summary
         return WebhookStats(
             delivered=self.delivered,
             failed_attempts=self.failed_attempts,
             gave_up=self.gave_up,
             disabled=self.disabled,
-            latency_p50_ms=_percentile(ordered, 50),
-            latency_p95_ms=_percentile(ordered, 95),
-            latency_p99_ms=_percentile(ordered, 99),
+            latency_p50_ms=p50,
+            latency_p95_ms=p95,
+            latency_p99_ms=p99,
         )
 
 
@@ -134,6 +156,12 @@ class _Lane:
         """The endpoint as last read, even once it is gone (for what is said about it)."""
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.slots = CONCURRENCY
+        """Attempts it may have in flight now (see the module's docstring)."""
+
+    def answered(self, ok: bool, seconds: float, *, least: int, most: int) -> None:
+        """One more slot for a quick success, back to the least for anything else."""
+        self.slots = min(most, self.slots + 1) if ok and seconds < QUICK else least
 
 
 class WebhookDispatcher:
@@ -149,6 +177,7 @@ class WebhookDispatcher:
         messenger: Messenger,
         admins: Callable[[], Sequence[str]],
         concurrency: int = CONCURRENCY,
+        max_concurrency: int = MAX_CONCURRENCY,
         max_unfinished: int = MAX_UNFINISHED,
         poll: float = POLL,
         linger: float = LINGER,
@@ -161,6 +190,7 @@ class WebhookDispatcher:
         self._messenger = messenger
         self._admins = admins
         self._concurrency = concurrency
+        self._max_concurrency = max(concurrency, max_concurrency)
         self._max_unfinished = max_unfinished
         self._poll = poll
         self._linger = linger
@@ -186,7 +216,7 @@ class WebhookDispatcher:
         self._wake.set()
 
     def stats(self) -> WebhookStats:
-        return self._counters.snapshot()
+        return self._counters.snapshot(time.monotonic())
 
     async def stop(self) -> None:
         self._stopping = True
@@ -234,7 +264,7 @@ class WebhookDispatcher:
         round_ = await self._store.fan_out_round(
             self._team_id,
             limit=BATCH,
-            deliveries=_deliveries,
+            deliveries=_Payloads().deliveries,
             max_unfinished=self._max_unfinished,
         )
         endpoints = round_.endpoints
@@ -277,6 +307,7 @@ class WebhookDispatcher:
             lane = None
         if lane is None or lane.task is None:
             lane = _Lane(endpoint)
+            lane.slots = self._concurrency
             lane.task = asyncio.create_task(self._deliver(lane), name=f"webhook {endpoint.id}")
             self._lanes[endpoint.id] = lane
         return lane
@@ -301,7 +332,7 @@ class WebhookDispatcher:
             while not self._stopping:
                 lane.wake.clear()
                 endpoint = lane.endpoint
-                free = self._concurrency - len(inflight) if endpoint is not None else 0
+                free = lane.slots - len(inflight) if endpoint is not None else 0
                 wait: float | None = None
                 if outcomes or free > 0:
                     # What finished is recorded and the freed slots claimed again in one
@@ -311,9 +342,9 @@ class WebhookDispatcher:
                     endpoint = lane.endpoint
                     if endpoint is not None:
                         for delivery in settled.claimed:
-                            task = asyncio.create_task(self._attempt(endpoint, delivery))
+                            task = asyncio.create_task(self._attempt(lane, endpoint, delivery))
                             inflight[task] = delivery
-                    if free > 0 and len(inflight) < self._concurrency:
+                    if free > 0 and len(inflight) < lane.slots:
                         wait = self._poll
                         if settled.next_due is not None:
                             due_in = settled.next_due.timestamp() - self._clock()
@@ -410,12 +441,19 @@ class WebhookDispatcher:
         return settled
 
     async def _attempt(
-        self, endpoint: WebhookEndpoint, delivery: WebhookDelivery
+        self, lane: _Lane, endpoint: WebhookEndpoint, delivery: WebhookDelivery
     ) -> AttemptOutcome:
         """One attempt of a claimed delivery (its `attempts` already counts this one)."""
         ensure_leading()
+        started = time.monotonic()
         result = await self._sender.send(
             endpoint.url, endpoint.secret, message_id(delivery.event_id), delivery.payload
+        )
+        lane.answered(
+            result.ok,
+            time.monotonic() - started,
+            least=self._concurrency,
+            most=self._max_concurrency,
         )
         done = self._clock()
         # One line per attempt, so an operator (and the replica tests) can tell which process
@@ -455,13 +493,27 @@ class WebhookDispatcher:
             await self._messenger.direct_message(admin, text)
 
 
-def _deliveries(endpoint: WebhookEndpoint, events: Sequence[StoredEvent]) -> list[NewDelivery]:
-    """The deliveries `events` make for `endpoint`: those its filters let through."""
-    return [
-        NewDelivery(e.id, e.user_id, e.at, _compact(AvailabilityEvent.stored(e).envelope()))
-        for e in events
-        if matches(endpoint, e)
-    ]
+class _Payloads:
+    """One fan-out round's bodies: each event's is encoded once, not once per endpoint."""
+
+    def __init__(self) -> None:
+        self._bodies: dict[int, str] = {}
+
+    def deliveries(
+        self, endpoint: WebhookEndpoint, events: Sequence[StoredEvent]
+    ) -> list[NewDelivery]:
+        """The deliveries `events` make for `endpoint`: those its filters let through."""
+        return [
+            NewDelivery(e.id, e.user_id, e.at, self._body(e))
+            for e in events
+            if matches(endpoint, e)
+        ]
+
+    def _body(self, event: StoredEvent) -> str:
+        body = self._bodies.get(event.id)
+        if body is None:
+            body = self._bodies[event.id] = _compact(AvailabilityEvent.stored(event).envelope())
+        return body
 
 
 def _compact(body: object) -> str:

@@ -25,7 +25,11 @@ REQUEST_TIMEOUT: Final = 10.0
 """Seconds a receiver has to answer, connection included."""
 BODY_LIMIT: Final = 4096
 """Bytes of a receiver's answer read (and thrown away) so the connection can be reused."""
-MAX_CONNECTIONS: Final = 512
+MAX_CONNECTIONS: Final = 1024
+"""Dead receivers can hold at most MAX_ENDPOINTS x CONCURRENCY (400) of them (see
+bot/webhooks/dispatcher.py); the rest serve the healthy ones' bigger batches."""
+CHECKED_URLS: Final = 1024
+"""URLs whose form is remembered as checked (their addresses are checked at each connection)."""
 SECRET_BYTES: Final = 32
 USER_AGENT: Final = "rcstatus-webhooks/1"
 
@@ -79,6 +83,7 @@ class WebhookSender:
         self._resolver = resolver
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
+        self._usable: dict[str, bool] = {}
 
     @property
     def timeout(self) -> float:
@@ -106,11 +111,24 @@ class WebhookSender:
         if session is not None:
             await session.close()
 
+    def _usable_url(self, url: str) -> bool:
+        """`check_url`, remembered: it depends only on the URL, and parsing it on every attempt
+        was a visible share of the sender's time under load."""
+        usable = self._usable.get(url)
+        if usable is None:
+            try:
+                check_url(url, allow_private=self._allow_private)
+                usable = True
+            except UnsafeUrl:
+                usable = False
+            if len(self._usable) >= CHECKED_URLS:
+                self._usable.clear()
+            self._usable[url] = usable
+        return usable
+
     async def send(self, url: str, secret: str, message_id: str, body: str) -> AttemptResult:
         """One attempt, signed now; never raises for anything the receiver or network does."""
-        try:
-            check_url(url, allow_private=self._allow_private)
-        except UnsafeUrl:
+        if not self._usable_url(url):
             return AttemptResult(None, "blocked address")
         moment = datetime.fromtimestamp(math.floor(self._clock()), UTC)
         headers = {
