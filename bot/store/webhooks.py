@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -124,6 +124,8 @@ class FanOutRound:
     """For each endpoint that got deliveries: ADVANCED (they are queued) or DISABLED."""
     full: bool
     """The events read filled the limit: there are probably more to read at once."""
+    at_most: dict[str, int] = field(default_factory=dict)
+    """For each endpoint that got deliveries, a bound on its unfinished ones now."""
 
 
 _CHANGEABLE = frozenset({"url", "people", "availability", "description"})
@@ -296,7 +298,9 @@ class WebhookRepository(StoreBase):
             )
             if not moved.rowcount:
                 return FanOut.MOVED
-            outcomes = await _queue(conn, {endpoint_id: deliveries}, max_unfinished, self._clock())
+            outcomes, _ = await _queue(
+                conn, {endpoint_id: deliveries}, max_unfinished, self._clock(), {}
+            )
             return outcomes.get(endpoint_id, FanOut.ADVANCED)
 
     async def fan_out_round(
@@ -306,12 +310,18 @@ class WebhookRepository(StoreBase):
         limit: int,
         deliveries: Callable[[WebhookEndpoint, Sequence[StoredEvent]], list[NewDelivery]],
         max_unfinished: int,
+        at_most: Mapping[str, int] | None = None,
     ) -> FanOutRound:
         """One fan-out round over every enabled endpoint of the team, in one transaction: read
         the endpoints and up to `limit` events after the lowest cursor, queue for each endpoint
         `deliveries(endpoint, its events)` as `fan_out` would, and move each cursor past the
         events read. The endpoints' rows stay locked until the end, so nobody moves a cursor
-        (or finishes a delivery and looks for the person's next) in between."""
+        (or finishes a delivery and looks for the person's next) in between.
+
+        `at_most` bounds some endpoints' unfinished deliveries (from an earlier round's
+        `at_most`): those still clear of `max_unfinished` with this round's are not counted
+        again. Counting a dead receiver's backlog on every round cost the database more than
+        queueing the round."""
         hooks = schema.webhooks
         async with self._transaction("queueing webhook deliveries") as conn:
             rows = await conn.execute(
@@ -339,8 +349,10 @@ class WebhookRepository(StoreBase):
                     .values(event_cursor=bindparam("through")),
                     cursors,
                 )
-            outcomes = await _queue(conn, planned, max_unfinished, self._clock())
-            return FanOutRound(endpoints, outcomes, full=len(events) == limit)
+            outcomes, bounds = await _queue(
+                conn, planned, max_unfinished, self._clock(), at_most or {}
+            )
+            return FanOutRound(endpoints, outcomes, full=len(events) == limit, at_most=bounds)
 
     # ----------------------------------------------------------------------------- delivery
 
@@ -378,7 +390,8 @@ class WebhookRepository(StoreBase):
         delivery's first attempt, the endpoint has been failing for a whole schedule and is
         disabled: True for the call that did that."""
         async with self._transaction("recording webhook attempts") as conn:
-            return await _record(conn, endpoint_id, outcomes, now)
+            spent, _ = await _record(conn, endpoint_id, outcomes, now)
+            return spent
 
     async def record_and_claim(
         self,
@@ -393,9 +406,36 @@ class WebhookRepository(StoreBase):
     ) -> Settled:
         """`record_attempts`, then disable the endpoint for `gone` if given, then, unless it was
         disabled, `claim_deliveries`: all in one transaction, so that a busy lane pays one
-        round of the database per batch of attempts rather than two."""
+        round of the database per batch of attempts rather than two.
+
+        When no outcome can disable the endpoint, the claim comes first: recording locks the
+        endpoint's row (so that a fan-out round cannot queue a person's next change while
+        their head finishes), and every statement after that lock keeps the fan-out, and so
+        every other lane's next changes, waiting. A person whose delivery finishes here has
+        their next one claimed in the lane's next round instead."""
         async with self._transaction("recording and claiming webhook deliveries") as conn:
-            spent = await _record(conn, endpoint_id, outcomes, now) if outcomes else False
+            claim_first = (
+                gone is None
+                and limit > 0
+                and not any(o.state is DeliveryState.FAILED for o in outcomes)
+            )
+            claimed: list[WebhookDelivery] = []
+            next_due: datetime | None = None
+            if claim_first:
+                claimed, next_due = await _claim(
+                    conn, endpoint_id, now, limit, booked_until, excluding
+                )
+            spent, promoted = (
+                await _record(conn, endpoint_id, outcomes, now) if outcomes else (False, False)
+            )
+            if claim_first:
+                # What was recorded after the claim may be due sooner than what it saw.
+                sooner = [o.retry_at for o in outcomes if o.retry_at is not None]
+                if promoted:
+                    sooner.append(now)
+                if sooner and len(claimed) < limit:
+                    next_due = min([*sooner, *([next_due] if next_due is not None else [])])
+                return Settled(spent=False, gone=False, claimed=claimed, next_due=next_due)
             if spent:
                 return Settled(spent=True, gone=False, claimed=[], next_due=None)
             if gone is not None:
@@ -570,7 +610,9 @@ async def _claim(
 
 async def _record(
     conn: AsyncConnection, endpoint_id: str, outcomes: Sequence[AttemptOutcome], now: datetime
-) -> bool:
+) -> tuple[bool, bool]:
+    """Whether the endpoint was disabled (a whole schedule spent), and whether a person's next
+    delivery became due now."""
     hooks, table = schema.webhooks, schema.webhook_deliveries
     delivered = [o for o in outcomes if o.state is DeliveryState.DELIVERED]
     retried = [o for o in outcomes if o.state is DeliveryState.PENDING]
@@ -604,13 +646,18 @@ async def _record(
             ),
             [_attempt_params(o) for o in retried],
         )
+    # The endpoint's row lock orders this against a fan-out round deciding whether a person's
+    # next change waits behind the delivery finishing here (see `fan_out_round`).
     if delivered:
         await conn.execute(
             update(hooks).where(hooks.c.id == endpoint_id).values(last_success_at=now)
         )
+    elif failed:
+        await conn.execute(select(hooks.c.id).where(hooks.c.id == endpoint_id).with_for_update())
     people = sorted({o.delivery.user_id for o in (*delivered, *failed)})
+    promoted = False
     for part in chunks(people):
-        await _promote_next(conn, endpoint_id, part, now)
+        promoted = await _promote_next(conn, endpoint_id, part, now) or promoted
     disabled = False
     for outcome in failed:
         since = outcome.delivery.first_attempt_at or now
@@ -625,7 +672,7 @@ async def _record(
         if dead:
             reason = "every attempt failed for a whole retry schedule"
             disabled = await _disable(conn, endpoint_id, reason, now) or disabled
-    return disabled
+    return disabled, promoted
 
 
 async def _queue(
@@ -633,23 +680,35 @@ async def _queue(
     planned: Mapping[str, Sequence[NewDelivery]],
     max_unfinished: int,
     now: datetime,
-) -> dict[str, FanOut]:
+    at_most: Mapping[str, int],
+) -> tuple[dict[str, FanOut], dict[str, int]]:
     """Insert each endpoint's new deliveries, whose cursor the caller has moved past them in
     this transaction: pending if the person has nothing unfinished for that endpoint, queued
     behind it if they have; an endpoint whose backlog would pass `max_unfinished` is disabled
     instead. A few statements for every endpoint together, not a few per endpoint. The
-    outcome for each endpoint that has new deliveries."""
+    outcome for each endpoint that has new deliveries, and a bound on each one's unfinished
+    deliveries afterwards (counted only where `at_most` does not already keep it clear of
+    `max_unfinished`)."""
     table = schema.webhook_deliveries
     wanted = [endpoint_id for endpoint_id, new in planned.items() if new]
     outcomes = {endpoint_id: FanOut.ADVANCED for endpoint_id in wanted}
     if not wanted:
-        return outcomes
-    counted = await conn.execute(
-        select(table.c.endpoint_id, func.count())
-        .where(table.c.endpoint_id.in_(wanted), table.c.state.in_(UNFINISHED))
-        .group_by(table.c.endpoint_id)
-    )
-    unfinished = {str(endpoint_id): int(count) for endpoint_id, count in counted}
+        return outcomes, {}
+    unfinished = {
+        endpoint_id: at_most[endpoint_id]
+        for endpoint_id in wanted
+        if endpoint_id in at_most
+        and at_most[endpoint_id] + len(planned[endpoint_id]) <= max_unfinished
+    }
+    uncounted = [endpoint_id for endpoint_id in wanted if endpoint_id not in unfinished]
+    if uncounted:
+        counted = await conn.execute(
+            select(table.c.endpoint_id, func.count())
+            .where(table.c.endpoint_id.in_(uncounted), table.c.state.in_(UNFINISHED))
+            .group_by(table.c.endpoint_id)
+        )
+        unfinished.update({endpoint_id: 0 for endpoint_id in uncounted})
+        unfinished.update({str(endpoint_id): int(count) for endpoint_id, count in counted})
     queueing: list[str] = []
     for endpoint_id in wanted:
         if unfinished.get(endpoint_id, 0) + len(planned[endpoint_id]) > max_unfinished:
@@ -658,8 +717,9 @@ async def _queue(
             outcomes[endpoint_id] = FanOut.DISABLED
         else:
             queueing.append(endpoint_id)
+    bounds = {e: unfinished[e] + len(planned[e]) for e in queueing}
     if not queueing:
-        return outcomes
+        return outcomes, bounds
     people = sorted({d.user_id for endpoint_id in queueing for d in planned[endpoint_id]})
     busy: set[tuple[str, str]] = set()
     for part in chunks(people):
@@ -693,7 +753,7 @@ async def _queue(
             )
     for batch in chunks(rows, INSERT_ROWS):
         await conn.execute(insert(table), list(batch))
-    return outcomes
+    return outcomes, bounds
 
 
 async def _disable(conn: AsyncConnection, endpoint_id: str, reason: str, now: datetime) -> bool:
@@ -708,7 +768,7 @@ async def _disable(conn: AsyncConnection, endpoint_id: str, reason: str, now: da
 
 async def _promote_next(
     conn: AsyncConnection, endpoint_id: str, people: Sequence[str], now: datetime
-) -> None:
+) -> bool:
     """Each person's oldest queued delivery becomes their pending one, due now. Called once
     their pending one finished, so none of them has another pending (the unique index)."""
     table = schema.webhook_deliveries
@@ -721,11 +781,12 @@ async def _promote_next(
         )
         .group_by(table.c.user_id)
     )
-    await conn.execute(
+    promoted = await conn.execute(
         update(table)
         .where(table.c.id.in_(following), table.c.state == DeliveryState.QUEUED.value)
         .values(state=DeliveryState.PENDING.value, next_attempt_at=now)
     )
+    return bool(promoted.rowcount)
 
 
 def _due(endpoint_id: str, now: datetime, limit: int, excluding: Collection[int]) -> Select[Any]:

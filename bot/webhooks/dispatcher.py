@@ -10,7 +10,12 @@ or dead receiver only ever holds its own lane. A lane starts with CONCURRENCY sl
 for each quick success, up to MAX_CONCURRENCY; a failure or a slow answer puts it back to
 CONCURRENCY. A healthy receiver under load thus takes big batches (one transaction records and
 claims each batch, so the database's cost per delivery falls with the batch), while a dead one
-never holds more than CONCURRENCY connections. Only a person's oldest unfinished delivery to an
+never holds more than CONCURRENCY connections. After FAILURES_TO_REST failures in a row the lane
+rests for the schedule's first wait and then sends one attempt at a time, each failure
+renewing the rest, until one succeeds: every person's oldest change to a dead receiver would
+otherwise be tried on its own, hundreds a second, at the cost of the healthy receivers'
+deliveries. Deliveries are not touched while a lane rests: each keeps its own schedule and
+counts only the attempts really made. Only a person's oldest unfinished delivery to an
 endpoint is ever attempted, so each receiver sees each person's changes in order.
 """
 
@@ -53,6 +58,7 @@ CONCURRENCY: Final = 8
 MAX_ENDPOINTS, the bound on the connections that dead receivers can hold."""
 MAX_CONCURRENCY: Final = 64
 """Attempts in flight for an endpoint that answers quickly."""
+FAILURES_TO_REST: Final = 5
 QUICK: Final = 1.0
 """Seconds within which a 2xx counts as quick, earning its lane another slot."""
 STATS_EVERY: Final = 1.0
@@ -70,6 +76,12 @@ KEEP_FINISHED_COUNT: Final = 100_000
 PRUNE_EVERY: Final = 600.0
 POLL: Final = 5.0
 """Seconds between looks without a kick: another replica may have written the log."""
+FAN_OUT_GAP: Final = 0.05
+"""Seconds at least between fan-out rounds: changes recorded meanwhile share the next round
+(and its transaction) instead of each paying for one."""
+RECOUNT_EVERY: Final = 5.0
+"""Seconds an endpoint's bound on unfinished deliveries is carried from round to round before
+the database counts them again (deliveries finishing only lower it)."""
 ATTEMPT_MARGIN: Final = 1.0
 LINGER: Final = 0.02
 """Seconds a lane waits, once an attempt has finished, for the others in flight to finish too,
@@ -158,10 +170,25 @@ class _Lane:
         self.task: asyncio.Task[None] | None = None
         self.slots = CONCURRENCY
         """Attempts it may have in flight now (see the module's docstring)."""
+        self.failures_in_a_row = 0
+        self.resting_until = 0.0
+        """Monotonic time before which it starts no attempt."""
 
-    def answered(self, ok: bool, seconds: float, *, least: int, most: int) -> None:
-        """One more slot for a quick success, back to the least for anything else."""
-        self.slots = min(most, self.slots + 1) if ok and seconds < QUICK else least
+    def answered(self, ok: bool, seconds: float, *, least: int, most: int, rest: float) -> None:
+        """One more slot for a quick success, back to the least for a slow one or a failure;
+        a rest and a single slot after FAILURES_TO_REST failures in a row."""
+        if ok:
+            self.failures_in_a_row = 0
+            self.slots = min(most, self.slots + 1) if seconds < QUICK else least
+            return
+        self.failures_in_a_row += 1
+        self.slots = least
+        if self.failures_in_a_row >= FAILURES_TO_REST:
+            self.slots = 1
+            self.resting_until = time.monotonic() + rest
+
+    def rest_left(self) -> float:
+        return max(0.0, self.resting_until - time.monotonic())
 
 
 class WebhookDispatcher:
@@ -200,6 +227,8 @@ class WebhookDispatcher:
         """No endpoint is enabled: until then, a change costs no read (see `endpoints_changed`)."""
         self._endpoint_changes = 0
         self._lanes: dict[str, _Lane] = {}
+        self._at_most: dict[str, int] = {}
+        self._recount_at = 0.0
         self._stopping = False
         self._counters = _Counters()
 
@@ -240,6 +269,7 @@ class WebhookDispatcher:
         try:
             while not self._stopping:
                 self._wake.clear()
+                started = time.monotonic()
                 more = await self._fan_out()
                 if self._clock() >= next_prune:
                     await self._prune()
@@ -248,6 +278,9 @@ class WebhookDispatcher:
                     continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll)
+                gap = started + FAN_OUT_GAP - time.monotonic()
+                if gap > 0 and not self._stopping:
+                    await asyncio.sleep(gap)
         finally:
             lanes, self._lanes = list(self._lanes.values()), {}
             tasks = [lane.task for lane in lanes if lane.task is not None]
@@ -261,12 +294,17 @@ class WebhookDispatcher:
         if self._clock() < self._none_until:
             return False
         changes = self._endpoint_changes
+        if time.monotonic() >= self._recount_at:
+            self._at_most = {}
+            self._recount_at = time.monotonic() + RECOUNT_EVERY
         round_ = await self._store.fan_out_round(
             self._team_id,
             limit=BATCH,
             deliveries=_Payloads().deliveries,
             max_unfinished=self._max_unfinished,
+            at_most=self._at_most,
         )
+        self._at_most.update(round_.at_most)
         endpoints = round_.endpoints
         if not endpoints and changes == self._endpoint_changes:
             # Most workspaces have none: read again at the next poll (another replica may have
@@ -332,7 +370,8 @@ class WebhookDispatcher:
             while not self._stopping:
                 lane.wake.clear()
                 endpoint = lane.endpoint
-                free = lane.slots - len(inflight) if endpoint is not None else 0
+                resting = lane.rest_left()
+                free = lane.slots - len(inflight) if endpoint is not None and not resting else 0
                 wait: float | None = None
                 if outcomes or free > 0:
                     # What finished is recorded and the freed slots claimed again in one
@@ -351,6 +390,8 @@ class WebhookDispatcher:
                             wait = min(wait, max(0.0, due_in))
                 if endpoint is None:
                     break
+                if resting and not inflight:
+                    wait = resting if wait is None else min(wait, resting)
                 if wait == 0.0:
                     continue
                 waker: asyncio.Task[Any] = asyncio.create_task(lane.wake.wait())
@@ -454,6 +495,7 @@ class WebhookDispatcher:
             time.monotonic() - started,
             least=self._concurrency,
             most=self._max_concurrency,
+            rest=self._retry.first_wait,
         )
         done = self._clock()
         # One line per attempt, so an operator (and the replica tests) can tell which process

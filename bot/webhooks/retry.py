@@ -33,6 +33,11 @@ class RetryPolicy:
     def attempts(self) -> int:
         return len(SCHEDULE)
 
+    @property
+    def first_wait(self) -> float:
+        """Real seconds of the schedule's first wait (5 s), without jitter."""
+        return self._scale(SCHEDULE[1])
+
     def delay_after(self, attempts: int, retry_after: float | None = None) -> float | None:
         """Real seconds until the next attempt after `attempts` failed ones; None when the
         schedule is spent. A Retry-After from the receiver is never undercut."""

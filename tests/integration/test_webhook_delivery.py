@@ -184,6 +184,74 @@ async def test_a_receiver_failing_a_whole_schedule_is_disabled_and_the_admins_to
     assert dispatcher.stats().disabled == 1
 
 
+async def test_a_lane_rests_after_failures_in_a_row_and_delivers_all_once_the_receiver_is_back(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A dead receiver is not tried once per person waiting for it: after five failures in a row
+    its lane rests for the schedule's first wait, then probes one attempt at a time."""
+    answer = {"status": 500}
+    receiver.on("/flaky", lambda _count: answer["status"])
+    secret = receiver.secrets["/flaky"] = new_secret()
+    retry = RetryPolicy(scale=lambda seconds: seconds / 5)  # first wait 1 s, then 60 s...
+    async with (
+        running_sim() as sim,
+        aiohttp.ClientSession() as http,
+        Store(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}") as store,
+    ):
+        client = bot_client(sim.url + "/api/", http, token=sim.bot_token)
+        people = SlackPeople(client, sim.team_id)
+        outbox = DmOutbox(store=store, team_id=sim.team_id, sender=DirectMessages(client))
+        dispatcher = WebhookDispatcher(
+            store=store,
+            team_id=sim.team_id,
+            sender=WebhookSender(allow_private=True),
+            retry=retry,
+            messenger=outbox,
+            admins=people.admins,
+        )
+        hook = await store.add_webhook(
+            endpoint_id="wh_00000000000000ee",
+            team_id=sim.team_id,
+            url=receiver.url("/flaky"),
+            secret=secret,
+            people=None,
+            availability=None,
+            description="",
+            created_by="key_1",
+            max_endpoints=50,
+        )
+        assert hook is not None
+        for n in range(40):
+            await store.append_event(
+                sim.team_id, hook.created_at, f"U{n:03d}", {"availability": "on_call"}
+            )
+        task = asyncio.create_task(dispatcher.run())
+        dispatcher.kick()
+        try:
+            await wait_until(
+                lambda: len(receiver.at("/flaky")) >= 9, timeout=15, message="a probe after a rest"
+            )
+            failed = receiver.at("/flaky")
+            # The first batch (8 in flight) failed, then nothing for a whole first wait.
+            assert failed[8].at - failed[7].at >= retry.first_wait * 0.9
+            answer["status"] = 200
+            await wait_until(
+                lambda: (
+                    {r.webhook_id for r in receiver.at("/flaky") if r.verified}
+                    >= {f"evt_{n}" for n in range(1, 41)}
+                ),
+                timeout=30,
+                message="all 40 delivered once the receiver is back",
+            )
+        finally:
+            await dispatcher.stop()
+            await task
+    # Each person was tried at most twice: never once per person while the receiver was dead.
+    attempts = [r.webhook_id for r in receiver.at("/flaky")]
+    assert len(attempts) < 40 + 10
+    assert max(attempts.count(i) for i in set(attempts)) <= 2
+
+
 async def _reopen(tmp_path: Path, team_id: str, endpoint_id: str) -> str | None:
     async with Store(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}") as store:
         found = await store.webhook(team_id, endpoint_id)

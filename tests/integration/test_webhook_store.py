@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -408,7 +409,9 @@ async def test_a_round_fans_out_to_every_endpoint_from_its_own_cursor(store: Sto
     assert bounded
 
 
-async def test_recording_claims_the_next_in_the_same_transaction(store: Store) -> None:
+async def test_recording_and_claiming_share_one_transaction(store: Store) -> None:
+    """The claim comes before the recording (which locks the endpoint): what was due is taken,
+    and a person whose delivery just finished has their next one due now, for the next round."""
     hook = await add(store)
     made = await record(store, "U1", "U1", "U2")
     await fan(store, hook, made)
@@ -425,9 +428,14 @@ async def test_recording_claims_the_next_in_the_same_transaction(store: Store) -
         limit=5,
         booked_until=booked,
     )
-    assert sorted(d.event_id for d in settled.claimed) == [made[1].event_id, made[2].event_id]
+    assert [d.event_id for d in settled.claimed] == [made[2].event_id]
+    assert (settled.spent, settled.gone, settled.next_due) == (False, False, later)
+    following = await store.record_and_claim(
+        hook, [], later, limit=5, booked_until=booked, excluding=[settled.claimed[0].id]
+    )
+    assert [d.event_id for d in following.claimed] == [made[1].event_id]
+    settled = dataclasses.replace(settled, claimed=[*settled.claimed, *following.claimed])
     assert all(d.attempts == 1 for d in settled.claimed)
-    assert (settled.spent, settled.gone, settled.next_due) == (False, False, None)
     gone = await store.record_and_claim(
         hook,
         [AttemptOutcome(d, DeliveryState.PENDING, 410, "gone", later) for d in settled.claimed],
@@ -441,3 +449,26 @@ async def test_recording_claims_the_next_in_the_same_transaction(store: Store) -
     assert endpoint is not None
     assert (endpoint.enabled, endpoint.disabled_reason) == (False, "the receiver answered 410 Gone")
     assert await due(store, hook, later) != []  # kept waiting for the endpoint to come back
+
+
+async def test_a_round_counts_a_backlog_only_when_its_bound_comes_near_the_limit(
+    store: Store,
+) -> None:
+    hook = await add(store)
+    await record(store, "U1", "U2")
+    first = await store.fan_out_round(TEAM, limit=10, deliveries=every_change, max_unfinished=3)
+    assert (first.outcomes, first.at_most) == ({hook: FanOut.ADVANCED}, {hook: 2})
+    # A bound carried over that stays clear of the limit is trusted: a stale low one lets one
+    # more round through, a recount later catches it.
+    await record(store, "U3")
+    trusted = await store.fan_out_round(
+        TEAM, limit=10, deliveries=every_change, max_unfinished=3, at_most={hook: 0}
+    )
+    assert (trusted.outcomes, trusted.at_most) == ({hook: FanOut.ADVANCED}, {hook: 1})
+    # One that would pass the limit is checked against the real count, which disables it.
+    await record(store, "U4")
+    counted = await store.fan_out_round(
+        TEAM, limit=10, deliveries=every_change, max_unfinished=3, at_most={hook: 3}
+    )
+    assert counted.outcomes == {hook: FanOut.DISABLED}
+    assert await store.unfinished_deliveries(hook) == 3
