@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -9,7 +10,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import Row, Select, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Row,
+    Select,
+    Update,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
@@ -568,19 +581,55 @@ async def _claim(
     booked_until: datetime,
     excluding: Collection[int],
 ) -> tuple[list[WebhookDelivery], datetime | None]:
+    """Take up to `limit` due deliveries; when the lane has nothing in flight and took nothing,
+    also when the next of the rest is due (a lane with attempts in flight looks again as soon as
+    one finishes, so the read would only cost it a round trip)."""
     table = schema.webhook_deliveries
+    rows = await conn.execute(
+        _claim_statement(),
+        {
+            "claim_endpoint": endpoint_id,
+            "claim_now": now,
+            "claim_limit": limit,
+            "claim_booked_until": booked_until,
+            "claim_excluding": list(excluding),
+        },
+    )
+    claimed = sorted((_delivery(row) for row in rows), key=lambda d: d.id)
+    if len(claimed) >= limit or excluding or claimed:
+        return claimed, None
+    next_due: datetime | None = await conn.scalar(
+        select(func.min(table.c.next_attempt_at)).where(
+            table.c.endpoint_id == endpoint_id, table.c.state == DeliveryState.PENDING.value
+        )
+    )
+    return claimed, next_due
+
+
+@functools.cache
+def _claim_statement() -> Update:
+    """Built once: constructing it for every batch cost more than running it."""
+    table = schema.webhook_deliveries
+    now = bindparam("claim_now", type_=table.c.next_attempt_at.type)
     # Replicas claiming at once take different rows rather than race for the same ones; the
     # conditions are checked again on the rows once locked, in the same statement. Materialised,
     # or PostgreSQL may run the locking query again for each row it updates, each time skipping
     # the rows the last run locked, and take more than `limit`.
     taking = (
-        _due(endpoint_id, now, limit, excluding)
-        .with_only_columns(table.c.id)
+        select(table.c.id)
+        .where(
+            table.c.endpoint_id == bindparam("claim_endpoint"),
+            table.c.state == DeliveryState.PENDING.value,
+            table.c.next_attempt_at <= now,
+            table.c.id.not_in(bindparam("claim_excluding", expanding=True)),
+        )
+        .order_by(table.c.next_attempt_at, table.c.id)
+        .limit(bindparam("claim_limit", type_=Integer))
         .with_for_update(skip_locked=True)
         .cte("taking")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
-    rows = await conn.execute(
+    return (
         update(table)
         .where(
             table.c.id.in_(select(taking.c.id)),
@@ -589,23 +638,12 @@ async def _claim(
         )
         .values(
             attempts=table.c.attempts + 1,
-            next_attempt_at=booked_until,
+            next_attempt_at=bindparam("claim_booked_until", type_=table.c.next_attempt_at.type),
             last_attempt_at=now,
             first_attempt_at=func.coalesce(table.c.first_attempt_at, now),
         )
         .returning(*table.c)
     )
-    claimed = sorted((_delivery(row) for row in rows), key=lambda d: d.id)
-    if len(claimed) >= limit:
-        return claimed, None
-    query = select(func.min(table.c.next_attempt_at)).where(
-        table.c.endpoint_id == endpoint_id, table.c.state == DeliveryState.PENDING.value
-    )
-    taken = [*excluding, *(d.id for d in claimed)]
-    if taken:
-        query = query.where(table.c.id.not_in(taken))
-    next_due: datetime | None = await conn.scalar(query)
-    return claimed, next_due
 
 
 async def _record(
