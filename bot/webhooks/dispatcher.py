@@ -59,6 +59,7 @@ MAX_ENDPOINTS, the bound on the connections that dead receivers can hold."""
 MAX_CONCURRENCY: Final = 64
 """Attempts in flight for an endpoint that answers quickly."""
 FAILURES_TO_REST: Final = 5
+"""Failures in a row (with no success between) after which a lane rests."""
 QUICK: Final = 1.0
 """Seconds within which a 2xx counts as quick, earning its lane another slot."""
 STATS_EVERY: Final = 1.0

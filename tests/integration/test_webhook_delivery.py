@@ -16,6 +16,7 @@ from bot.slack.messages import DirectMessages
 from bot.slack.outbox import DmOutbox
 from bot.slack.people import SlackPeople
 from bot.store import Store
+from bot.store.webhooks import WebhookEndpoint
 from bot.webhooks.dispatcher import WebhookDispatcher
 from bot.webhooks.retry import RetryPolicy
 from bot.webhooks.sender import WebhookSender, new_secret
@@ -133,26 +134,9 @@ async def test_a_receiver_failing_a_whole_schedule_is_disabled_and_the_admins_to
         assert people.admins()
         outbox = DmOutbox(store=store, team_id=sim.team_id, sender=DirectMessages(client))
         # The 27-hour schedule in about half a second.
-        dispatcher = WebhookDispatcher(
-            store=store,
-            team_id=sim.team_id,
-            sender=WebhookSender(allow_private=True),
-            retry=RetryPolicy(scale=lambda seconds: seconds / 200_000),
-            messenger=outbox,
-            admins=people.admins,
-        )
-        hook = await store.add_webhook(
-            endpoint_id="wh_00000000000000dd",
-            team_id=sim.team_id,
-            url=receiver.url("/down"),
-            secret=secret,
-            people=None,
-            availability=None,
-            description="door sign",
-            created_by="key_1",
-            max_endpoints=50,
-        )
-        assert hook is not None
+        retry = RetryPolicy(scale=lambda seconds: seconds / 200_000)
+        dispatcher = _dispatcher(store, sim.team_id, retry, outbox, people)
+        hook = await _hook(store, sim.team_id, "wh_00000000000000dd", receiver.url("/down"), secret)
         await store.append_event(sim.team_id, hook.created_at, "U1", {"availability": "on_call"})
         tasks = [asyncio.create_task(dispatcher.run()), asyncio.create_task(outbox.run())]
         dispatcher.kick()
@@ -201,26 +185,10 @@ async def test_a_lane_rests_after_failures_in_a_row_and_delivers_all_once_the_re
         client = bot_client(sim.url + "/api/", http, token=sim.bot_token)
         people = SlackPeople(client, sim.team_id)
         outbox = DmOutbox(store=store, team_id=sim.team_id, sender=DirectMessages(client))
-        dispatcher = WebhookDispatcher(
-            store=store,
-            team_id=sim.team_id,
-            sender=WebhookSender(allow_private=True),
-            retry=retry,
-            messenger=outbox,
-            admins=people.admins,
+        dispatcher = _dispatcher(store, sim.team_id, retry, outbox, people)
+        hook = await _hook(
+            store, sim.team_id, "wh_00000000000000ee", receiver.url("/flaky"), secret
         )
-        hook = await store.add_webhook(
-            endpoint_id="wh_00000000000000ee",
-            team_id=sim.team_id,
-            url=receiver.url("/flaky"),
-            secret=secret,
-            people=None,
-            availability=None,
-            description="",
-            created_by="key_1",
-            max_endpoints=50,
-        )
-        assert hook is not None
         for n in range(40):
             await store.append_event(
                 sim.team_id, hook.created_at, f"U{n:03d}", {"availability": "on_call"}
@@ -250,6 +218,37 @@ async def test_a_lane_rests_after_failures_in_a_row_and_delivers_all_once_the_re
     attempts = [r.webhook_id for r in receiver.at("/flaky")]
     assert len(attempts) < 40 + 10
     assert max(attempts.count(i) for i in set(attempts)) <= 2
+
+
+def _dispatcher(
+    store: Store, team_id: str, retry: RetryPolicy, outbox: DmOutbox, people: SlackPeople
+) -> WebhookDispatcher:
+    return WebhookDispatcher(
+        store=store,
+        team_id=team_id,
+        sender=WebhookSender(allow_private=True),
+        retry=retry,
+        messenger=outbox,
+        admins=people.admins,
+    )
+
+
+async def _hook(
+    store: Store, team_id: str, endpoint_id: str, url: str, secret: str
+) -> WebhookEndpoint:
+    hook = await store.add_webhook(
+        endpoint_id=endpoint_id,
+        team_id=team_id,
+        url=url,
+        secret=secret,
+        people=None,
+        availability=None,
+        description="door sign",
+        created_by="key_1",
+        max_endpoints=50,
+    )
+    assert hook is not None
+    return hook
 
 
 async def _reopen(tmp_path: Path, team_id: str, endpoint_id: str) -> str | None:
