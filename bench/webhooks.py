@@ -741,20 +741,20 @@ async def run_one(
                         f"webhooks: {kind}: bot up, {len(available):,} available ({setup:.0f} s)"
                     )
                     phases = {}
-                    profiler = cProfile.Profile() if profile else None
-                    if profiler is not None:
-                        profiler.enable()
                     for name, dead in (("without_dead", False), ("with_dead", True)):
                         progress(
                             f"webhooks: {kind}: {plan.rate:g}/s for {plan.duration:g} s, {name}"
                         )
+                        profiler = cProfile.Profile() if profile else None
+                        if profiler is not None:
+                            profiler.enable()
                         phases[name] = await measure_phase(
                             bot, api, sims, receivers, urls, plan, dead=dead
                         )
-                    if profiler is not None and profile is not None:
-                        profiler.disable()
-                        profiler.dump_stats(f"{profile}.{kind}")
-                        progress(f"webhooks: the bot's profile is in {profile}.{kind}")
+                        if profiler is not None:
+                            profiler.disable()
+                            profiler.dump_stats(f"{profile}.{kind}.{name}")
+                            progress(f"webhooks: the bot's profile is in {profile}.{kind}.{name}")
                     held = await measure_gate(
                         bot, sims, receivers, base_url, key, gate_people, hold_seconds
                     )
@@ -938,7 +938,7 @@ def main(argv: list[str] | None = None, *, directory: Path = RESULTS_DIR) -> dic
     parser.add_argument(
         "--profile",
         type=Path,
-        help="cProfile the bot process through both phases into PROFILE.<database>",
+        help="cProfile the bot process in each phase into PROFILE.<database>.<phase>",
     )
     args = parser.parse_args(argv)
     result = asyncio.run(
