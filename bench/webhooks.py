@@ -64,6 +64,8 @@ DATABASES: Final = ("sqlite", "postgres")
 SETUP_TIMEOUT: Final = 300.0
 SAMPLE_EVERY: Final = 1.0
 API_BUDGET: Final = 1_000_000
+PHASES: Final = {"A": "without_dead", "B": "with_dead"}
+"""The phases `--order` names: the healthy receivers alone, and with the dead ones."""
 """Requests a minute per key: the gate phase opens a thousand requests with one key."""
 PAGE: Final = 200
 
@@ -614,6 +616,7 @@ async def measure_phase(
         "bot_rss_mib": round(rss_at_sent / 2**20, 1),
         "bot_rss_peak_mib": round(max(sampler.peak_rss, rss_at_sent) / 2**20, 1),
         "receivers_cpu_percent_of_one_core": got["cpu_percent_of_one_core"],
+        "_samples": samples,
     }
     progress(
         f"webhooks: {'with' if dead else 'without'} dead endpoints: "
@@ -704,6 +707,7 @@ async def run_one(
     gate: int,
     hold_seconds: float,
     verify_every: int,
+    order: str = "AB",
     profile: Path | None = None,
 ) -> dict[str, Any]:
     """One database: fresh children, a fresh bot, both phases and the gate."""
@@ -740,21 +744,27 @@ async def run_one(
                     progress(
                         f"webhooks: {kind}: bot up, {len(available):,} available ({setup:.0f} s)"
                     )
-                    phases = {}
-                    for name, dead in (("without_dead", False), ("with_dead", True)):
+                    runs: dict[str, list[dict[str, Any]]] = {}
+                    for number, letter in enumerate(order, 1):
+                        name = PHASES[letter]
                         progress(
-                            f"webhooks: {kind}: {plan.rate:g}/s for {plan.duration:g} s, {name}"
+                            f"webhooks: {kind}: {plan.rate:g}/s for {plan.duration:g} s, {name} "
+                            f"({number}/{len(order)})"
                         )
                         profiler = cProfile.Profile() if profile else None
                         if profiler is not None:
                             profiler.enable()
-                        phases[name] = await measure_phase(
-                            bot, api, sims, receivers, urls, plan, dead=dead
+                        runs.setdefault(name, []).append(
+                            await measure_phase(
+                                bot, api, sims, receivers, urls, plan, dead=letter == "B"
+                            )
                         )
                         if profiler is not None:
                             profiler.disable()
-                            profiler.dump_stats(f"{profile}.{kind}.{name}")
-                            progress(f"webhooks: the bot's profile is in {profile}.{kind}.{name}")
+                            dump = f"{profile}.{kind}.{name}.{number}"
+                            profiler.dump_stats(dump)
+                            progress(f"webhooks: the bot's profile is in {dump}")
+                    phases = {name: _pooled(one) for name, one in runs.items()}
                     held = await measure_gate(
                         bot, sims, receivers, base_url, key, gate_people, hold_seconds
                     )
@@ -789,6 +799,7 @@ async def run(
     seed: int = 7,
     databases: Sequence[str] = ("sqlite",),
     verify_every: int = 1,
+    order: str = "AB",
     profile: Path | None = None,
 ) -> dict[str, Any]:
     plan = Plan(rate, duration, call_seconds, deadline)
@@ -803,6 +814,7 @@ async def run(
         "time_scale": scale,
         "deadline_seconds": deadline,
         "databases": list(databases),
+        "order": order,
         "processes": (
             "the bot runs alone in the measuring process (bot_* figures: its CPU and RSS); both "
             "simulators and the load generator run in one spawned child, the receivers and the "
@@ -856,6 +868,7 @@ async def run(
             gate=gate,
             hold_seconds=hold_seconds,
             verify_every=verify_every,
+            order=order,
             profile=profile,
         )
     return result
@@ -870,6 +883,40 @@ def _percentiles(prefix: str, samples: list[float]) -> dict[str, float | None]:
         f"{prefix}p95_ms": ms(0.95),
         f"{prefix}p99_ms": ms(0.99),
         f"{prefix}max_ms": round(max(samples) * 1000, 1) if samples else None,
+    }
+
+
+def _pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One phase's figures over its runs: percentiles over every run's deliveries together,
+    counts summed, peaks the highest, rates and CPU the mean; each run's own figures too."""
+    samples = [sample for run in runs for sample in run.pop("_samples")]
+    if len(runs) == 1:
+        return runs[0]
+
+    def mean(key: str) -> float | None:
+        values = [run[key] for run in runs if run[key] is not None]
+        return round(sum(values) / len(values), 1) if values else None
+
+    summed = (
+        "events_logged",
+        "deliveries_expected",
+        "deliveries_matched",
+        "deliveries_missing_at_deadline",
+        "duplicate_webhook_ids",
+        "signatures_verified",
+        "bad_signatures",
+        "bot_failed_attempts",
+    )
+    return {
+        "endpoints_healthy": runs[0]["endpoints_healthy"],
+        "endpoints_dead": runs[0]["endpoints_dead"],
+        **{key: sum(run[key] for run in runs) for key in summed},
+        **_percentiles("", samples),
+        "delivered_per_second_until_last": mean("delivered_per_second_until_last"),
+        "backlog_max": max(run["backlog_max"] for run in runs),
+        "bot_cpu_percent_of_one_core_sending": mean("bot_cpu_percent_of_one_core_sending"),
+        "bot_rss_peak_mib": max(run["bot_rss_peak_mib"] for run in runs),
+        "runs": runs,
     }
 
 
@@ -936,11 +983,19 @@ def main(argv: list[str] | None = None, *, directory: Path = RESULTS_DIR) -> dic
     parser.add_argument("--verify-every", type=int, default=1, help="verify 1 in N signatures")
     parser.add_argument("--databases", nargs="+", choices=DATABASES, default=["sqlite"])
     parser.add_argument(
+        "--order",
+        default="AB",
+        help="phases in the order run: A without the dead endpoints, B with them; a phase run "
+        "more than once is measured over all its runs (ABBA evens out a drift over the run)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="cProfile the bot process in each phase into PROFILE.<database>.<phase>",
     )
     args = parser.parse_args(argv)
+    if not args.order or set(args.order) - set(PHASES) or len(set(args.order)) < len(PHASES):
+        parser.error("--order: a sequence of A and B with both, such as AB or ABBA")
     result = asyncio.run(
         run(
             people=args.people,
@@ -955,6 +1010,7 @@ def main(argv: list[str] | None = None, *, directory: Path = RESULTS_DIR) -> dic
             seed=args.seed,
             databases=args.databases,
             verify_every=args.verify_every,
+            order=args.order,
             profile=args.profile,
         )
     )
