@@ -92,12 +92,8 @@ class EventRepository(StoreBase):
             return shown
 
     async def latest_event_id(self, team_id: str) -> int:
-        events = schema.api_events
         async with self._transaction("reading the latest availability change") as conn:
-            found = await conn.execute(
-                select(func.max(events.c.id)).where(events.c.team_id == team_id)
-            )
-            return int(found.scalar_one() or 0)
+            return await read_latest_event_id(conn, team_id)
 
     async def prune_events(self, before: datetime, *, keep_at_most: int) -> int:
         """Delete events older than `before`, but never one an enabled webhook endpoint has
@@ -148,3 +144,10 @@ async def read_events_after(
         .limit(limit)
     )
     return [StoredEvent(r.id, r.at, r.user_id, json.loads(r.data)) for r in rows]
+
+
+async def read_latest_event_id(conn: AsyncConnection, team_id: str) -> int:
+    """The newest event's id (0 for none), within the caller's transaction."""
+    events = schema.api_events
+    found = await conn.execute(select(func.max(events.c.id)).where(events.c.team_id == team_id))
+    return int(found.scalar_one() or 0)

@@ -28,7 +28,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from bot.store import schema
 from bot.store.base import StoreBase, chunks
-from bot.store.events import StoredEvent, read_events_after
+from bot.store.events import StoredEvent, read_events_after, read_latest_event_id
 
 
 class DeliveryState(StrEnum):
@@ -324,6 +324,7 @@ class WebhookRepository(StoreBase):
         deliveries: Callable[[WebhookEndpoint, Sequence[StoredEvent]], list[NewDelivery]],
         max_unfinished: int,
         at_most: Mapping[str, int] | None = None,
+        resting: Collection[str] = (),
     ) -> FanOutRound:
         """One fan-out round over every enabled endpoint of the team, in one transaction: read
         the endpoints and up to `limit` events after the lowest cursor, queue for each endpoint
@@ -334,7 +335,13 @@ class WebhookRepository(StoreBase):
         `at_most` bounds some endpoints' unfinished deliveries (from an earlier round's
         `at_most`): those still clear of `max_unfinished` with this round's are not counted
         again. Counting a dead receiver's backlog on every round cost the database more than
-        queueing the round."""
+        queueing the round.
+
+        The endpoints in `resting` (their receiver keeps failing) are passed over while they
+        are no more than `max_unfinished` changes behind: their changes wait in the log, which
+        keeps them for their cursor, rather than become deliveries that could not be attempted
+        yet and cost every healthy receiver's round the writing of them. Past that they are
+        fanned out to as the others, so that the bound disables them."""
         hooks = schema.webhooks
         async with self._transaction("queueing webhook deliveries") as conn:
             rows = await conn.execute(
@@ -344,13 +351,21 @@ class WebhookRepository(StoreBase):
                 .with_for_update()
             )
             endpoints = [_endpoint_record(row) for row in rows]
-            if not endpoints:
-                return FanOutRound([], {}, full=False)
-            start = min(e.event_cursor for e in endpoints)
+            taking = endpoints
+            if resting and any(e.id in resting for e in endpoints):
+                head = await read_latest_event_id(conn, team_id)
+                taking = [
+                    e
+                    for e in endpoints
+                    if e.id not in resting or e.event_cursor < head - max_unfinished
+                ]
+            if not taking:
+                return FanOutRound(endpoints, {}, full=False)
+            start = min(e.event_cursor for e in taking)
             events = await read_events_after(conn, team_id, start, limit)
             planned: dict[str, Sequence[NewDelivery]] = {}
             cursors: list[dict[str, Any]] = []
-            for endpoint in endpoints:
+            for endpoint in taking:
                 mine = [e for e in events if e.id > endpoint.event_cursor]
                 if mine:
                     planned[endpoint.id] = deliveries(endpoint, mine)

@@ -17,6 +17,13 @@ otherwise be tried on its own, hundreds a second, at the cost of the healthy rec
 deliveries. Deliveries are not touched while a lane rests: each keeps its own schedule and
 counts only the attempts really made. Only a person's oldest unfinished delivery to an
 endpoint is ever attempted, so each receiver sees each person's changes in order.
+
+While a lane fails like that, fan-out passes its endpoint over: new changes wait in the log
+(kept for its cursor, so still never lost) instead of being written as deliveries that could
+not be attempted yet, which cost the healthy receivers' rounds a fifth more writes for two dead
+receivers in ten. Its first success, or a new URL, fans them out at once, in order. So its
+delivery log lists a change only once fan-out has reached it; an endpoint more than
+`max_unfinished` changes behind is fanned out to anyway, and that bound disables it.
 """
 
 from __future__ import annotations
@@ -188,8 +195,19 @@ class _Lane:
             self.slots = 1
             self.resting_until = time.monotonic() + rest
 
+    @property
+    def failing(self) -> bool:
+        """Its receiver failed FAILURES_TO_REST times in a row and has not answered since."""
+        return self.failures_in_a_row >= FAILURES_TO_REST
+
     def rest_left(self) -> float:
         return max(0.0, self.resting_until - time.monotonic())
+
+    def moved(self, least: int) -> None:
+        """Its endpoint has a new URL: what the old one did says nothing about it."""
+        self.failures_in_a_row = 0
+        self.resting_until = 0.0
+        self.slots = least
 
 
 class WebhookDispatcher:
@@ -304,6 +322,7 @@ class WebhookDispatcher:
             deliveries=_Payloads().deliveries,
             max_unfinished=self._max_unfinished,
             at_most=self._at_most,
+            resting=[endpoint_id for endpoint_id, lane in self._lanes.items() if lane.failing],
         )
         self._at_most.update(round_.at_most)
         endpoints = round_.endpoints
@@ -318,6 +337,9 @@ class WebhookDispatcher:
                 lane.wake.set()
         for endpoint in endpoints:
             lane = self._lane(endpoint)
+            if endpoint.url != lane.known.url:
+                lane.moved(self._concurrency)
+                lane.wake.set()
             lane.endpoint = lane.known = endpoint
         for endpoint in endpoints:
             outcome = round_.outcomes.get(endpoint.id)
@@ -491,6 +513,9 @@ class WebhookDispatcher:
         result = await self._sender.send(
             endpoint.url, endpoint.secret, message_id(delivery.event_id), delivery.payload
         )
+        if result.ok and lane.failing:
+            # The changes its rest passed over wait in the log: fan them out now.
+            self._wake.set()
         lane.answered(
             result.ok,
             time.monotonic() - started,

@@ -220,6 +220,72 @@ async def test_a_lane_rests_after_failures_in_a_row_and_delivers_all_once_the_re
     assert max(attempts.count(i) for i in set(attempts)) <= 2
 
 
+async def test_changes_wait_in_the_log_while_a_lane_rests_and_arrive_in_order_after(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A failing receiver's new changes are not written as deliveries while its lane rests
+    (the healthy receivers' rounds would pay for them); once it answers they all arrive, each
+    person's in order."""
+    answer = {"status": 500}
+    receiver.on("/flaky", lambda _count: answer["status"])
+    secret = receiver.secrets["/flaky"] = new_secret()
+    retry = RetryPolicy(scale=lambda seconds: seconds / 5)  # first wait 1 s, then 60 s...
+    async with (
+        running_sim() as sim,
+        aiohttp.ClientSession() as http,
+        Store(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}") as store,
+    ):
+        client = bot_client(sim.url + "/api/", http, token=sim.bot_token)
+        people = SlackPeople(client, sim.team_id)
+        outbox = DmOutbox(store=store, team_id=sim.team_id, sender=DirectMessages(client))
+        dispatcher = _dispatcher(store, sim.team_id, retry, outbox, people)
+        hook = await _hook(
+            store, sim.team_id, "wh_00000000000000ff", receiver.url("/flaky"), secret
+        )
+        owner: dict[int, str] = {}
+
+        async def change(user: str, availability: str) -> None:
+            event_id = await store.append_event(
+                sim.team_id, hook.created_at, user, {"availability": availability}
+            )
+            owner[event_id] = user
+
+        for n in range(10):
+            await change(f"U{n:03d}", "on_call")
+        task = asyncio.create_task(dispatcher.run())
+        dispatcher.kick()
+        try:
+            await wait_until(
+                lambda: len(receiver.at("/flaky")) >= 9, timeout=15, message="a probe after a rest"
+            )
+            for n in range(10):
+                await change(f"U{n:03d}", "available")
+                await change(f"U{n + 10:03d}", "on_call")
+            dispatcher.kick()
+            # A probe after the kick: the round the kick started has run by then.
+            await wait_until(
+                lambda: len(receiver.at("/flaky")) >= 10, timeout=15, message="another probe"
+            )
+            listed = await store.webhook_deliveries(hook.id, before_id=None, limit=100)
+            assert sorted(d.event_id for d in listed) == list(range(1, 11))
+            answer["status"] = 200
+            await wait_until(
+                lambda: {r.event_id for r in receiver.at("/flaky") if r.verified} >= set(owner),
+                timeout=30,
+                message="all 30 changes delivered once the receiver is back",
+            )
+        finally:
+            await dispatcher.stop()
+            await task
+    arrived: dict[str, list[int]] = {}
+    for request in receiver.at("/flaky"):
+        mine = arrived.setdefault(owner[request.event_id], [])
+        if request.event_id not in mine:
+            mine.append(request.event_id)
+    assert all(ids == sorted(ids) for ids in arrived.values())
+    assert sum(len(ids) for ids in arrived.values()) == 30
+
+
 def _dispatcher(
     store: Store, team_id: str, retry: RetryPolicy, outbox: DmOutbox, people: SlackPeople
 ) -> WebhookDispatcher:
