@@ -55,11 +55,27 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
+        "loop_ms": loop_ms(),
     }
 
 
+def loop_ms(rounds: int = 5) -> float:
+    """Milliseconds one CPU takes for a million additions in a Python loop, the best of
+    `rounds`: machines of one kind have differed more than twofold from day to day, and
+    results from two runs compare only alongside this."""
+    best = math.inf
+    for _ in range(rounds):
+        started = time.perf_counter()
+        total = 0
+        for n in range(1_000_000):
+            total += n
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
+
+
 def machine_label(info: dict[str, Any]) -> str:
-    return f"{info['platform']}, {info['cpus']} CPUs, Python {info['python']}"
+    speed = f", 1M-addition loop {info['loop_ms']:g} ms" if "loop_ms" in info else ""
+    return f"{info['platform']}, {info['cpus']} CPUs, Python {info['python']}{speed}"
 
 
 def percentile(samples: Sequence[float], share: float) -> float:
