@@ -78,14 +78,17 @@ def test_latency_times_every_event_to_its_slack_write(tmp_path: Path) -> None:
     for phase in [lifted["baseline"], *lifted["loads"]]:
         assert phase["call_starts"] == phase["call_ends"] > 0
         assert phase["events_logged"] == phase["events"]
-        assert phase["missing"] == 0
+        # None missing, except by design: a call whose end the bot took in before its start
+        # was written is written neither way (on a slow machine a 0.2 s call can be).
+        unwritten = phase["bot_scheduler"]["dropped_unwritten"]
+        assert phase["missing_start"] == phase["missing_end"] == unwritten
         assert phase["still_showing_call_after_phase"] == 0
-        assert phase["writes_matched"] == phase["events"]
+        assert phase["writes_matched"] == phase["events"] - 2 * unwritten > 0
         assert phase["bot_transitions"] == phase["events"]
         assert phase["bot_events_not_taken_in_at_end"] == 0
         assert phase["bot_scheduler"]["rate_limited"] == 0
         assert phase["slack_profile_set_429s"] == 0
-        assert phase["slack_profile_set_written"] == phase["events"]
+        assert phase["slack_profile_set_written"] == phase["writes_matched"]
         for prefix in ("", "start_", "end_", "taken_in_"):
             figures = [phase[f"{prefix}{p}_ms"] for p in ("p50", "p95", "p99", "max")]
             assert 0 < figures[0] <= figures[1] <= figures[2] <= figures[3]
