@@ -348,7 +348,9 @@ class WebhookRepository(StoreBase):
                 select(hooks)
                 .where(hooks.c.team_id == team_id, hooks.c.enabled.is_(True))
                 .order_by(hooks.c.id)
-                .with_for_update()
+                # Not FOR UPDATE: that would also wait for the lanes' FOR KEY SHARE (see
+                # `_hold_endpoint`), which only a deletion needs to.
+                .with_for_update(key_share=True)
             )
             endpoints = [_endpoint_record(row) for row in rows]
             taking = endpoints
@@ -418,6 +420,7 @@ class WebhookRepository(StoreBase):
         delivery's first attempt, the endpoint has been failing for a whole schedule and is
         disabled: True for the call that did that."""
         async with self._transaction("recording webhook attempts") as conn:
+            await _hold_endpoint(conn, endpoint_id)
             spent, _ = await _record(conn, endpoint_id, outcomes, now)
             return spent
 
@@ -442,6 +445,8 @@ class WebhookRepository(StoreBase):
         every other lane's next changes, waiting. A person whose delivery finishes here has
         their next one claimed in the lane's next round instead."""
         async with self._transaction("recording and claiming webhook deliveries") as conn:
+            if outcomes:
+                await _hold_endpoint(conn, endpoint_id)
             claim_first = (
                 gone is None
                 and limit > 0
@@ -658,6 +663,19 @@ def _claim_statement() -> Update:
             first_attempt_at=func.coalesce(table.c.first_attempt_at, now),
         )
         .returning(*table.c)
+    )
+
+
+async def _hold_endpoint(conn: AsyncConnection, endpoint_id: str) -> None:
+    """Keep the endpoint from being deleted until this transaction ends, before it touches any
+    delivery. Recording locks deliveries and then the endpoint's row, and deleting an endpoint
+    locks its row and then its deliveries: without this, the two deadlocked on PostgreSQL under
+    load. FOR KEY SHARE waits only for a deletion, not for a fan-out round or another lane."""
+    hooks = schema.webhooks
+    await conn.execute(
+        select(hooks.c.id)
+        .where(hooks.c.id == endpoint_id)
+        .with_for_update(key_share=True, read=True)
     )
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.store import Store
 from bot.store.events import StoredEvent
@@ -20,7 +23,14 @@ from bot.store.webhooks import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from tests.store_fixtures import database_url
+from tests.helpers import wait_until
+from tests.store_fixtures import (
+    NO_POSTGRES,
+    POSTGRES_ENV,
+    database_url,
+    postgres_admin_url,
+    private_postgres,
+)
 
 __all__ = ["database_url"]  # the fixture, imported so pytest finds it here
 
@@ -472,3 +482,56 @@ async def test_a_round_counts_a_backlog_only_when_its_bound_comes_near_the_limit
     )
     assert counted.outcomes == {hook: FanOut.DISABLED}
     assert await store.unfinished_deliveries(hook) == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not os.environ.get(POSTGRES_ENV), reason=NO_POSTGRES)
+async def test_deleting_an_endpoint_while_its_lane_records_an_attempt_does_not_deadlock(
+    clock: Clock,
+) -> None:
+    """Recording locks deliveries and then the endpoint; deleting locks the endpoint and then
+    its deliveries. Another session holds a delivery so that both wait on it, the recording
+    first, as they met in the benchmark: both must then finish, neither be chosen to die."""
+    async with (
+        private_postgres(postgres_admin_url()) as url,
+        Store(url, clock=clock) as store,
+    ):
+        hook = await add(store)
+        await fan(store, hook, await record(store, "U1", "U2"))
+        claimed, _ = await store.claim_deliveries(
+            hook, T0, 2, booked_until=T0 + timedelta(seconds=11)
+        )
+        assert len(claimed) == 2
+        outcomes = [AttemptOutcome(d, DeliveryState.DELIVERED, 200, None) for d in claimed]
+        holder = create_async_engine(url)
+        try:
+
+            async def waiting(count: int) -> bool:
+                # Its own transaction each time: within one, pg_stat_activity does not change.
+                async with holder.connect() as watcher:
+                    found = await watcher.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity "
+                            "WHERE usename = current_user AND wait_event_type = 'Lock'"
+                        )
+                    )
+                return found == count
+
+            async with holder.connect() as conn:
+                held = await conn.begin()
+                await conn.execute(
+                    text("SELECT id FROM rcstatus_webhook_deliveries WHERE id = :id FOR UPDATE"),
+                    {"id": claimed[0].id},
+                )
+                recording = asyncio.create_task(store.record_attempts(hook, outcomes, T0))
+                await wait_until(lambda: waiting(1), message="the recording waiting")
+                deleting = asyncio.create_task(store.delete_webhook(TEAM, hook))
+                await wait_until(lambda: waiting(2), message="the deletion waiting too")
+                await held.commit()
+            recorded, deleted = await asyncio.gather(recording, deleting, return_exceptions=True)
+        finally:
+            await holder.dispose()
+        assert recorded is False  # recorded, and nothing disabled
+        assert deleted is True
+        assert await store.webhook(TEAM, hook) is None
+        assert await store.webhook_deliveries(hook, before_id=None, limit=10) == []
