@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -173,25 +175,11 @@ async def test_a_lane_rests_after_failures_in_a_row_and_delivers_all_once_the_re
 ) -> None:
     """A dead receiver is not tried once per person waiting for it: after five failures in a row
     its lane rests for the schedule's first wait, then probes one attempt at a time."""
-    answer = {"status": 500}
-    receiver.on("/flaky", lambda _count: answer["status"])
-    secret = receiver.secrets["/flaky"] = new_secret()
-    retry = RetryPolicy(scale=lambda seconds: seconds / 5)  # first wait 1 s, then 60 s...
-    async with (
-        running_sim() as sim,
-        aiohttp.ClientSession() as http,
-        Store(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}") as store,
-    ):
-        client = bot_client(sim.url + "/api/", http, token=sim.bot_token)
-        people = SlackPeople(client, sim.team_id)
-        outbox = DmOutbox(store=store, team_id=sim.team_id, sender=DirectMessages(client))
-        dispatcher = _dispatcher(store, sim.team_id, retry, outbox, people)
-        hook = await _hook(
-            store, sim.team_id, "wh_00000000000000ee", receiver.url("/flaky"), secret
-        )
+    async with _flaky_lane(tmp_path, receiver, "wh_00000000000000ee") as lane:
+        store, dispatcher, hook, answer = lane.store, lane.dispatcher, lane.hook, lane.answer
         for n in range(40):
             await store.append_event(
-                sim.team_id, hook.created_at, f"U{n:03d}", {"availability": "on_call"}
+                hook.team_id, hook.created_at, f"U{n:03d}", {"availability": "on_call"}
             )
         task = asyncio.create_task(dispatcher.run())
         dispatcher.kick()
@@ -201,7 +189,7 @@ async def test_a_lane_rests_after_failures_in_a_row_and_delivers_all_once_the_re
             )
             failed = receiver.at("/flaky")
             # The first batch (8 in flight) failed, then nothing for a whole first wait.
-            assert failed[8].at - failed[7].at >= retry.first_wait * 0.9
+            assert failed[8].at - failed[7].at >= lane.retry.first_wait * 0.9
             answer["status"] = 200
             await wait_until(
                 lambda: (
@@ -226,27 +214,13 @@ async def test_changes_wait_in_the_log_while_a_lane_rests_and_arrive_in_order_af
     """A failing receiver's new changes are not written as deliveries while its lane rests
     (the healthy receivers' rounds would pay for them); once it answers they all arrive, each
     person's in order."""
-    answer = {"status": 500}
-    receiver.on("/flaky", lambda _count: answer["status"])
-    secret = receiver.secrets["/flaky"] = new_secret()
-    retry = RetryPolicy(scale=lambda seconds: seconds / 5)  # first wait 1 s, then 60 s...
-    async with (
-        running_sim() as sim,
-        aiohttp.ClientSession() as http,
-        Store(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}") as store,
-    ):
-        client = bot_client(sim.url + "/api/", http, token=sim.bot_token)
-        people = SlackPeople(client, sim.team_id)
-        outbox = DmOutbox(store=store, team_id=sim.team_id, sender=DirectMessages(client))
-        dispatcher = _dispatcher(store, sim.team_id, retry, outbox, people)
-        hook = await _hook(
-            store, sim.team_id, "wh_00000000000000ff", receiver.url("/flaky"), secret
-        )
+    async with _flaky_lane(tmp_path, receiver, "wh_00000000000000ff") as lane:
+        store, dispatcher, hook, answer = lane.store, lane.dispatcher, lane.hook, lane.answer
         owner: dict[int, str] = {}
 
         async def change(user: str, availability: str) -> None:
             event_id = await store.append_event(
-                sim.team_id, hook.created_at, user, {"availability": availability}
+                hook.team_id, hook.created_at, user, {"availability": availability}
             )
             owner[event_id] = user
 
@@ -284,6 +258,39 @@ async def test_changes_wait_in_the_log_while_a_lane_rests_and_arrive_in_order_af
             mine.append(request.event_id)
     assert all(ids == sorted(ids) for ids in arrived.values())
     assert sum(len(ids) for ids in arrived.values()) == 30
+
+
+@dataclass(frozen=True)
+class _FlakyLane:
+    """A dispatcher, not yet running, with one endpoint at the receiver's /flaky path."""
+
+    store: Store
+    dispatcher: WebhookDispatcher
+    hook: WebhookEndpoint
+    retry: RetryPolicy
+    answer: dict[str, int]
+    """What /flaky answers: 500 until the test says otherwise."""
+
+
+@asynccontextmanager
+async def _flaky_lane(
+    tmp_path: Path, receiver: Receiver, endpoint_id: str
+) -> AsyncIterator[_FlakyLane]:
+    answer = {"status": 500}
+    receiver.on("/flaky", lambda _count: answer["status"])
+    secret = receiver.secrets["/flaky"] = new_secret()
+    retry = RetryPolicy(scale=lambda seconds: seconds / 5)  # first wait 1 s, then 60 s...
+    async with (
+        running_sim() as sim,
+        aiohttp.ClientSession() as http,
+        Store(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}") as store,
+    ):
+        client = bot_client(sim.url + "/api/", http, token=sim.bot_token)
+        people = SlackPeople(client, sim.team_id)
+        outbox = DmOutbox(store=store, team_id=sim.team_id, sender=DirectMessages(client))
+        dispatcher = _dispatcher(store, sim.team_id, retry, outbox, people)
+        hook = await _hook(store, sim.team_id, endpoint_id, receiver.url("/flaky"), secret)
+        yield _FlakyLane(store, dispatcher, hook, retry, answer)
 
 
 def _dispatcher(
