@@ -21,9 +21,9 @@ endpoint is ever attempted, so each receiver sees each person's changes in order
 While a lane fails like that, fan-out passes its endpoint over: new changes wait in the log
 (kept for its cursor, so still never lost) instead of being written as deliveries that could
 not be attempted yet, which cost the healthy receivers' rounds a fifth more writes for two dead
-receivers in ten. Its first success, or a new URL, fans them out at once, in order. So its
-delivery log lists a change only once fan-out has reached it; an endpoint more than
-`max_unfinished` changes behind is fanned out to anyway, and that bound disables it.
+receivers beside ten healthy ones. Its first success, or a new URL, fans them out at once, in
+order. So its delivery log lists a change only once fan-out has reached it; an endpoint more
+than `max_unfinished` changes behind is fanned out to anyway, and that bound disables it.
 """
 
 from __future__ import annotations
@@ -340,6 +340,7 @@ class WebhookDispatcher:
             if endpoint.url != lane.known.url:
                 lane.moved(self._concurrency)
                 lane.wake.set()
+                self._wake.set()  # the round just read passed it over if it was resting
             lane.endpoint = lane.known = endpoint
         for endpoint in endpoints:
             outcome = round_.outcomes.get(endpoint.id)
