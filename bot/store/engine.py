@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import URL, Connection, event, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
@@ -22,6 +23,19 @@ SQLITE_BUSY_TIMEOUT_MS: Final = 5000
 IDLE_IN_TRANSACTION_MS: Final = "5000"
 """No transaction of ours waits on its client for seconds; one that does belongs to a paused
 process, whose locks must not outlive the leader lease they would otherwise block."""
+POOL_SIZE: Final = 16
+"""PostgreSQL connections kept open: one for each webhook lane in a busy workspace (a dozen
+endpoints), the fan-out, the event log's writer and the API. With SQLAlchemy's default of 5,
+each transaction past the fifth opened a connection (a server process, TLS negotiation,
+authentication, every statement prepared again) and closed it on return: 11 a second under
+the webhook benchmark's load."""
+POOL_OVERFLOW: Final = 8
+"""Connections opened for a burst beyond POOL_SIZE, and closed once it passes."""
+PING_AFTER_IDLE: Final = 2.0
+"""Seconds a pooled connection may sit unused before it is checked at checkout. A server
+restart cuts idle connections; one used a moment ago is as good as checked. SQLAlchemy's
+pool_pre_ping checked every checkout, with three round trips on asyncpg (BEGIN, a query,
+ROLLBACK): a quarter of a webhook lane's transaction."""
 
 FAILURES: Final = (SQLAlchemyError, OSError, TimeoutError)
 """What a database call can raise besides our own errors: wrapped DBAPI errors, raw socket errors
@@ -117,7 +131,7 @@ def _sqlite_events(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def build_engine(url: URL, *, echo: bool) -> AsyncEngine:
+def build_engine(url: URL, *, echo: bool, ping_after_idle: float = PING_AFTER_IDLE) -> AsyncEngine:
     """An engine for `url`; nothing connects until the first query."""
     options: dict[str, Any] = {
         "echo": echo,
@@ -130,7 +144,7 @@ def build_engine(url: URL, *, echo: bool) -> AsyncEngine:
         # bot's transactions instead of making them wait on file locks.
         options.update(poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0)
     else:
-        options.update(pool_pre_ping=True)
+        options.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
         connect_args: dict[str, Any] = {
             # A replica paused mid-transaction (SIGSTOP, a frozen VM) would hold its locks, the
             # leader lease's key-share lock among them, for as long as it stays paused: the server
@@ -146,4 +160,25 @@ def build_engine(url: URL, *, echo: bool) -> AsyncEngine:
         raise StoreError(f"cannot use {describe(url)}: {exc}; expected {SUPPORTED}") from None
     if url.get_backend_name() == "sqlite":
         _sqlite_events(engine)
+    else:
+        _ping_idle_connections(engine, ping_after_idle)
     return engine
+
+
+def _ping_idle_connections(engine: AsyncEngine, after: float) -> None:
+    """Check a connection at checkout only when it sat unused for `after` seconds; one that no
+    longer answers is replaced by the pool (it tries a fresh one) rather than handed out."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _returned(dbapi_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _taken(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        returned = record.info.get("returned_at")
+        if returned is None or time.monotonic() - returned < after:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("an idle pooled connection no longer answers") from exc

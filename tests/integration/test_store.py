@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import socket
 import time
 import traceback
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 from slack_sdk.oauth.installation_store import Installation
 from sqlalchemy import Connection, insert, inspect, make_url, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.coordinator import PresenceMemory
 from bot.presence import (
@@ -38,7 +41,14 @@ from bot.store import (
 )
 from bot.store.engine import build_engine, parse_url
 from bot.store.links import MAX_PENDING_REQUESTS
-from tests.store_fixtures import BACKENDS, database_url, postgres_admin_url
+from tests.store_fixtures import (
+    BACKENDS,
+    NO_POSTGRES,
+    POSTGRES_ENV,
+    database_url,
+    postgres_admin_url,
+    private_postgres,
+)
 
 __all__ = ["database_url"]  # the fixture, imported so pytest finds it here
 
@@ -83,6 +93,39 @@ async def _versions(url: str) -> list[int]:
             return list(found.scalars())
     finally:
         await engine.dispose()
+
+
+async def _backend_pid(engine: AsyncEngine) -> int | None:
+    async with engine.connect() as conn:
+        pid: int | None = await conn.scalar(text("SELECT pg_backend_pid()"))
+        return pid
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not os.environ.get(POSTGRES_ENV), reason=NO_POSTGRES)
+async def test_a_pooled_connection_the_server_cut_is_replaced_once_it_sat_idle() -> None:
+    """A server restart cuts pooled connections. One that sat idle is checked at checkout and
+    replaced; one used a moment ago is not checked (the check cost three round trips on every
+    transaction), so its cut surfaces as an error, which the next transaction recovers from."""
+    async with private_postgres(postgres_admin_url()) as url:
+        for after, survives in ((0.0, True), (3600.0, False)):
+            engine = build_engine(parse_url(url), echo=False, ping_after_idle=after)
+            try:
+                pid = await _backend_pid(engine)
+                admin = build_engine(parse_url(postgres_admin_url()), echo=False)
+                try:
+                    async with admin.connect() as conn:
+                        assert await conn.scalar(text(f"SELECT pg_terminate_backend({pid})"))
+                finally:
+                    await admin.dispose()
+                if survives:
+                    assert await _backend_pid(engine) not in (None, pid)
+                else:
+                    with pytest.raises(DBAPIError):
+                        await _backend_pid(engine)
+                    assert await _backend_pid(engine) not in (None, pid)
+            finally:
+                await engine.dispose()
 
 
 async def test_opening_twice_migrates_once_and_keeps_rows(database_url: str) -> None:
