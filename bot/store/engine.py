@@ -23,14 +23,13 @@ SQLITE_BUSY_TIMEOUT_MS: Final = 5000
 IDLE_IN_TRANSACTION_MS: Final = "5000"
 """No transaction of ours waits on its client for seconds; one that does belongs to a paused
 process, whose locks must not outlive the leader lease they would otherwise block."""
-POOL_SIZE: Final = 16
-"""PostgreSQL connections kept open: one for each webhook lane in a busy workspace (a dozen
-endpoints), the fan-out, the event log's writer and the API. With SQLAlchemy's default of 5,
-each transaction past the fifth opened a connection (a server process, TLS negotiation,
-authentication, every statement prepared again) and closed it on return: 11 a second under
-the webhook benchmark's load."""
-POOL_OVERFLOW: Final = 8
-"""Connections opened for a burst beyond POOL_SIZE, and closed once it passes."""
+POOL_SIZE: Final = 5
+"""PostgreSQL connections kept open (SQLAlchemy's default), with up to POOL_OVERFLOW more opened
+for a burst and closed once it passes. Under the webhook benchmark's load that means 11 new
+connections a second, yet every larger pool measured (8, 16 and 20 kept, with or without
+overflow) let the webhook lanes and the fan-out fall into a lock convoy on the endpoints' rows:
+the bot a third busy and delivering a quarter as much. See bench/results/README.md."""
+POOL_OVERFLOW: Final = 10
 PING_AFTER_IDLE: Final = 2.0
 """Seconds a pooled connection may sit unused before it is checked at checkout. A server
 restart cuts idle connections; one used a moment ago is as good as checked. SQLAlchemy's
