@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import os
+import random
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -29,10 +32,38 @@ from tests.helpers import wait_until
 REPO: Final = Path(__file__).parents[2]
 
 
+TEST_PORTS: Final = range(20_000, 32_000)
+"""Below Linux's ephemeral range (32768 and up), from which outgoing connections take their
+ports. A port the kernel picked for a test could be taken by any client socket, in either xdist
+worker, between the probe and the server's bind: "address already in use" in CI."""
+
+
+@functools.cache
+def _worker_ports() -> tuple[Iterator[int], int]:
+    """This xdist worker's own slice of TEST_PORTS, cycled from a random place (so that two runs
+    on one machine rarely start together), and its width."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker) if worker.isdigit() else 0
+    width = len(TEST_PORTS) // max(workers, index + 1)
+    start = TEST_PORTS.start + index * width
+    offset = random.randrange(width)
+    ports = [*range(start + offset, start + width), *range(start, start + offset)]
+    return itertools.cycle(ports), width
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port nothing listens on now, that no outgoing connection will take."""
+    ports, width = _worker_ports()
+    for _ in range(width):
+        port = next(ports)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {TEST_PORTS}")
 
 
 @dataclass
