@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from bot.sim.slack import SlackSimulator
 from bot.slack.clients import bot_client
 from bot.slack.messages import DirectMessages
 from bot.slack.outbox import DmOutbox
@@ -123,22 +124,15 @@ async def test_redirects_are_not_followed_answers_are_capped_and_slow_ones_time_
 async def test_a_receiver_failing_a_whole_schedule_is_disabled_and_the_admins_told_once(
     tmp_path: Path, receiver: Receiver
 ) -> None:
-    receiver.on("/down", always(500))
-    secret = receiver.secrets["/down"] = new_secret()
-    async with (
-        running_sim() as sim,
-        aiohttp.ClientSession() as http,
-        Store(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}") as store,
-    ):
-        client = bot_client(sim.url + "/api/", http, token=sim.bot_token)
-        people = SlackPeople(client, sim.team_id)
-        await people.refresh()
-        assert people.admins()
-        outbox = DmOutbox(store=store, team_id=sim.team_id, sender=DirectMessages(client))
-        # The 27-hour schedule in about half a second.
-        retry = RetryPolicy(scale=lambda seconds: seconds / 200_000)
-        dispatcher = _dispatcher(store, sim.team_id, retry, outbox, people)
-        hook = await _hook(store, sim.team_id, "wh_00000000000000dd", receiver.url("/down"), secret)
+    # The 27-hour schedule in about half a second.
+    retry = RetryPolicy(scale=lambda seconds: seconds / 200_000)
+    async with _failing_lane(
+        tmp_path, receiver, "wh_00000000000000dd", path="/down", retry=retry
+    ) as lane:
+        sim, store, hook = lane.sim, lane.store, lane.hook
+        dispatcher, outbox = lane.dispatcher, lane.outbox
+        await lane.people.refresh()
+        assert lane.people.admins()
         await store.append_event(sim.team_id, hook.created_at, "U1", {"availability": "on_call"})
         tasks = [asyncio.create_task(dispatcher.run()), asyncio.create_task(outbox.run())]
         dispatcher.kick()
@@ -149,7 +143,7 @@ async def test_a_receiver_failing_a_whole_schedule_is_disabled_and_the_admins_to
                 return found is not None and not found.enabled
 
             await wait_until(disabled, message="the endpoint disabled")
-            admins = people.admins()
+            admins = lane.people.admins()
             await wait_until(
                 lambda: all(sim.messages(user=a, kind="dm") for a in admins),
                 message="every admin told",
@@ -175,7 +169,7 @@ async def test_a_lane_rests_after_failures_in_a_row_and_delivers_all_once_the_re
 ) -> None:
     """A dead receiver is not tried once per person waiting for it: after five failures in a row
     its lane rests for the schedule's first wait, then probes one attempt at a time."""
-    async with _flaky_lane(tmp_path, receiver, "wh_00000000000000ee") as lane:
+    async with _failing_lane(tmp_path, receiver, "wh_00000000000000ee") as lane:
         store, dispatcher, hook, answer = lane.store, lane.dispatcher, lane.hook, lane.answer
         for n in range(40):
             await store.append_event(
@@ -214,7 +208,7 @@ async def test_changes_wait_in_the_log_while_a_lane_rests_and_arrive_in_order_af
     """A failing receiver's new changes are not written as deliveries while its lane rests
     (the healthy receivers' rounds would pay for them); once it answers they all arrive, each
     person's in order."""
-    async with _flaky_lane(tmp_path, receiver, "wh_00000000000000ff") as lane:
+    async with _failing_lane(tmp_path, receiver, "wh_00000000000000ff") as lane:
         store, dispatcher, hook, answer = lane.store, lane.dispatcher, lane.hook, lane.answer
         owner: dict[int, str] = {}
 
@@ -261,25 +255,35 @@ async def test_changes_wait_in_the_log_while_a_lane_rests_and_arrive_in_order_af
 
 
 @dataclass(frozen=True)
-class _FlakyLane:
-    """A dispatcher, not yet running, with one endpoint at the receiver's /flaky path."""
+class _FailingLane:
+    """A dispatcher, not yet running, with one endpoint at a path of the receiver that answers
+    500 until the test says otherwise, and the Slack side that hears about it."""
 
+    sim: SlackSimulator
+    people: SlackPeople
+    outbox: DmOutbox
     store: Store
     dispatcher: WebhookDispatcher
     hook: WebhookEndpoint
     retry: RetryPolicy
     answer: dict[str, int]
-    """What /flaky answers: 500 until the test says otherwise."""
+    """What the path answers: {"status": 500} until the test changes it."""
 
 
 @asynccontextmanager
-async def _flaky_lane(
-    tmp_path: Path, receiver: Receiver, endpoint_id: str
-) -> AsyncIterator[_FlakyLane]:
+async def _failing_lane(
+    tmp_path: Path,
+    receiver: Receiver,
+    endpoint_id: str,
+    *,
+    path: str = "/flaky",
+    retry: RetryPolicy | None = None,
+) -> AsyncIterator[_FailingLane]:
     answer = {"status": 500}
-    receiver.on("/flaky", lambda _count: answer["status"])
-    secret = receiver.secrets["/flaky"] = new_secret()
-    retry = RetryPolicy(scale=lambda seconds: seconds / 5)  # first wait 1 s, then 60 s...
+    receiver.on(path, lambda _count: answer["status"])
+    secret = receiver.secrets[path] = new_secret()
+    if retry is None:
+        retry = RetryPolicy(scale=lambda seconds: seconds / 5)  # first wait 1 s, then 60 s...
     async with (
         running_sim() as sim,
         aiohttp.ClientSession() as http,
@@ -289,8 +293,8 @@ async def _flaky_lane(
         people = SlackPeople(client, sim.team_id)
         outbox = DmOutbox(store=store, team_id=sim.team_id, sender=DirectMessages(client))
         dispatcher = _dispatcher(store, sim.team_id, retry, outbox, people)
-        hook = await _hook(store, sim.team_id, endpoint_id, receiver.url("/flaky"), secret)
-        yield _FlakyLane(store, dispatcher, hook, retry, answer)
+        hook = await _hook(store, sim.team_id, endpoint_id, receiver.url(path), secret)
+        yield _FailingLane(sim, people, outbox, store, dispatcher, hook, retry, answer)
 
 
 def _dispatcher(
