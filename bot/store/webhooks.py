@@ -33,7 +33,8 @@ from bot.store.events import StoredEvent, read_events_after, read_latest_event_i
 
 class DeliveryState(StrEnum):
     QUEUED = "queued"
-    """Waiting behind an older unfinished delivery of the same person to the same endpoint."""
+    """Waiting behind an older unfinished delivery of the same person to the same endpoint,
+    or for its lane to put it in line (see `line_up`)."""
     PENDING = "pending"
     """The person's oldest unfinished delivery: attempted at `next_attempt_at`."""
     DELIVERED = "delivered"
@@ -139,6 +140,8 @@ class FanOutRound:
     """The events read filled the limit: there are probably more to read at once."""
     at_most: dict[str, int] = field(default_factory=dict)
     """For each endpoint that got deliveries, a bound on its unfinished ones now."""
+    queued_for: dict[str, frozenset[str]] = field(default_factory=dict)
+    """For each ADVANCED endpoint, the people whose new deliveries its lane must line up."""
 
 
 _CHANGEABLE = frozenset({"url", "people", "availability", "description"})
@@ -292,9 +295,9 @@ class WebhookRepository(StoreBase):
         """Queue `deliveries` (events after `after`, up to `through`) and move the endpoint's
         cursor to `through`, in one transaction, only if the cursor is still at `after`.
 
-        Each person's oldest unfinished delivery is the only one `pending`; the rest queue
-        behind it in event order. An endpoint whose unfinished deliveries would pass
-        `max_unfinished` is disabled rather than grow without bound."""
+        They are all `queued`: the endpoint's lane puts them in line (`line_up`). An endpoint
+        whose unfinished deliveries would pass `max_unfinished` is disabled rather than grow
+        without bound."""
         hooks = schema.webhooks
         if through <= after:
             # Read when the cursor had already passed these events: another fan-out took them.
@@ -330,7 +333,8 @@ class WebhookRepository(StoreBase):
         the endpoints and up to `limit` events after the lowest cursor, queue for each endpoint
         `deliveries(endpoint, its events)` as `fan_out` would, and move each cursor past the
         events read. The endpoints' rows stay locked until the end, so nobody moves a cursor
-        (or finishes a delivery and looks for the person's next) in between.
+        in between. A round never decides who is next in a person's line: that is the lane's
+        alone (`line_up`), so a round and a lane finishing a delivery need no lock in common.
 
         `at_most` bounds some endpoints' unfinished deliveries (from an earlier round's
         `at_most`): those still clear of `max_unfinished` with this round's are not counted
@@ -348,8 +352,7 @@ class WebhookRepository(StoreBase):
                 select(hooks)
                 .where(hooks.c.team_id == team_id, hooks.c.enabled.is_(True))
                 .order_by(hooks.c.id)
-                # Not FOR UPDATE: that would also wait for the lanes' FOR KEY SHARE (see
-                # `_hold_endpoint`), which only a deletion needs to.
+                # Not FOR UPDATE: it needs to keep out only the cursor's other movers.
                 .with_for_update(key_share=True)
             )
             endpoints = [_endpoint_record(row) for row in rows]
@@ -382,7 +385,18 @@ class WebhookRepository(StoreBase):
             outcomes, bounds = await _queue(
                 conn, planned, max_unfinished, self._clock(), at_most or {}
             )
-            return FanOutRound(endpoints, outcomes, full=len(events) == limit, at_most=bounds)
+            queued_for = {
+                endpoint_id: frozenset(d.user_id for d in planned[endpoint_id])
+                for endpoint_id, outcome in outcomes.items()
+                if outcome is FanOut.ADVANCED
+            }
+            return FanOutRound(
+                endpoints,
+                outcomes,
+                full=len(events) == limit,
+                at_most=bounds,
+                queued_for=queued_for,
+            )
 
     # ----------------------------------------------------------------------------- delivery
 
@@ -411,6 +425,13 @@ class WebhookRepository(StoreBase):
         async with self._transaction("claiming webhook deliveries") as conn:
             return await _claim(conn, endpoint_id, now, limit, booked_until, excluding)
 
+    async def line_up(self, endpoint_id: str, people: Collection[str] | None = None) -> int:
+        """Make the oldest queued delivery of each of `people` (everyone's if None) with none
+        pending their pending one, due now; how many it made. Only the endpoint's lane calls
+        it, as part of `record_and_claim`, so two never race to choose a person's next."""
+        async with self._transaction("lining up webhook deliveries") as conn:
+            return await _line_up(conn, endpoint_id, people, self._clock())
+
     async def record_attempts(
         self, endpoint_id: str, outcomes: Sequence[AttemptOutcome], now: datetime
     ) -> bool:
@@ -419,10 +440,10 @@ class WebhookRepository(StoreBase):
         spent) finish too. If a failed one's endpoint has not accepted anything since that
         delivery's first attempt, the endpoint has been failing for a whole schedule and is
         disabled: True for the call that did that."""
-        async with self._transaction("recording webhook attempts") as conn:
-            await _hold_endpoint(conn, endpoint_id)
-            spent, _ = await _record(conn, endpoint_id, outcomes, now)
-            return spent
+        settled = await self.record_and_claim(
+            endpoint_id, outcomes, now, booked_until=now, note_success=True
+        )
+        return settled.spent
 
     async def record_and_claim(
         self,
@@ -434,41 +455,30 @@ class WebhookRepository(StoreBase):
         limit: int = 0,
         booked_until: datetime,
         excluding: Collection[int] = (),
+        waiting: Collection[str] | None = (),
+        note_success: bool = False,
     ) -> Settled:
-        """`record_attempts`, then disable the endpoint for `gone` if given, then, unless it was
-        disabled, `claim_deliveries`: all in one transaction, so that a busy lane pays one
-        round of the database per batch of attempts rather than two.
+        """In one transaction, so that a busy lane pays one round of the database per batch of
+        attempts: record what `outcomes` got (as `record_attempts`); disable the endpoint for
+        `gone` if given; line up (`line_up`) the people whose delivery finished here and those
+        in `waiting` (everyone if None); then, unless the endpoint is now off, claim up to
+        `limit` due deliveries (`claim_deliveries`).
 
-        When no outcome can disable the endpoint, the claim comes first: recording locks the
-        endpoint's row (so that a fan-out round cannot queue a person's next change while
-        their head finishes), and every statement after that lock keeps the fan-out, and so
-        every other lane's next changes, waiting. A person whose delivery finishes here has
-        their next one claimed in the lane's next round instead."""
+        `note_success` writes the time of a delivered outcome on the endpoint, which only
+        decides whether a failed schedule disables it: the lane writes it when that decision
+        could change, not on every batch, since that write waits for a fan-out round's lock
+        on the endpoint's row."""
+        delivered = any(o.state is DeliveryState.DELIVERED for o in outcomes)
+        failed = any(o.state is DeliveryState.FAILED for o in outcomes)
         async with self._transaction("recording and claiming webhook deliveries") as conn:
-            if outcomes:
-                await _hold_endpoint(conn, endpoint_id)
-            claim_first = (
-                gone is None
-                and limit > 0
-                and not any(o.state is DeliveryState.FAILED for o in outcomes)
-            )
-            claimed: list[WebhookDelivery] = []
-            next_due: datetime | None = None
-            if claim_first:
-                claimed, next_due = await _claim(
-                    conn, endpoint_id, now, limit, booked_until, excluding
-                )
-            spent, promoted = (
-                await _record(conn, endpoint_id, outcomes, now) if outcomes else (False, False)
-            )
-            if claim_first:
-                # What was recorded after the claim may be due sooner than what it saw.
-                sooner = [o.retry_at for o in outcomes if o.retry_at is not None]
-                if promoted:
-                    sooner.append(now)
-                if sooner and len(claimed) < limit:
-                    next_due = min([*sooner, *([next_due] if next_due is not None else [])])
-                return Settled(spent=False, gone=False, claimed=claimed, next_due=next_due)
+            succeeded_at = now if note_success and delivered else None
+            if succeeded_at is not None or failed or gone is not None:
+                await _lock_endpoint(conn, endpoint_id, succeeded_at)
+            spent, finished = await _record(conn, endpoint_id, outcomes, now)
+            # Even for an endpoint turned off: its lines are then right when it is enabled.
+            people = None if waiting is None else sorted({*waiting, *finished})
+            if people is None or people:
+                await _line_up(conn, endpoint_id, people, now)
             if spent:
                 return Settled(spent=True, gone=False, claimed=[], next_due=None)
             if gone is not None:
@@ -666,28 +676,33 @@ def _claim_statement() -> Update:
     )
 
 
-async def _hold_endpoint(conn: AsyncConnection, endpoint_id: str) -> None:
-    """Keep the endpoint from being deleted until this transaction ends, before it touches any
-    delivery. Recording locks deliveries and then the endpoint's row, and deleting an endpoint
-    locks its row and then its deliveries: without this, the two deadlocked on PostgreSQL under
-    load. FOR KEY SHARE waits only for a deletion, not for a fan-out round or another lane."""
+async def _lock_endpoint(
+    conn: AsyncConnection, endpoint_id: str, succeeded_at: datetime | None
+) -> None:
+    """Lock the endpoint's row (writing `succeeded_at` if given) before any delivery: deleting
+    an endpoint locks its row and then its deliveries, and the other order deadlocked."""
     hooks = schema.webhooks
-    await conn.execute(
-        select(hooks.c.id)
-        .where(hooks.c.id == endpoint_id)
-        .with_for_update(key_share=True, read=True)
-    )
+    if succeeded_at is not None:
+        await conn.execute(
+            update(hooks).where(hooks.c.id == endpoint_id).values(last_success_at=succeeded_at)
+        )
+    else:
+        await conn.execute(
+            select(hooks.c.id).where(hooks.c.id == endpoint_id).with_for_update(key_share=True)
+        )
 
 
 async def _record(
     conn: AsyncConnection, endpoint_id: str, outcomes: Sequence[AttemptOutcome], now: datetime
-) -> tuple[bool, bool]:
-    """Whether the endpoint was disabled (a whole schedule spent), and whether a person's next
-    delivery became due now."""
+) -> tuple[bool, list[str]]:
+    """Whether the endpoint was disabled (a whole schedule spent), and the people whose
+    delivery finished. A failed outcome needs the endpoint's row locked first."""
     hooks, table = schema.webhooks, schema.webhook_deliveries
-    delivered = [o for o in outcomes if o.state is DeliveryState.DELIVERED]
-    retried = [o for o in outcomes if o.state is DeliveryState.PENDING]
-    failed = [o for o in outcomes if o.state is DeliveryState.FAILED]
+    # In id order: rows that everyone locks in one order cannot deadlock.
+    ordered = sorted(outcomes, key=lambda o: o.delivery.id)
+    delivered = [o for o in ordered if o.state is DeliveryState.DELIVERED]
+    retried = [o for o in ordered if o.state is DeliveryState.PENDING]
+    failed = [o for o in ordered if o.state is DeliveryState.FAILED]
     attempt: BindParameter[int] = bindparam("attempt_id")
     for finished, state in (
         (delivered, DeliveryState.DELIVERED),
@@ -717,18 +732,6 @@ async def _record(
             ),
             [_attempt_params(o) for o in retried],
         )
-    # The endpoint's row lock orders this against a fan-out round deciding whether a person's
-    # next change waits behind the delivery finishing here (see `fan_out_round`).
-    if delivered:
-        await conn.execute(
-            update(hooks).where(hooks.c.id == endpoint_id).values(last_success_at=now)
-        )
-    elif failed:
-        await conn.execute(select(hooks.c.id).where(hooks.c.id == endpoint_id).with_for_update())
-    people = sorted({o.delivery.user_id for o in (*delivered, *failed)})
-    promoted = False
-    for part in chunks(people):
-        promoted = await _promote_next(conn, endpoint_id, part, now) or promoted
     disabled = False
     for outcome in failed:
         since = outcome.delivery.first_attempt_at or now
@@ -743,7 +746,7 @@ async def _record(
         if dead:
             reason = "every attempt failed for a whole retry schedule"
             disabled = await _disable(conn, endpoint_id, reason, now) or disabled
-    return disabled, promoted
+    return disabled, sorted({o.delivery.user_id for o in (*delivered, *failed)})
 
 
 async def _queue(
@@ -754,12 +757,11 @@ async def _queue(
     at_most: Mapping[str, int],
 ) -> tuple[dict[str, FanOut], dict[str, int]]:
     """Insert each endpoint's new deliveries, whose cursor the caller has moved past them in
-    this transaction: pending if the person has nothing unfinished for that endpoint, queued
-    behind it if they have; an endpoint whose backlog would pass `max_unfinished` is disabled
-    instead. A few statements for every endpoint together, not a few per endpoint. The
-    outcome for each endpoint that has new deliveries, and a bound on each one's unfinished
-    deliveries afterwards (counted only where `at_most` does not already keep it clear of
-    `max_unfinished`)."""
+    this transaction, as queued (for the lane to line up); an endpoint whose backlog would pass
+    `max_unfinished` is disabled instead. A few statements for every endpoint together, not a
+    few per endpoint. The outcome for each endpoint that has new deliveries, and a bound on each
+    one's unfinished deliveries afterwards (counted only where `at_most` does not already keep it
+    clear of `max_unfinished`)."""
     table = schema.webhook_deliveries
     wanted = [endpoint_id for endpoint_id, new in planned.items() if new]
     outcomes = {endpoint_id: FanOut.ADVANCED for endpoint_id in wanted}
@@ -791,37 +793,21 @@ async def _queue(
     bounds = {e: unfinished[e] + len(planned[e]) for e in queueing}
     if not queueing:
         return outcomes, bounds
-    people = sorted({d.user_id for endpoint_id in queueing for d in planned[endpoint_id]})
-    busy: set[tuple[str, str]] = set()
-    for part in chunks(people):
-        found = await conn.execute(
-            select(table.c.endpoint_id, table.c.user_id)
-            .where(
-                table.c.endpoint_id.in_(queueing),
-                table.c.user_id.in_(part),
-                table.c.state.in_(UNFINISHED),
-            )
-            .distinct()
-        )
-        busy.update((str(endpoint_id), str(user_id)) for endpoint_id, user_id in found)
-    rows: list[dict[str, Any]] = []
-    for endpoint_id in queueing:
-        for delivery in sorted(planned[endpoint_id], key=lambda d: d.event_id):
-            first = (endpoint_id, delivery.user_id) not in busy
-            busy.add((endpoint_id, delivery.user_id))
-            rows.append(
-                {
-                    "endpoint_id": endpoint_id,
-                    "event_id": delivery.event_id,
-                    "user_id": delivery.user_id,
-                    "event_at": delivery.event_at,
-                    "payload": delivery.payload,
-                    "state": (DeliveryState.PENDING if first else DeliveryState.QUEUED).value,
-                    "attempts": 0,
-                    "next_attempt_at": now if first else None,
-                    "created_at": now,
-                }
-            )
+    rows = [
+        {
+            "endpoint_id": endpoint_id,
+            "event_id": delivery.event_id,
+            "user_id": delivery.user_id,
+            "event_at": delivery.event_at,
+            "payload": delivery.payload,
+            "state": DeliveryState.QUEUED.value,
+            "attempts": 0,
+            "next_attempt_at": None,
+            "created_at": now,
+        }
+        for endpoint_id in queueing
+        for delivery in sorted(planned[endpoint_id], key=lambda d: d.event_id)
+    ]
     for batch in chunks(rows, INSERT_ROWS):
         await conn.execute(insert(table), list(batch))
     return outcomes, bounds
@@ -837,27 +823,54 @@ async def _disable(conn: AsyncConnection, endpoint_id: str, reason: str, now: da
     return bool(done.rowcount)
 
 
-async def _promote_next(
-    conn: AsyncConnection, endpoint_id: str, people: Sequence[str], now: datetime
-) -> bool:
-    """Each person's oldest queued delivery becomes their pending one, due now. Called once
-    their pending one finished, so none of them has another pending (the unique index)."""
+async def _line_up(
+    conn: AsyncConnection, endpoint_id: str, people: Collection[str] | None, now: datetime
+) -> int:
+    """See `WebhookRepository.line_up`."""
+    promoted = 0
+    parts: list[Sequence[str] | None] = [None] if people is None else list(chunks(sorted(people)))
+    for part in parts:
+        params: dict[str, Any] = {"line_endpoint": endpoint_id, "line_now": now}
+        if part is not None:
+            params["line_people"] = list(part)
+        done = await conn.execute(_line_up_statement(everyone=part is None), params)
+        promoted += done.rowcount or 0
+    return promoted
+
+
+@functools.cache
+def _line_up_statement(*, everyone: bool) -> Update:
+    """Built once for each form, as `_claim_statement`."""
     table = schema.webhook_deliveries
-    following = (
+    head = table.alias("head")
+    oldest = (
         select(func.min(table.c.id))
         .where(
-            table.c.endpoint_id == endpoint_id,
-            table.c.user_id.in_(people),
+            table.c.endpoint_id == bindparam("line_endpoint"),
             table.c.state == DeliveryState.QUEUED.value,
         )
         .group_by(table.c.user_id)
+        .correlate(None)
     )
-    promoted = await conn.execute(
+    if not everyone:
+        oldest = oldest.where(table.c.user_id.in_(bindparam("line_people", expanding=True)))
+    pending = (
+        select(head.c.id)
+        .where(
+            head.c.endpoint_id == table.c.endpoint_id,
+            head.c.user_id == table.c.user_id,
+            head.c.state == DeliveryState.PENDING.value,
+        )
+        .exists()
+    )
+    return (
         update(table)
-        .where(table.c.id.in_(following), table.c.state == DeliveryState.QUEUED.value)
-        .values(state=DeliveryState.PENDING.value, next_attempt_at=now)
+        .where(table.c.id.in_(oldest), table.c.state == DeliveryState.QUEUED.value, ~pending)
+        .values(
+            state=DeliveryState.PENDING.value,
+            next_attempt_at=bindparam("line_now", type_=table.c.next_attempt_at.type),
+        )
     )
-    return bool(promoted.rowcount)
 
 
 def _due(endpoint_id: str, now: datetime, limit: int, excluding: Collection[int]) -> Select[Any]:

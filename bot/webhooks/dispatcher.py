@@ -181,6 +181,15 @@ class _Lane:
         self.failures_in_a_row = 0
         self.resting_until = 0.0
         """Monotonic time before which it starts no attempt."""
+        self.waiting: set[str] = set()
+        """People with deliveries a fan-out round queued since the lane last lined them up."""
+        self.lined_up = False
+        """Whether it has lined up everyone once: a crash, or the last leader, may have left
+        deliveries queued that no one's lane remembers."""
+        self.failures = 0
+        self.noted_after: int | None = None
+        """`failures` when it last wrote a success on the endpoint: one more is worth writing
+        only after a failure (see `Store.record_and_claim`)."""
 
     def answered(self, ok: bool, seconds: float, *, least: int, most: int, rest: float) -> None:
         """One more slot for a quick success, back to the least for a slow one or a failure;
@@ -189,6 +198,7 @@ class _Lane:
             self.failures_in_a_row = 0
             self.slots = min(most, self.slots + 1) if seconds < QUICK else least
             return
+        self.failures += 1
         self.failures_in_a_row += 1
         self.slots = least
         if self.failures_in_a_row >= FAILURES_TO_REST:
@@ -357,7 +367,9 @@ class WebhookDispatcher:
                     endpoint, f"more than {self._max_unfinished:,} deliveries were waiting for it"
                 )
             elif outcome is FanOut.ADVANCED:
-                self._lane(endpoint).wake.set()
+                lane = self._lane(endpoint)
+                lane.waiting.update(round_.queued_for.get(endpoint.id, ()))
+                lane.wake.set()
         return round_.full
 
     def _lane(self, endpoint: WebhookEndpoint) -> _Lane:
@@ -397,7 +409,8 @@ class WebhookDispatcher:
                 resting = lane.rest_left()
                 free = lane.slots - len(inflight) if endpoint is not None and not resting else 0
                 wait: float | None = None
-                if outcomes or free > 0:
+                lining_up = endpoint is not None and (lane.waiting or not lane.lined_up)
+                if outcomes or free > 0 or lining_up:
                     # What finished is recorded and the freed slots claimed again in one
                     # transaction.
                     settled = await self._settle(lane, outcomes, free, inflight.values())
@@ -466,6 +479,10 @@ class WebhookDispatcher:
         endpoint = lane.known
         now = self._clock()
         gone = any(o.status == 410 for o in outcomes)
+        # Taken before the transaction begins: whoever a round added after its commit is there.
+        waiting = set(lane.waiting)
+        failures = lane.failures
+        noting = lane.noted_after != failures
         settled = await self._store.record_and_claim(
             endpoint.id,
             outcomes,
@@ -474,7 +491,13 @@ class WebhookDispatcher:
             limit=free,
             booked_until=_at(now + self._sender.timeout + ATTEMPT_MARGIN),
             excluding=[d.id for d in inflight],
+            waiting=waiting if lane.lined_up else None,
+            note_success=noting,
         )
+        lane.lined_up = True
+        lane.waiting -= waiting
+        if noting and any(o.state is DeliveryState.DELIVERED for o in outcomes):
+            lane.noted_after = failures
         for outcome in outcomes:
             if outcome.state is DeliveryState.FAILED:
                 self._counters.gave_up += 1

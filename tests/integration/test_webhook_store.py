@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -84,15 +83,18 @@ async def record(store: Store, *people: str) -> list[NewDelivery]:
 
 
 async def fan(store: Store, endpoint_id: str, deliveries: list[NewDelivery], **kw: Any) -> FanOut:
+    """Fan out, and line the new deliveries up as the endpoint's lane then would."""
     endpoint = await store.webhook(TEAM, endpoint_id)
     assert endpoint is not None
-    return await store.fan_out(
+    outcome = await store.fan_out(
         endpoint_id,
         after=endpoint.event_cursor,
         through=deliveries[-1].event_id,
         deliveries=deliveries,
         max_unfinished=kw.get("max_unfinished", 1000),
     )
+    await store.line_up(endpoint_id, {d.user_id for d in deliveries})
+    return outcome
 
 
 async def claim(
@@ -392,11 +394,18 @@ async def test_a_round_fans_out_to_every_endpoint_from_its_own_cursor(store: Sto
     first = await store.fan_out_round(TEAM, limit=4, deliveries=every_change, max_unfinished=1000)
     assert [e.id for e in first.endpoints] == [early, late]
     assert first.outcomes == {early: FanOut.ADVANCED, late: FanOut.ADVANCED}
+    assert first.queued_for == {early: {"U1", "U2"}, late: {"U1"}}
     assert first.full  # four read of five
     second = await store.fan_out_round(TEAM, limit=4, deliveries=every_change, max_unfinished=1000)
     assert second.outcomes == {early: FanOut.ADVANCED, late: FanOut.ADVANCED}
+    assert second.queued_for == {early: {"U1"}, late: {"U1"}}
     assert not second.full
     ids = [m.event_id for m in made]
+    # A round only queues: who is next in each person's line is for the endpoint's lane.
+    assert {s for _, _, s in await states(store, early)} == {"queued"}
+    assert await due(store, early) == []
+    for hook, people in first.queued_for.items():
+        await store.line_up(hook, people | second.queued_for[hook])
     assert await states(store, early) == [
         (ids[0], "U1", "pending"),
         (ids[1], "U2", "pending"),
@@ -419,17 +428,27 @@ async def test_a_round_fans_out_to_every_endpoint_from_its_own_cursor(store: Sto
     assert bounded
 
 
-async def test_recording_and_claiming_share_one_transaction(store: Store) -> None:
-    """The claim comes before the recording (which locks the endpoint): what was due is taken,
-    and a person whose delivery just finished has their next one due now, for the next round."""
+async def test_recording_lining_up_and_claiming_share_one_transaction(store: Store) -> None:
+    """A lane's batch: what finished is recorded, the person's next delivery and the people a
+    round queued for are put in line, and what is then due is claimed, all in one go."""
     hook = await add(store)
     made = await record(store, "U1", "U1", "U2")
-    await fan(store, hook, made)
+    await fan(store, hook, made[:2])
     booked = T0 + timedelta(seconds=11)
     start = await store.record_and_claim(hook, [], T0, limit=1, booked_until=booked)
     assert [d.event_id for d in start.claimed] == [made[0].event_id]
     assert start.next_due is None  # the limit was reached: no room to wait for the next
     [taken] = start.claimed
+    endpoint = await store.webhook(TEAM, hook)
+    assert endpoint is not None
+    queued = await store.fan_out(
+        hook,
+        after=endpoint.event_cursor,
+        through=made[2].event_id,
+        deliveries=made[2:],
+        max_unfinished=1000,
+    )
+    assert queued is FanOut.ADVANCED
     later = T0 + timedelta(seconds=1)
     settled = await store.record_and_claim(
         hook,
@@ -437,14 +456,11 @@ async def test_recording_and_claiming_share_one_transaction(store: Store) -> Non
         later,
         limit=5,
         booked_until=booked,
+        waiting={"U2"},
     )
-    assert [d.event_id for d in settled.claimed] == [made[2].event_id]
-    assert (settled.spent, settled.gone, settled.next_due) == (False, False, later)
-    following = await store.record_and_claim(
-        hook, [], later, limit=5, booked_until=booked, excluding=[settled.claimed[0].id]
-    )
-    assert [d.event_id for d in following.claimed] == [made[1].event_id]
-    settled = dataclasses.replace(settled, claimed=[*settled.claimed, *following.claimed])
+    # U1's second change follows at once; U2's, queued by the round, is in line and taken too.
+    assert sorted(d.event_id for d in settled.claimed) == [made[1].event_id, made[2].event_id]
+    assert (settled.spent, settled.gone, settled.next_due) == (False, False, None)
     assert all(d.attempts == 1 for d in settled.claimed)
     gone = await store.record_and_claim(
         hook,
@@ -459,6 +475,35 @@ async def test_recording_and_claiming_share_one_transaction(store: Store) -> Non
     assert endpoint is not None
     assert (endpoint.enabled, endpoint.disabled_reason) == (False, "the receiver answered 410 Gone")
     assert await due(store, hook, later) != []  # kept waiting for the endpoint to come back
+
+
+async def test_a_lane_starting_lines_up_what_a_crash_left_queued(store: Store) -> None:
+    """Deliveries a round queued just before the process died, which no lane remembers, are
+    put in line by the next lane's first batch; those behind a pending one stay queued."""
+    hook = await add(store)
+    made = await record(store, "U1", "U2", "U1", "U3")
+    await fan(store, hook, made[:1])
+    endpoint = await store.webhook(TEAM, hook)
+    assert endpoint is not None
+    await store.fan_out(
+        hook,
+        after=endpoint.event_cursor,
+        through=made[-1].event_id,
+        deliveries=made[1:],
+        max_unfinished=1000,
+    )
+    first = await store.record_and_claim(
+        hook, [], T0, limit=10, booked_until=T0 + timedelta(seconds=11), waiting=None
+    )
+    assert sorted(d.event_id for d in first.claimed) == sorted(
+        m.event_id for m in (made[0], made[1], made[3])
+    )
+    assert await states(store, hook) == [
+        (made[0].event_id, "U1", "pending"),
+        (made[1].event_id, "U2", "pending"),
+        (made[2].event_id, "U1", "queued"),
+        (made[3].event_id, "U3", "pending"),
+    ]
 
 
 async def test_a_round_counts_a_backlog_only_when_its_bound_comes_near_the_limit(
